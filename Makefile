@@ -1,0 +1,41 @@
+# `make run` and `make test` each do their own set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_PORT ?= 8765
+export DEMO_PORT
+
+.PHONY: setup run test test-unit test-integration lint bench-overhead clean
+
+setup: $(VENV)/.installed
+	@scripts/ensure-tool.sh prometheus prometheus PROMETHEUS_BIN
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+run: setup  ## the embedded demo: demo target + `loadctl run profiles/demo.yaml`
+	$(PY) -m examples.run_demo --port $(DEMO_PORT)
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+test-unit: setup
+	$(VENV)/bin/pytest -q tests/unit
+
+test-integration: setup
+	$(VENV)/bin/pytest -q tests/integration
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench-overhead: setup  ## plain locust vs loadctl run throughput, against a local nginx
+	@scripts/ensure-tool.sh nginx nginx-light NGINX_BIN
+	$(PY) bench/overhead.py
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,141 @@
+"""The local backend: Prometheus, a Locust master and N worker processes on this machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+import httpx
+
+from controller.errors import InfraError
+from controller.locustfile_check import locustfile_arg
+from controller.models import RunPlan
+from controller.processes import ManagedProcess, free_port, wait_until
+from controller.prom.config import scrape_config
+from controller.prom.server import PrometheusServer
+
+LOCUST_CSV_PREFIX = "locust"
+# Locust's CSV names (prefix_stats.csv ...) -> the names a run directory promises.
+CSV_NAMES = {
+    f"{LOCUST_CSV_PREFIX}_stats.csv": "stats.csv",
+    f"{LOCUST_CSV_PREFIX}_stats_history.csv": "stats_history.csv",
+    f"{LOCUST_CSV_PREFIX}_failures.csv": "failures.csv",
+    f"{LOCUST_CSV_PREFIX}_exceptions.csv": "exceptions.csv",
+}
+
+
+def locust_env(plan: RunPlan, *, exporter_port: int, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for every Locust process of the run (see locust_workers/plugin.py)."""
+    env = dict(os.environ if base is None else base)
+    env.update({
+        "PYTHONUNBUFFERED": "1",
+        "LOADCTL_RUN_ID": plan.run_id,
+        "LOADCTL_PROFILE": plan.profile,
+        "LOADCTL_EXPORTER_HOST": "127.0.0.1",
+        "LOADCTL_EXPORTER_PORT": str(exporter_port),
+        "LOADCTL_STAGES": json.dumps([stage.model_dump() for stage in plan.stages]),
+        "LOADCTL_USER_WEIGHTS": json.dumps(plan.user_weights),
+    })
+    return env
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, plan: RunPlan) -> None:
+        self.plan = plan
+        self.run_dir = plan.run_dir
+        self.logs = self.run_dir / "logs"
+        self.exporter_port = free_port()
+        self.master_port = free_port()
+        self.prometheus = PrometheusServer(
+            config=scrape_config(run_id=plan.run_id, exporter_address=f"127.0.0.1:{self.exporter_port}",
+                                 targets=plan.scrape_targets),
+            data_dir=self.run_dir / "tsdb",
+            log_path=self.logs / "prometheus.log",
+        )
+        self.master: ManagedProcess | None = None
+        self.workers: list[ManagedProcess] = []
+        self._workers_gone_since: float | None = None
+
+    @property
+    def prometheus_url(self) -> str:
+        return self.prometheus.url
+
+    @property
+    def exporter_url(self) -> str:
+        return f"http://127.0.0.1:{self.exporter_port}/metrics"
+
+    def deploy(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.prometheus.start()
+        env = locust_env(self.plan, exporter_port=self.exporter_port)
+        common = [sys.executable, "-m", "locust", "-f", locustfile_arg(self.plan.locustfile),
+                  "--host", self.plan.host]
+        self.master = ManagedProcess("locust master", [
+            *common, "--master", "--headless", "--only-summary",
+            "--expect-workers", str(self.plan.workers), "--expect-workers-max-wait", "60",
+            "--master-bind-host", "127.0.0.1", "--master-bind-port", str(self.master_port),
+            "--csv", str(self.run_dir / LOCUST_CSV_PREFIX), "--csv-full-history",
+            "--html", str(self.run_dir / "report.html"),
+        ], log_path=self.logs / "master.log", env=env, cwd=self.run_dir)
+        for index in range(self.plan.workers):
+            self.workers.append(ManagedProcess(f"locust worker {index}", [
+                *common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(self.master_port),
+            ], log_path=self.logs / f"worker-{index}.log", env=env, cwd=self.run_dir))
+        with httpx.Client(timeout=2.0) as http:
+            ready = wait_until(lambda: _answers(http, self.exporter_url), timeout=60, watch=[self.master])
+        if not ready:
+            raise InfraError(f"locust master exporter not serving after 60s: {self.master.log_tail()}")
+
+    def health(self) -> str | None:
+        if self.master is None:
+            return "not deployed"
+        if self.master.poll() is not None:
+            return None  # the master ending is the normal end of the load
+        if self.workers and all(w.poll() is not None for w in self.workers):
+            self._workers_gone_since = self._workers_gone_since or time.monotonic()
+            if time.monotonic() - self._workers_gone_since > 5:
+                return f"all {len(self.workers)} workers exited: {self.workers[0].log_tail(300)}"
+        return None
+
+    def load_finished(self) -> bool:
+        return self.master is not None and self.master.poll() is not None
+
+    def stop_load(self) -> None:
+        # SIGTERM makes the master stop the workers, take their final stats and write its CSVs;
+        # its exporter then waits for one more scrape (plugin.py) before the process exits.
+        if self.master is not None and self.master.poll() is None:
+            self.master.send_signal(signal.SIGTERM)
+            self.master.wait(15.0)
+
+    def stop_prometheus(self) -> None:
+        self.prometheus.stop()
+
+    def teardown(self) -> None:
+        if self.master is not None:
+            self.master.stop(timeout=10.0)
+        for worker in self.workers:
+            worker.stop(timeout=5.0)
+        self.prometheus.stop()
+
+    def collect(self) -> tuple[str, ...]:
+        for locust_name, name in CSV_NAMES.items():
+            source = self.run_dir / locust_name
+            if source.exists():
+                source.replace(self.run_dir / name)
+        return tuple(sorted(p.name for p in self.run_dir.iterdir()))
+
+    @property
+    def locust_exit_code(self) -> int | None:
+        return None if self.master is None else self.master.poll()
+
+
+def _answers(http: httpx.Client, url: str) -> bool:
+    try:
+        return http.get(url).status_code == 200
+    except httpx.HTTPError:
+        return False

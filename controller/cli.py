@@ -1,0 +1,118 @@
+"""The `loadctl` command line. Thin: parse flags, build models, call runs."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from controller.errors import EXIT_INPUT, InputError, LoadctlError
+from controller.profiles import build_plan, load_profile, resolve_profile_path
+
+console = Console(soft_wrap=True)
+
+
+def _error(message: str) -> None:
+    print(f"loadctl: error{message}", file=sys.stderr)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="loadctl")
+def cli() -> None:
+    """Distributed load tests with Locust, live metrics in Prometheus, gated verdicts."""
+
+
+@cli.command()
+@click.argument("profile", required=False)
+@click.option("-f", "--locustfile", help="Locustfile (overrides the profile's).")
+@click.option("--host", help="Target base URL, e.g. http://127.0.0.1:8000.")
+@click.option("-u", "--users", type=int, help="Peak users (with -t, replaces the stage table).")
+@click.option("-r", "--spawn-rate", type=float, help="Users started per second.")
+@click.option("-t", "--duration", "duration", help="Run time: 90s, 5m, 1h30m.")
+@click.option("--workers", type=click.IntRange(1, 1024), help="Worker processes (default: one per CPU core).")
+@click.option("--gates", help="Gate file (YAML).")
+@click.option("--backend", type=click.Choice(["local"]), default="local", show_default=True)
+@click.option("--run-id", help="Run id (default: <profile>-<UTC timestamp>).")
+@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
+              show_default=True)
+def run(profile: str | None, locustfile: str | None, host: str | None, users: int | None,
+        spawn_rate: float | None, duration: str | None, workers: int | None, gates: str | None,
+        backend: str, run_id: str | None, results_dir: Path) -> None:
+    """Run PROFILE (a name under profiles/ or a YAML path); flags override it."""
+    from controller.backends.local import LocalBackend
+    from controller.runs import execute
+
+    profile_file = resolve_profile_path(profile) if profile else None
+    loaded = load_profile(profile_file) if profile_file else None
+    plan = build_plan(loaded, profile_file=profile_file, locustfile=locustfile, host=host, users=users,
+                      spawn_rate=spawn_rate, duration=duration, workers=workers, gates=gates, run_id=run_id,
+                      results_dir=results_dir)
+    if plan.run_dir.exists():
+        raise InputError(f"{plan.run_dir} already exists; choose another --run-id", source="command line",
+                         field="--run-id")
+    record = execute(plan, backend=LocalBackend(plan), console=console)
+    style = {"interrupted": "yellow", "error": "red"}.get(record.verdict, "green")
+    totals = "" if record.requests is None else f", {record.requests} requests, {record.failures} failures"
+    console.print(f"[{style}]verdict: {record.verdict}[/] (exit {record.exit_code}){totals}", highlight=False)
+    if record.reason:
+        console.print(f"reason: {record.reason}", highlight=False)
+    console.print(f"results: {plan.run_dir}  (query again: loadctl prometheus {plan.run_dir})", highlight=False)
+    sys.exit(record.exit_code)
+
+
+@cli.command()
+@click.argument("profile")
+def validate(profile: str) -> None:
+    """Check a profile (and its locustfile) without sending any load."""
+    from controller.locustfile_check import check_user_weights, list_user_classes
+
+    profile_file = resolve_profile_path(profile)
+    plan = build_plan(load_profile(profile_file), profile_file=profile_file)
+    check_user_weights(plan.user_weights, list_user_classes(plan.locustfile), source=str(profile_file))
+    console.print(f"{profile_file}: ok ({len(plan.stages)} stages, {plan.duration:.0f}s, "
+                  f"{plan.workers} workers)", highlight=False)
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--port", type=click.IntRange(1, 65535), help="Port on 127.0.0.1 (default: a free one).")
+def prometheus(run_dir: Path, port: int | None) -> None:
+    """Serve a finished run's Prometheus data (RUN_DIR/tsdb) until Ctrl-C."""
+    from controller.prom.config import empty_config
+    from controller.prom.server import PrometheusServer
+
+    tsdb = run_dir / "tsdb"
+    if not tsdb.is_dir():
+        raise InputError("no tsdb/ directory: not a loadctl run directory", source=str(run_dir))
+    server = PrometheusServer(config=empty_config(), data_dir=tsdb, log_path=run_dir / "logs" / "prometheus-serve.log",
+                              port=port)
+    server.start()
+    console.print(f"serving {tsdb} at {server.url}  (Ctrl-C to stop)", highlight=False)
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        while server.process is not None and server.process.poll() is None:
+            signal.pause() if hasattr(signal, "pause") else None
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.UsageError as e:
+        where = f" ({e.ctx.command_path})" if e.ctx else ""
+        _error(f"{where}: {e.format_message()}")
+        sys.exit(EXIT_INPUT)
+    except click.ClickException as e:
+        _error(f": {e.format_message()}")
+        sys.exit(e.exit_code)
+    except LoadctlError as e:
+        _error(f": {e}")
+        sys.exit(e.exit_code)

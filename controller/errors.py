@@ -1,0 +1,56 @@
+"""One error hierarchy for the controller, and the exit code each error maps to.
+
+    LoadctlError                 base; .exit_code, one-line str() for the terminal
+    ├── InputError               exit 2: bad profile, flag, locustfile; raised before any load is sent
+    ├── InfraError               exit 3: a process, Prometheus or tool we depend on failed
+    │   └── PrometheusError      the Prometheus HTTP API failed or answered an error
+    └── Interrupted              exit 130: Ctrl-C or SIGTERM
+
+A failed gate is a result value (a verdict), never an exception.
+"""
+
+from __future__ import annotations
+
+EXIT_PASS = 0
+EXIT_GATE_FAILED = 1
+EXIT_INPUT = 2
+EXIT_INFRA = 3
+EXIT_INTERRUPTED = 130
+
+
+class LoadctlError(Exception):
+    exit_code = EXIT_INFRA
+
+
+class InputError(LoadctlError):
+    """Invalid input. The message names the file and the field, e.g. `profiles/x.yaml: stages[1].users: ...`."""
+
+    exit_code = EXIT_INPUT
+
+    def __init__(self, message: str, *, source: str | None = None, field: str | None = None) -> None:
+        parts = [p for p in (source, field) if p]
+        super().__init__(": ".join([*parts, message]))
+        self.source = source
+        self.field = field
+
+
+class InfraError(LoadctlError):
+    exit_code = EXIT_INFRA
+
+
+class PrometheusError(InfraError):
+    pass
+
+
+class Interrupted(LoadctlError):
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, signal_name: str = "SIGINT") -> None:
+        super().__init__(f"interrupted by {signal_name}")
+        self.signal_name = signal_name
+
+
+def tail(text: str, limit: int = 400) -> str:
+    """Last `limit` characters of a tool's output, on one line, for error messages."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else "..." + text[-limit:]

@@ -1,0 +1,187 @@
+"""Validated data the controller works with: profiles, stages, run plans and run records.
+
+Everything here is pure data (pydantic v2, frozen). Reading files lives in profiles.py,
+so these models can be built and tested without touching the disk.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
+PHASE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+RUN_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from `90`, `"90s"`, `"5m"`, `"1h30m"` or `"1.5h"`. Raises ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 90, '90s', '5m' or '1h30m'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            seconds = float(text)
+        else:
+            parts = _DURATION_PART.findall(text)
+            if not parts or "".join(n + u for n, u in parts) != text:
+                raise ValueError(f"'{value}' is not a duration like 90, '90s', '5m' or '1h30m'")
+            scale = {"h": 3600.0, "m": 60.0, "s": 1.0}
+            seconds = sum(float(n) * scale[u] for n, u in parts)
+    else:
+        raise ValueError("expected a duration like 90, '90s', '5m' or '1h30m'")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError("a duration must be greater than 0")
+    return seconds
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Stage(_Frozen):
+    """One row of the stage table: hold `users` (reached at `spawn_rate`/s) for `duration` seconds."""
+
+    duration: Duration
+    users: int = Field(ge=0, le=1_000_000)
+    spawn_rate: float = Field(gt=0, le=100_000)
+    phase: str = Field(default="steady", pattern=PHASE_PATTERN)
+
+
+class ScrapeTarget(_Frozen):
+    """An extra Prometheus scrape target, e.g. the system under test's own /metrics."""
+
+    name: str = Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_-]{0,62}$")
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not re.fullmatch(r"https?://[^/\s:]+(:\d{1,5})?(/\S*)?", url):
+            raise ValueError(f"'{url}' is not an http(s) URL like http://127.0.0.1:8000/metrics")
+        return url
+
+
+def _check_host(host: str) -> str:
+    if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", host):
+        raise ValueError(f"'{host}' is not an http(s) base URL like http://127.0.0.1:8000")
+    return host.rstrip("/")
+
+
+class Profile(_Frozen):
+    """A profile file as written by a user. Either `stages`, or `users` + `duration` (+ `spawn_rate`)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
+    description: str = ""
+    locustfile: str | None = None
+    host: str | None = None
+    stages: tuple[Stage, ...] | None = Field(default=None, min_length=1)
+    users: int | None = Field(default=None, ge=1, le=1_000_000)
+    spawn_rate: float | None = Field(default=None, gt=0, le=100_000)
+    duration: Duration | None = None
+    workers: int | Literal["auto"] = "auto"
+    user_weights: dict[str, Annotated[int, Field(ge=1, le=1_000_000)]] = Field(default_factory=dict)
+    gates: str | None = None
+    scrape_targets: tuple[ScrapeTarget, ...] = ()
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, host: str | None) -> str | None:
+        return None if host is None else _check_host(host)
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, workers: int | str) -> int | str:
+        if isinstance(workers, int) and not 1 <= workers <= 1024:
+            raise ValueError("workers must be between 1 and 1024, or 'auto' (one per CPU core)")
+        return workers
+
+    @model_validator(mode="after")
+    def _one_load_form(self) -> Profile:
+        simple = [self.users, self.duration]
+        if self.stages is not None and any(v is not None for v in (*simple, self.spawn_rate)):
+            raise ValueError("give either 'stages' or 'users'/'spawn_rate'/'duration', not both")
+        if self.stages is None and any(v is not None for v in simple) and None in simple:
+            raise ValueError("'users' and 'duration' must be given together")
+        names = [t.name for t in self.scrape_targets]
+        if len(set(names)) != len(names):
+            raise ValueError("scrape_targets names must be unique")
+        return self
+
+
+def simple_stages(*, users: int, spawn_rate: float, duration: float) -> tuple[Stage, ...]:
+    """`-u/-r/-t` as a stage table: a ramp_up stage, then steady, so gates can skip the ramp."""
+    ramp = min(duration, float(math.ceil(users / spawn_rate)))
+    stages = [Stage(duration=ramp, users=users, spawn_rate=spawn_rate, phase="ramp_up")]
+    if duration - ramp > 0:
+        stages.append(Stage(duration=duration - ramp, users=users, spawn_rate=spawn_rate, phase="steady"))
+    return tuple(stages)
+
+
+class RunPlan(_Frozen):
+    """Everything one run needs, resolved: paths absolute, flags applied, stages expanded."""
+
+    run_id: str = Field(pattern=RUN_ID_PATTERN)
+    profile: str
+    profile_file: Path | None = None
+    locustfile: Path
+    host: str
+    stages: tuple[Stage, ...] = Field(min_length=1)
+    workers: int = Field(ge=1, le=1024)
+    user_weights: dict[str, int] = Field(default_factory=dict)
+    gates: Path | None = None
+    scrape_targets: tuple[ScrapeTarget, ...] = ()
+    results_dir: Path
+
+    @property
+    def duration(self) -> float:
+        return sum(stage.duration for stage in self.stages)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.results_dir / self.run_id
+
+
+class PhaseWindow(_Frozen):
+    """When one stage actually ran, as unix times (what gates query over)."""
+
+    stage: int
+    phase: str
+    start: float
+    end: float
+
+
+Verdict = Literal["pass", "fail", "no_gates", "not_evaluated", "interrupted", "error"]
+
+
+class RunRecord(_Frozen):
+    """run.json: what happened in one run, enough to query its Prometheus data again later."""
+
+    run_id: str
+    profile: str
+    profile_file: str | None
+    locustfile: str
+    host: str
+    backend: str
+    workers: int
+    planned_duration_s: float
+    started_at: float | None
+    ended_at: float | None
+    phases: tuple[PhaseWindow, ...]
+    verdict: Verdict
+    exit_code: int
+    reason: str | None = None
+    locust_exit_code: int | None = None
+    requests: int | None = None
+    failures: int | None = None
+    files: tuple[str, ...] = ()
+    loadctl_version: str

@@ -1,0 +1,93 @@
+"""The Prometheus HTTP API, over an injected httpx.Client (tests and callers choose the transport)."""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from controller.errors import PrometheusError, tail
+
+
+_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
+
+
+@dataclass(frozen=True)
+class Sample:
+    labels: dict[str, str]
+    value: float
+
+
+def _api(client: httpx.Client, path: str, params: dict[str, Any]) -> Any:
+    try:
+        response = client.get(path, params=params)
+    except httpx.HTTPError as e:
+        raise PrometheusError(f"Prometheus at {client.base_url} unreachable: {e}") from e
+    try:
+        body = response.json()
+    except ValueError:
+        raise PrometheusError(f"Prometheus answered {response.status_code}: {tail(response.text, 200)}") from None
+    if body.get("status") != "success":
+        raise PrometheusError(f"Prometheus query failed ({body.get('errorType')}): {body.get('error')}")
+    return body["data"]
+
+
+def query(*, client: httpx.Client, promql: str, at: float | None = None) -> list[Sample]:
+    """Instant query; an instant vector as Samples (a scalar becomes one Sample with no labels)."""
+    params: dict[str, Any] = {"query": promql}
+    if at is not None:
+        params["time"] = f"{at:.3f}"
+    data = _api(client, "/api/v1/query", params)
+    if data["resultType"] == "scalar":
+        return [Sample({}, float(data["result"][1]))]
+    if data["resultType"] != "vector":
+        raise PrometheusError(f"expected an instant vector from {promql!r}, got {data['resultType']}")
+    return [Sample(item["metric"], float(item["value"][1])) for item in data["result"]]
+
+
+def query_value(*, client: httpx.Client, promql: str, at: float | None = None) -> float | None:
+    """The single value of a query, None when it returned no series (or NaN)."""
+    samples = query(client=client, promql=promql, at=at)
+    if not samples or math.isnan(samples[0].value):
+        return None
+    if len(samples) > 1:
+        raise PrometheusError(f"expected one series from {promql!r}, got {len(samples)}")
+    return samples[0].value
+
+
+def targets(*, client: httpx.Client) -> list[dict[str, Any]]:
+    return list(_api(client, "/api/v1/targets", {"state": "active"})["activeTargets"])
+
+
+def is_ready(*, client: httpx.Client) -> bool:
+    try:
+        return client.get("/-/ready").status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def wait_for_scrapes_after(*, client: httpx.Client, moment: float, timeout: float) -> bool:
+    """Wait until every active target was scraped after `moment` (unix time). True if they were."""
+    deadline = time.monotonic() + timeout
+    while True:
+        active = targets(client=client)
+        if active and all(_scraped_at(t) > moment for t in active):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+
+
+def _scraped_at(target: dict[str, Any]) -> float:
+    """Unix time of a target's last scrape; Prometheus gives RFC 3339 with up to nanoseconds."""
+    match = _RFC3339.match(target.get("lastScrape") or "")
+    if not match or match.group(1).startswith("0001-"):
+        return 0.0
+    seconds, fraction, zone = match.groups()
+    stamp = datetime.fromisoformat(seconds + ("+00:00" if zone == "Z" else zone)).timestamp()
+    return stamp + float(fraction or 0)

@@ -1,0 +1,50 @@
+"""Prometheus configuration for a local run, built as data (pure) and dumped as YAML."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from controller.models import ScrapeTarget
+from controller.profiles import scrape_target_parts
+
+EXPORTER_JOB = "loadctl-exporter"
+SCRAPE_INTERVAL_S = 1
+
+
+def scrape_config(*, run_id: str, exporter_address: str, targets: tuple[ScrapeTarget, ...] = (),
+                  interval_s: int = SCRAPE_INTERVAL_S) -> dict[str, Any]:
+    """Scrape the exporter and each extra target every `interval_s`; every series gets run_id."""
+    interval = f"{interval_s}s"
+    jobs: list[dict[str, Any]] = [{
+        "job_name": EXPORTER_JOB,
+        "static_configs": [{"targets": [exporter_address]}],
+    }]
+    for target in targets:
+        scheme, address, path = scrape_target_parts(target)
+        jobs.append({
+            "job_name": target.name,
+            "scheme": scheme,
+            "metrics_path": path,
+            "static_configs": [{"targets": [address]}],
+        })
+    for job in jobs:
+        job["scrape_interval"] = interval
+        job["scrape_timeout"] = interval
+        # run_id on the target's own series too, so one query can join them with the exporter's
+        job["static_configs"][0]["labels"] = {"run_id": run_id}
+        job["honor_labels"] = True
+    return {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "scrape_configs": jobs,
+    }
+
+
+def empty_config() -> dict[str, Any]:
+    """Config for serving a finished run's TSDB: nothing to scrape, only queries."""
+    return {"global": {"scrape_interval": "1m"}, "scrape_configs": []}
+
+
+def dump(config: dict[str, Any]) -> str:
+    return yaml.safe_dump(config, sort_keys=False)

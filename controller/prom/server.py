@@ -1,0 +1,72 @@
+"""A local Prometheus server: find the binary, write its config, start it, wait until ready, stop it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from controller.errors import InfraError
+from controller.processes import ManagedProcess, free_port, wait_until
+from controller.prom import client as prom
+from controller.prom.config import dump
+
+PROMETHEUS_ENV = "PROMETHEUS_BIN"
+
+
+def find_prometheus() -> str:
+    explicit = os.environ.get(PROMETHEUS_ENV)
+    if explicit:
+        if not os.access(explicit, os.X_OK):
+            raise InfraError(f"{PROMETHEUS_ENV}={explicit} is not an executable file")
+        return explicit
+    found = shutil.which("prometheus")
+    if not found:
+        raise InfraError("prometheus not found on PATH: run `make setup` or set PROMETHEUS_BIN")
+    return found
+
+
+class PrometheusServer:
+    """Prometheus on 127.0.0.1 with its TSDB in `data_dir` (kept after the run for later queries)."""
+
+    def __init__(self, *, config: dict[str, Any], data_dir: Path, log_path: Path, port: int | None = None,
+                 binary: str | None = None) -> None:
+        self.binary = binary or find_prometheus()
+        self.data_dir = data_dir
+        self.config_path = data_dir.parent / "prometheus.yml"
+        self.log_path = log_path
+        self.port = port or free_port()
+        self.config = config
+        self.process: ManagedProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, timeout: float = 10.0) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=timeout)
+
+    def start(self, *, ready_timeout: float = 30.0) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(dump(self.config), encoding="utf-8")
+        argv = [
+            self.binary,
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={self.data_dir}",
+            # a kept run must stay queryable however old it gets
+            "--storage.tsdb.retention.time=100y",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--web.enable-admin-api",
+        ]
+        self.process = ManagedProcess("prometheus", argv, log_path=self.log_path)
+        with self.client(timeout=2.0) as http:
+            ready = wait_until(lambda: prom.is_ready(client=http), timeout=ready_timeout, watch=[self.process])
+        if not ready:
+            raise InfraError(f"prometheus not ready after {ready_timeout:.0f}s: {self.process.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(timeout=10.0)

@@ -1,0 +1,159 @@
+"""Prometheus exporter for a Locust master: a custom collector over the master's aggregated stats.
+
+Why a collector and not counters updated per request: the master already aggregates every
+worker's stats; reading them at scrape time costs nothing per request and nothing on workers.
+It works with any locustfile: plugin.py registers it, the user's file does not import it.
+
+Metric contract (names and labels are relied on by gates and dashboards):
+  locust_requests_total{run_id,name,method}                 counter, every request
+  locust_request_failures_total{run_id,name,method,status}  counter; status = HTTP code or exception class
+  locust_response_time_seconds{run_id,name,method}          histogram (see histogram.py for buckets)
+  locust_users{run_id}, locust_workers{run_id,state}, locust_worker_cpu_percent{run_id,worker}
+  locust_run_info{run_id,profile,phase}                     1 for the current phase
+  locust_stage_start_timestamp_seconds{run_id,stage,phase}  when each stage of the table began
+  locust_test_start_timestamp_seconds{run_id}, locust_test_stop_timestamp_seconds{run_id}
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from locust_workers.histogram import bucket_bounds_ms, cumulative_counts
+
+OTHER_NAME = "__other__"
+WORKER_STATES = ("ready", "spawning", "running", "stopped", "missing")
+_STATUS_PATTERNS = (
+    re.compile(r"^\w+\(['\"](\d{3}) "),  # HTTPError('429 Client Error: ...') from HttpUser
+    re.compile(r"\bcode=(\d{3})\b"),  # BadStatusCode(..., code=503) from FastHttpUser
+)
+_CLASS_NAME = re.compile(r"^([A-Za-z_][\w.]*)\(")
+
+
+def failure_status(error: str) -> str:
+    """HTTP status of a Locust error string, or the exception's class name when there was none."""
+    for pattern in _STATUS_PATTERNS:
+        match = pattern.search(error)
+        if match:
+            return match.group(1)
+    match = _CLASS_NAME.match(error)
+    return match.group(1).rsplit(".", 1)[-1] if match else "unknown"
+
+
+class LocustCollector(Collector):
+    """Yields metric families from `environment.runner.stats` at scrape time."""
+
+    def __init__(self, environment: Any, *, run_id: str, profile: str, max_names: int = 200) -> None:
+        self.environment = environment
+        self.run_id = run_id
+        self.profile = profile
+        self.max_names = max_names
+        self.bounds_ms = bucket_bounds_ms()
+        self._bucket_labels = [_le(b / 1000) for b in self.bounds_ms]
+        self.test_started_at: float | None = None
+        self.test_stopped_at: float | None = None
+        self.last_scrape_at = 0.0
+
+    def collect(self) -> Iterator[Metric]:
+        runner = self.environment.runner
+        if runner is None:
+            return
+        entries = list(runner.stats.entries.items())
+        allowed = self._bounded_names(name for name, _ in entries)
+        yield from self._request_metrics(entries, allowed)
+        yield self._failure_metric(list(runner.stats.errors.values()), allowed)
+        yield from self._runner_metrics(runner)
+        self.last_scrape_at = time.time()
+
+    def _bounded_names(self, names: Any) -> set[str]:
+        # Raw URLs as names would make series unbounded; past the cap, fold them into one name.
+        return set(sorted(set(names))[: self.max_names])
+
+    def _request_metrics(self, entries: list[tuple[Any, Any]], allowed: set[str]) -> Iterator[Metric]:
+        labels = ["run_id", "name", "method"]
+        requests = CounterMetricFamily("locust_requests", "Requests sent, failed or not.", labels=labels)
+        latency = HistogramMetricFamily("locust_response_time_seconds", "Response time of requests.",
+                                        labels=labels)
+        folded: dict[tuple[str, str], tuple[int, dict[float, int], float]] = {}
+        for (name, method), entry in entries:
+            key = (name if name in allowed else OTHER_NAME, method or "")
+            count, times, total = folded.get(key, (0, {}, 0.0))
+            merged = dict(times)
+            for value, n in entry.response_times.items():
+                merged[value] = merged.get(value, 0) + n
+            folded[key] = (count + entry.num_requests, merged, total + entry.total_response_time)
+        for (name, method), (count, times, total_ms) in sorted(folded.items()):
+            label_values = [self.run_id, name, method]
+            requests.add_metric(label_values, count)
+            cumulative = cumulative_counts(times, self.bounds_ms)
+            observed = sum(times.values())
+            buckets = [*zip(self._bucket_labels, cumulative, strict=True), ("+Inf", observed)]
+            latency.add_metric(label_values, buckets, sum_value=total_ms / 1000)
+        yield requests
+        yield latency
+
+    def _failure_metric(self, errors: list[Any], allowed: set[str]) -> Metric:
+        family = CounterMetricFamily("locust_request_failures", "Failed requests by HTTP status or exception.",
+                                     labels=["run_id", "name", "method", "status"])
+        totals: dict[tuple[str, str, str], int] = defaultdict(int)
+        for error in errors:
+            name = error.name if error.name in allowed else OTHER_NAME
+            totals[(name, error.method or "", failure_status(str(error.error)))] += error.occurrences
+        for (name, method, status), count in sorted(totals.items()):
+            family.add_metric([self.run_id, name, method, status], count)
+        return family
+
+    def _runner_metrics(self, runner: Any) -> Iterator[Metric]:
+        users = GaugeMetricFamily("locust_users", "Users currently running.", labels=["run_id"])
+        users.add_metric([self.run_id], runner.user_count)
+        yield users
+
+        clients = getattr(runner, "clients", None)
+        if clients is not None:
+            nodes = list(clients.values())
+            workers = GaugeMetricFamily("locust_workers", "Workers by state.", labels=["run_id", "state"])
+            for state in WORKER_STATES:
+                workers.add_metric([self.run_id, state], sum(1 for n in nodes if n.state == state))
+            yield workers
+            cpu = GaugeMetricFamily("locust_worker_cpu_percent", "CPU use of each worker process.",
+                                    labels=["run_id", "worker"])
+            for node in nodes:
+                cpu.add_metric([self.run_id, node.id], node.cpu_usage)
+            yield cpu
+
+        shape = self.environment.shape_class
+        phase = getattr(shape, "current_phase", None) or _runner_phase(runner.state)
+        info = GaugeMetricFamily("locust_run_info", "1 for the run's current phase.",
+                                 labels=["run_id", "profile", "phase"])
+        info.add_metric([self.run_id, self.profile, phase], 1)
+        yield info
+
+        stage_starts = GaugeMetricFamily("locust_stage_start_timestamp_seconds",
+                                         "Unix time each stage of the stage table began.",
+                                         labels=["run_id", "stage", "phase"])
+        for index, started in sorted(getattr(shape, "stage_started_at", {}).items()):
+            stage_starts.add_metric([self.run_id, str(index), shape.stages[index].phase], started)
+        yield stage_starts
+
+        for name, value in (("start", self.test_started_at), ("stop", self.test_stopped_at)):
+            if value is not None:
+                family = GaugeMetricFamily(f"locust_test_{name}_timestamp_seconds",
+                                           f"Unix time the test {name}ped." if name == "stop"
+                                           else "Unix time the test started.", labels=["run_id"])
+                family.add_metric([self.run_id], value)
+                yield family
+
+
+def _runner_phase(state: str) -> str:
+    return "run" if state in ("spawning", "running") else state
+
+
+def _le(seconds: float) -> str:
+    text = f"{seconds:.6f}".rstrip("0")
+    return text + "0" if text.endswith(".") else text

@@ -1,0 +1,81 @@
+"""Latency histogram buckets that keep Prometheus percentiles within a few percent of Locust's.
+
+Locust keeps response times rounded to about two significant digits (stats.bucket_response_time:
+whole ms below 100 ms, 10 ms steps below 1 s, 100 ms below 10 s, 1 s above). Its percentile is
+always one of those keys. Prometheus' histogram_quantile interpolates linearly inside the bucket
+that holds the rank, so for a key k inside bucket (a, b] the answer lies in (a, b] and is off by at
+most b - a. Choosing every bucket so that (b - a) <= tolerance * (smallest key in it) bounds the
+relative error by `tolerance` for every key. Where a single key step is already wider than that
+(1-19 ms, 100-190 ms, 1-1.9 s, 10-19 s), the key gets a narrow bucket of its own just below it.
+
+All pure: no Locust import, so the bounds can be checked without a run.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping
+
+DEFAULT_TOLERANCE = 0.04
+DEFAULT_MAX_MS = 120_000
+
+
+def locust_keys(max_ms: int = DEFAULT_MAX_MS) -> list[int]:
+    """Every value Locust's default bucket_response_time can produce, up to max_ms."""
+    keys = set(range(0, 100)) | set(range(100, 1000, 10)) | set(range(1000, 10_000, 100))
+    keys |= set(range(10_000, max_ms + 1, 1000))
+    return sorted(k for k in keys if k <= max_ms)
+
+
+def bucket_bounds_ms(tolerance: float = DEFAULT_TOLERANCE, max_ms: int = DEFAULT_MAX_MS) -> list[float]:
+    """Upper bounds (ms, ascending) for which every Locust key's quantile is within `tolerance`."""
+    keys = locust_keys(max_ms)
+    bounds: list[float] = [float(keys[0])]  # le=0 holds the 0 ms key exactly
+    lower = float(keys[0])
+    first: int | None = None  # smallest key in the open bucket (lower, upper]
+    upper = lower
+    for key in keys[1:]:
+        if first is not None and (key - lower) <= tolerance * first:
+            upper = float(key)
+            continue
+        if first is not None:
+            bounds.append(upper)
+            lower = upper
+        if (key - lower) > tolerance * key:
+            # one key step is already too coarse here: give this key a narrow bucket below it
+            lower = round(key * (1 - tolerance / 2), 6)
+            bounds.append(lower)
+        first, upper = key, float(key)
+    bounds.append(upper)
+    return bounds
+
+
+def cumulative_counts(response_times: Mapping[float, int], bounds_ms: list[float]) -> list[int]:
+    """Counts of samples <= each bound, from Locust's {rounded_ms: count} dict."""
+    per_bucket = [0] * len(bounds_ms)
+    for value, count in response_times.items():
+        index = bisect_left(bounds_ms, value)
+        if index < len(per_bucket):
+            per_bucket[index] += count
+    total = 0
+    out = []
+    for count in per_bucket:
+        total += count
+        out.append(total)
+    return out
+
+
+def quantile_from_buckets(q: float, bounds: Iterable[float], cumulative: Iterable[int], total: int) -> float:
+    """Prometheus' histogram_quantile for one series (linear interpolation), for tests and reports."""
+    bounds, cumulative = list(bounds), list(cumulative)
+    if total == 0:
+        return float("nan")
+    rank = q * total
+    previous_bound, previous_count = 0.0, 0
+    for bound, count in zip(bounds, cumulative, strict=True):
+        if count >= rank:
+            if bound == bounds[0]:
+                return bound
+            return previous_bound + (bound - previous_bound) * (rank - previous_count) / (count - previous_count)
+        previous_bound, previous_count = bound, count
+    return bounds[-1]

@@ -1,0 +1,86 @@
+"""loadctl's piece of every Locust process, loaded next to the user's locustfile (`-f user.py,plugin.py`).
+
+The user's locustfile stays unchanged. Configuration comes from environment variables, which work
+the same for local processes and for pods:
+
+  LOADCTL_RUN_ID, LOADCTL_PROFILE        labels on every metric
+  LOADCTL_EXPORTER_HOST/PORT             where the master serves /metrics (default 0.0.0.0:9646)
+  LOADCTL_STAGES                         JSON stage table; when set, this file defines the run's shape
+  LOADCTL_USER_WEIGHTS                   JSON {UserClass: weight}, overriding the classes' weights
+  LOADCTL_FINAL_SCRAPE_TIMEOUT           seconds the master waits after the load for one more scrape
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+
+import gevent
+from gevent.pywsgi import WSGIServer
+from locust import events
+from locust.runners import WorkerRunner
+from prometheus_client import CollectorRegistry, make_wsgi_app
+
+from locust_workers.exporter import LocustCollector
+from locust_workers.shapes import STAGES_ENV, StageTableShape
+
+logger = logging.getLogger("loadctl")
+
+if os.environ.get(STAGES_ENV):
+
+    class LoadctlStageTable(StageTableShape):
+        """The profile's stage table (from LOADCTL_STAGES), picked up by Locust as the run's shape."""
+
+
+def apply_user_weights(user_classes: list[type], weights: dict[str, int]) -> None:
+    by_name = {cls.__name__: cls for cls in user_classes}
+    unknown = sorted(set(weights) - set(by_name))
+    if unknown:
+        raise ValueError(f"user_weights names classes not in the locustfile: {', '.join(unknown)}")
+    for name, weight in weights.items():
+        by_name[name].weight = weight  # type: ignore[attr-defined]
+
+
+@events.init.add_listener
+def _on_init(environment, **_kwargs) -> None:
+    weights = json.loads(os.environ.get("LOADCTL_USER_WEIGHTS") or "{}")
+    if weights:
+        apply_user_weights(environment.user_classes, weights)
+    if isinstance(environment.runner, WorkerRunner):
+        return  # workers only run users; the master aggregates and exports
+
+    collector = LocustCollector(
+        environment,
+        run_id=os.environ.get("LOADCTL_RUN_ID", "adhoc"),
+        profile=os.environ.get("LOADCTL_PROFILE", "none"),
+        max_names=int(os.environ.get("LOADCTL_MAX_NAMES", "200")),
+    )
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    address = (os.environ.get("LOADCTL_EXPORTER_HOST", "0.0.0.0"), int(os.environ.get("LOADCTL_EXPORTER_PORT", "9646")))
+    server = WSGIServer(address, make_wsgi_app(registry), log=None, error_log=logger)
+    server.start()  # fails loudly (OSError) if the port is taken: better than a run without metrics
+    logger.info("loadctl exporter serving http://%s:%d/metrics", *address)
+
+    @environment.events.test_start.add_listener
+    def _started(**_kw) -> None:
+        collector.test_started_at = collector.test_started_at or time.time()
+
+    @environment.events.test_stop.add_listener
+    def _stopped(**_kw) -> None:
+        collector.test_stopped_at = time.time()
+
+    @environment.events.quit.add_listener
+    def _final_scrape(**_kw) -> None:
+        # The load has stopped and the workers' last stats are in; hold the exporter up until
+        # Prometheus has scraped these final numbers, so its counters equal Locust's own totals.
+        timeout = float(os.environ.get("LOADCTL_FINAL_SCRAPE_TIMEOUT", "5"))
+        final_at = time.time()
+        deadline = final_at + timeout
+        while collector.last_scrape_at <= final_at and time.time() < deadline:
+            gevent.sleep(0.1)
+        if collector.last_scrape_at <= final_at and timeout > 0:
+            logger.warning("loadctl exporter: no scrape within %.0fs after the load stopped", timeout)
+        server.stop(timeout=1)

@@ -1,0 +1,92 @@
+"""The stage-table load shape: a list of (duration, users, spawn_rate, phase) rows.
+
+One shape covers baseline, stress ramp, spike, staged ramp, peak and soak: they differ only in
+their tables. Each row names its phase (ramp_up, steady, ramp_down, ...) so the exporter can
+label live metrics with it and gates can be judged over the steady part only.
+
+The controller passes the table as JSON in LOADCTL_STAGES; a locustfile can also subclass
+StageTableShape and set `stages` itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+
+from locust import LoadTestShape
+
+STAGES_ENV = "LOADCTL_STAGES"
+
+
+@dataclass(frozen=True)
+class StageRow:
+    duration: float
+    users: int
+    spawn_rate: float
+    phase: str = "steady"
+
+
+def parse_stages(text: str) -> tuple[StageRow, ...]:
+    """Stage rows from the controller's JSON; raises ValueError with the row that is wrong."""
+    rows = json.loads(text)
+    if not isinstance(rows, list) or not rows:
+        raise ValueError(f"{STAGES_ENV} must be a non-empty JSON list of stages")
+    out = []
+    for index, row in enumerate(rows):
+        try:
+            stage = StageRow(float(row["duration"]), int(row["users"]), float(row["spawn_rate"]),
+                             str(row.get("phase", "steady")))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{STAGES_ENV}[{index}] is not a valid stage: {e}") from e
+        if stage.duration <= 0 or stage.users < 0 or stage.spawn_rate <= 0:
+            raise ValueError(f"{STAGES_ENV}[{index}] needs duration > 0, users >= 0, spawn_rate > 0")
+        out.append(stage)
+    return tuple(out)
+
+
+def stage_at(stages: tuple[StageRow, ...], elapsed: float) -> int | None:
+    """Index of the stage running `elapsed` seconds into the run, or None once the table is done."""
+    end = 0.0
+    for index, stage in enumerate(stages):
+        end += stage.duration
+        if elapsed < end:
+            return index
+    return None
+
+
+class StageTableShape(LoadTestShape):
+    """Runs `stages` in order, then stops the test. Records when each stage really started."""
+
+    abstract = True
+    stages: tuple[StageRow, ...] = ()
+
+    def __init__(self) -> None:
+        super().__init__()
+        if not self.stages:
+            self.stages = parse_stages(os.environ.get(STAGES_ENV, ""))
+        self.current_stage: int | None = None
+        self.stage_started_at: dict[int, float] = {}
+        self.finished_at: float | None = None
+
+    @property
+    def current_phase(self) -> str | None:
+        return None if self.current_stage is None else self.stages[self.current_stage].phase
+
+    @property
+    def planned_duration(self) -> float:
+        return sum(stage.duration for stage in self.stages)
+
+    def tick(self) -> tuple[int, float] | None:
+        index = stage_at(self.stages, self.get_run_time())
+        if index is None:
+            if self.finished_at is None:
+                self.finished_at = time.time()
+            self.current_stage = None
+            return None
+        if index != self.current_stage:
+            self.current_stage = index
+            self.stage_started_at.setdefault(index, time.time())
+        stage = self.stages[index]
+        return stage.users, stage.spawn_rate
