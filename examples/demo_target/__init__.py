@@ -1,0 +1,1 @@
+"""The bundled system under test for the embedded demo: a small recipe API (see app.py)."""
