@@ -142,6 +142,11 @@ class RunPlan(_Frozen):
     scrape_targets: tuple[ScrapeTarget, ...] = ()
     results_dir: Path
 
+    @field_validator("host")
+    @classmethod
+    def _host(cls, host: str) -> str:
+        return _check_host(host)
+
     @property
     def duration(self) -> float:
         return sum(stage.duration for stage in self.stages)

@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
+from locust.stats import StatsError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -37,7 +38,11 @@ _CLASS_NAME = re.compile(r"^([A-Za-z_][\w.]*)\(")
 
 
 def failure_status(error: str) -> str:
-    """HTTP status of a Locust error string, or the exception's class name when there was none."""
+    """HTTP status of a Locust error string, or the exception's class name when there was none.
+
+    On a master the error is already the repr string the worker sent; in a local runner it is the
+    exception itself, which StatsError.parse_error turns into the same repr.
+    """
     for pattern in _STATUS_PATTERNS:
         match = pattern.search(error)
         if match:
@@ -65,7 +70,7 @@ class LocustCollector(Collector):
         if runner is None:
             return
         entries = list(runner.stats.entries.items())
-        allowed = self._bounded_names(name for name, _ in entries)
+        allowed = self._bounded_names(name for (name, _method), _entry in entries)
         yield from self._request_metrics(entries, allowed)
         yield self._failure_metric(list(runner.stats.errors.values()), allowed)
         yield from self._runner_metrics(runner)
@@ -104,7 +109,7 @@ class LocustCollector(Collector):
         totals: dict[tuple[str, str, str], int] = defaultdict(int)
         for error in errors:
             name = error.name if error.name in allowed else OTHER_NAME
-            totals[(name, error.method or "", failure_status(str(error.error)))] += error.occurrences
+            totals[(name, error.method or "", failure_status(StatsError.parse_error(error.error)))] += error.occurrences
         for (name, method, status), count in sorted(totals.items()):
             family.add_metric([self.run_id, name, method, status], count)
         return family

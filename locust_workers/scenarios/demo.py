@@ -76,3 +76,11 @@ class HarvestUser(DemoUser):
         params = {"enqueue": "true"} if enqueue else None
         self.client.post("/v1/recipes/harvest/auto", json={"url": url}, params=params, name="harvest_auto",
                          headers=self.auth)
+
+
+class HealthCheckUser(DemoUser):
+    """Probes /health like a load balancer would (the 1 % class of the sustained mix)."""
+
+    @task
+    def health(self) -> None:
+        self.client.get("/health", name="health")

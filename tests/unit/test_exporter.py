@@ -1,0 +1,109 @@
+"""The exporter against a real in-process Locust Environment and its real RequestStats."""
+
+from locust import User, task  # isort: skip  (locust first: gevent monkey-patching)
+
+import pytest
+from locust.contrib.fasthttp import LocustBadStatusCode
+from locust.env import Environment
+from locust.exception import CatchResponseError
+from locust.stats import calculate_response_time_percentile
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from locust_workers.exporter import OTHER_NAME, LocustCollector, failure_status
+from locust_workers.histogram import quantile_from_buckets
+
+
+class Idle(User):
+    @task
+    def nothing(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("error", "status"), [
+    (repr(LocustBadStatusCode("http://t/x", code=429)), "429"),
+    ("HTTPError('503 Server Error: Service Unavailable for url: harvest_auto')", "503"),
+    (repr(ConnectionRefusedError(111, "Connection refused")), "ConnectionRefusedError"),
+    (repr(CatchResponseError("no token (status 500)")), "CatchResponseError"),
+    ("requests.exceptions.ReadTimeout('x')", "ReadTimeout"),
+    ("something odd", "unknown"),
+])
+def test_failure_status(error, status):
+    assert failure_status(error) == status
+
+
+def scrape(env: Environment, **kwargs) -> dict:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LocustCollector(env, run_id="r1", profile="p", **kwargs))
+    samples = {}
+    for family in text_string_to_metric_families(generate_latest(registry).decode()):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample)
+    return samples
+
+
+def fire(env: Environment, name: str, ms: float, exception: Exception | None = None, method: str = "GET") -> None:
+    env.events.request.fire(request_type=method, name=name, response_time=ms, response_length=0,
+                            exception=exception, context={})
+
+
+@pytest.fixture
+def env():
+    environment = Environment(user_classes=[Idle])
+    environment.create_local_runner()
+    yield environment
+    environment.runner.quit()
+
+
+def test_counts_and_failures_equal_locusts_stats(env):
+    for i in range(300):
+        fire(env, "search", 5 + i % 40)
+    for _ in range(7):
+        fire(env, "harvest", 12, LocustBadStatusCode("http://t/x", code=429), method="POST")
+    for _ in range(2):
+        fire(env, "harvest", 30, ConnectionRefusedError(111, "refused"), method="POST")
+    fire(env, "harvest", 3, method="POST")
+
+    samples = scrape(env)
+    requests = {(s.labels["name"], s.labels["method"]): s.value for s in samples["locust_requests_total"]}
+    stats = env.runner.stats
+    assert requests == {("search", "GET"): stats.get("search", "GET").num_requests,
+                        ("harvest", "POST"): stats.get("harvest", "POST").num_requests}
+    assert requests == {("search", "GET"): 300, ("harvest", "POST"): 10}
+    failures = {(s.labels["name"], s.labels["status"]): s.value for s in samples["locust_request_failures_total"]}
+    assert failures == {("harvest", "429"): 7, ("harvest", "ConnectionRefusedError"): 2}
+    assert all(s.labels["run_id"] == "r1" for s in samples["locust_requests_total"])
+
+
+def test_histogram_quantiles_match_locusts_percentiles(env):
+    for i in range(2000):
+        fire(env, "search", (i * 7919) % 1500 + 0.5)  # a spread from ~0.5 ms to 1.5 s
+    samples = scrape(env)
+    buckets = [(float(s.labels["le"]), s.value) for s in samples["locust_response_time_seconds_bucket"]]
+    finite = [(le, count) for le, count in buckets if le != float("inf")]
+    count = samples["locust_response_time_seconds_count"][0].value
+    entry = env.runner.stats.get("search", "GET")
+    assert count == entry.num_requests
+    assert samples["locust_response_time_seconds_sum"][0].value == pytest.approx(entry.total_response_time / 1000)
+    for q in (0.5, 0.95, 0.99):
+        ours = quantile_from_buckets(q, [le for le, _ in finite], [c for _, c in finite], int(count)) * 1000
+        theirs = calculate_response_time_percentile(entry.response_times, entry.num_requests, q)
+        assert abs(ours - theirs) <= 0.05 * theirs, (q, ours, theirs)
+
+
+def test_names_beyond_the_cap_are_folded(env):
+    for i in range(5):
+        fire(env, f"/item/{i}", 10, LocustBadStatusCode("http://t/x", code=404))
+    samples = scrape(env, max_names=3)
+    names = {s.labels["name"] for s in samples["locust_requests_total"]}
+    assert names == {"/item/0", "/item/1", "/item/2", OTHER_NAME}
+    folded = {s.labels["name"]: s.value for s in samples["locust_request_failures_total"]}
+    assert folded[OTHER_NAME] == 2 and sum(folded.values()) == 5
+
+
+def test_runner_gauges_and_phase(env):
+    samples = scrape(env)
+    assert samples["locust_users"][0].value == 0
+    info = samples["locust_run_info"][0]
+    assert info.value == 1 and info.labels["profile"] == "p" and info.labels["phase"] == "ready"
+    assert "locust_workers" not in samples  # a local runner has no workers to report

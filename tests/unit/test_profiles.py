@@ -1,0 +1,166 @@
+"""Profile parsing and validation: every error names the file and the field."""
+
+from pathlib import Path
+
+import pytest
+
+from controller.errors import EXIT_INPUT, InputError
+from controller.models import parse_duration, simple_stages
+from controller.profiles import build_plan, load_profile, resolve_profile_path
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ["demo", "baseline", "stress", "spike", "staged", "sustained", "peak", "soak"]
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    (90, 90.0), ("90", 90.0), ("90s", 90.0), ("5m", 300.0), ("1h30m", 5400.0), ("1.5h", 5400.0), (0.5, 0.5),
+])
+def test_parse_duration_accepts(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5x", "m5", "-3", 0, "0s", True, None, "5m junk"])
+def test_parse_duration_rejects(text):
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def write(tmp_path: Path, body: str, name: str = "p.yaml") -> Path:
+    (tmp_path / "load.py").write_text("from locust import User\n")
+    path = tmp_path / name
+    path.write_text(body)
+    return path
+
+
+@pytest.mark.parametrize(("body", "field", "words"), [
+    ("name: x\nlocustfile: load.py\nhost: http://h\nstages:\n  - {duration: 10s, users: -1, spawn_rate: 1}\n",
+     "stages[0].users", "greater than or equal to 0"),
+    ("name: x\nstages:\n  - {duration: soon, users: 1, spawn_rate: 1}\n", "stages[0].duration", "duration"),
+    ("name: x\nstagse: []\n", "stagse", "unknown field"),
+    ("name: x\nhost: ftp://h\n", "host", "http(s) base URL"),
+    ("name: x\nworkers: 0\n", "workers", "between 1 and 1024"),
+    ("name: x\nuser_weights: {A: 0}\n", "user_weights.A", "greater than or equal to 1"),
+    ("name: x\nscrape_targets:\n  - {name: t, url: 'not a url'}\n", "scrape_targets[0].url", "http(s) URL"),
+    ("name: x\nstages:\n  - {duration: 1, users: 1, spawn_rate: 1, phase: Ramp Up}\n", "stages[0].phase",
+     "pattern"),
+])
+def test_invalid_fields_are_named(tmp_path, body, field, words):
+    path = write(tmp_path, body)
+    with pytest.raises(InputError) as caught:
+        load_profile(path, env={})
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {field}: "), message
+    assert words in message
+    assert caught.value.exit_code == EXIT_INPUT
+    assert "\n" not in message
+
+
+def test_stages_and_users_are_exclusive(tmp_path):
+    path = write(tmp_path, "name: x\nusers: 5\nduration: 1m\nstages:\n  - {duration: 1, users: 1, spawn_rate: 1}\n")
+    with pytest.raises(InputError, match="either 'stages' or"):
+        load_profile(path, env={})
+
+
+def test_invalid_yaml_names_the_line(tmp_path):
+    path = write(tmp_path, "name: x\nstages: [\n")
+    with pytest.raises(InputError, match=rf"^{path}: line \d+: invalid YAML"):
+        load_profile(path, env={})
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="file not found"):
+        load_profile(tmp_path / "nope.yaml", env={})
+
+
+def test_env_expansion_with_default_and_missing(tmp_path):
+    path = write(tmp_path, "name: x\nhost: http://${HOST_X:-127.0.0.1:9}\n")
+    assert load_profile(path, env={}).host == "http://127.0.0.1:9"
+    assert load_profile(path, env={"HOST_X": "10.0.0.1"}).host == "http://10.0.0.1"
+    path = write(tmp_path, "name: x\nhost: http://${NOPE}\n", name="q.yaml")
+    with pytest.raises(InputError, match=r"q.yaml: host: environment variable NOPE is not set"):
+        load_profile(path, env={})
+
+
+def test_name_defaults_to_file_stem(tmp_path):
+    assert load_profile(write(tmp_path, "host: http://h\n", name="smoke.yaml"), env={}).name == "smoke"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_profiles_are_valid(name):
+    path = resolve_profile_path(name, profiles_dir=ROOT / "profiles")
+    plan = build_plan(load_profile(path, env={}), profile_file=path, cpu_count=2, run_id="t")
+    assert plan.locustfile.is_file()
+    assert plan.workers == 2
+    assert all(stage.phase for stage in plan.stages)
+
+
+def test_shipped_profiles_match_the_reference_shapes():
+    def plan(name):
+        path = ROOT / "profiles" / f"{name}.yaml"
+        return build_plan(load_profile(path, env={}), profile_file=path, cpu_count=2, run_id="t")
+
+    assert plan("demo").duration == 90
+    assert plan("baseline").duration == 300 and max(s.users for s in plan("baseline").stages) == 10
+    stress = plan("stress")
+    assert (stress.stages[0].users, stress.stages[-1].users, stress.duration) == (10, 200, 600)
+    assert [s.users for s in plan("spike").stages] == [10, 100, 10]
+    staged = plan("staged")
+    assert staged.duration == 13 * 60 and max(s.users for s in staged.stages) == 100
+    sustained = plan("sustained")
+    assert sustained.duration == 1800 and sustained.stages[-1].users == 200
+    assert sorted(sustained.user_weights.values(), reverse=True) == [70, 25, 4, 1]
+    peak = plan("peak")
+    assert max(s.users for s in peak.stages) == 1000 and peak.stages[0].spawn_rate == 50 and peak.duration == 600
+    soak = plan("soak")
+    assert soak.duration == 7200 and soak.stages[-1].users == 50
+
+
+def test_flags_override_the_profile(tmp_path):
+    path = write(tmp_path, "name: x\nlocustfile: load.py\nhost: http://a\nusers: 5\nspawn_rate: 1\nduration: 1m\n")
+    plan = build_plan(load_profile(path, env={}), profile_file=path, host="http://b", users=20, duration="30s",
+                      workers=3, run_id="r1", results_dir=tmp_path / "out")
+    assert plan.host == "http://b" and plan.workers == 3
+    assert [(s.phase, s.users, s.duration) for s in plan.stages] == [("ramp_up", 20, 20.0), ("steady", 20, 10.0)]
+    assert plan.run_dir == (tmp_path / "out" / "r1").resolve()
+
+
+def test_stage_table_needs_both_users_and_duration_to_be_replaced(tmp_path):
+    path = write(tmp_path, "name: x\nlocustfile: load.py\nhost: http://a\nstages:\n"
+                           "  - {duration: 10, users: 1, spawn_rate: 1}\n")
+    with pytest.raises(InputError, match="-u and -t must be given together"):
+        build_plan(load_profile(path, env={}), profile_file=path, users=3)
+
+
+def test_without_a_profile_flags_suffice(tmp_path):
+    write(tmp_path, "")
+    plan = build_plan(None, profile_file=None, locustfile=str(tmp_path / "load.py"), host="http://h/",
+                      users=4, spawn_rate=2, duration="10s", run_id="adhoc-1", cpu_count=1)
+    assert plan.host == "http://h" and plan.profile == "adhoc" and plan.duration == 10
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"host": None}, "host"),
+    ({"host": "staging.internal"}, "--host"),
+    ({"locustfile": "missing.py"}, "-f"),
+    ({"run_id": "Bad Id"}, "--run-id"),
+    ({"duration": "forever"}, "-t"),
+    ({"users": 0}, "-u"),
+    ({"gates": "nope.yaml"}, "--gates"),
+])
+def test_bad_flags_name_the_flag(tmp_path, kwargs, field):
+    write(tmp_path, "")
+    args = {"locustfile": str(tmp_path / "load.py"), "host": "http://h", "users": 1, "duration": "5s",
+            "run_id": "ok"} | kwargs
+    with pytest.raises(InputError) as caught:
+        build_plan(None, profile_file=None, **args)
+    assert f": {field}: " in str(caught.value)
+
+
+def test_simple_stages_clamps_the_ramp_to_the_duration():
+    assert [(s.phase, s.duration) for s in simple_stages(users=100, spawn_rate=1, duration=30)] == [("ramp_up", 30)]
+
+
+def test_resolve_profile_by_name_lists_known_ones(tmp_path):
+    (tmp_path / "a.yaml").write_text("")
+    with pytest.raises(InputError, match=r"no profile named 'b' \(known: a\)"):
+        resolve_profile_path("b", profiles_dir=tmp_path)
