@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
 from rich.console import Console
 
-from controller.errors import EXIT_INPUT, InputError, LoadctlError
+from controller.errors import EXIT_INPUT, InfraError, InputError, LoadctlError
 from controller.profiles import build_plan, load_profile, resolve_profile_path
 
 console = Console(soft_wrap=True)
@@ -87,16 +88,21 @@ def prometheus(run_dir: Path, port: int | None) -> None:
     tsdb = run_dir / "tsdb"
     if not tsdb.is_dir():
         raise InputError("no tsdb/ directory: not a loadctl run directory", source=str(run_dir))
-    server = PrometheusServer(config=empty_config(), data_dir=tsdb, log_path=run_dir / "logs" / "prometheus-serve.log",
-                              port=port)
+    logs = run_dir / "logs"
+    # the run's own prometheus.yml records what was scraped; serving gets a config of its own
+    server = PrometheusServer(config=empty_config(), config_path=logs / "prometheus-serve.yml", data_dir=tsdb,
+                              log_path=logs / "prometheus-serve.log", port=port)
+    stop = threading.Event()
+    # explicit handlers: a shell's background job inherits SIGINT as ignored
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     server.start()
-    console.print(f"serving {tsdb} at {server.url}  (Ctrl-C to stop)", highlight=False)
     try:
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        while server.process is not None and server.process.poll() is None:
-            signal.pause() if hasattr(signal, "pause") else None
-    except KeyboardInterrupt:
-        pass
+        console.print(f"serving {tsdb} at {server.url}  (Ctrl-C to stop)", highlight=False)
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            if server.process is not None and server.process.poll() is not None:
+                raise InfraError(f"prometheus exited: {server.process.log_tail()}")
     finally:
         server.stop()
 

@@ -36,7 +36,8 @@ def main() -> int:
     log = ROOT / args.results_dir / f"demo-target-{time.strftime('%Y%m%d-%H%M%S')}.log"
     target = ManagedProcess("demo target",
                             [sys.executable, "-m", "examples.demo_target", "--host", "127.0.0.1",
-                             "--port", str(args.port)], log_path=log, cwd=ROOT)
+                             "--port", str(args.port), "--harvest-rate-per-minute", "30"],
+                            log_path=log, cwd=ROOT)
     try:
         if not wait_until(lambda: _healthy(f"http://127.0.0.1:{args.port}/health"), timeout=30, watch=[target]):
             print(f"demo target did not become healthy on port {args.port}; see {log}", file=sys.stderr)

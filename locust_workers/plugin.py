@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import time
 
 import gevent
@@ -50,6 +51,11 @@ def _on_init(environment, **_kwargs) -> None:
         apply_user_weights(environment.user_classes, weights)
     if isinstance(environment.runner, WorkerRunner):
         return  # workers only run users; the master aggregates and exports
+
+    # Locust (2.47) installs its SIGTERM handler only after a headless shape test has finished, so
+    # a SIGTERM during the test (pod deletion, controller stop) kills the master with no final stats.
+    # Until then, treat SIGTERM like Ctrl-C, which Locust handles gracefully at every point.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     collector = LocustCollector(
         environment,

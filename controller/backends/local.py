@@ -54,6 +54,7 @@ class LocalBackend:
         self.prometheus = PrometheusServer(
             config=scrape_config(run_id=plan.run_id, exporter_address=f"127.0.0.1:{self.exporter_port}",
                                  targets=plan.scrape_targets),
+            config_path=self.run_dir / "prometheus.yml",
             data_dir=self.run_dir / "tsdb",
             log_path=self.logs / "prometheus.log",
         )
@@ -106,10 +107,11 @@ class LocalBackend:
         return self.master is not None and self.master.poll() is not None
 
     def stop_load(self) -> None:
-        # SIGTERM makes the master stop the workers, take their final stats and write its CSVs;
-        # its exporter then waits for one more scrape (plugin.py) before the process exits.
+        # SIGINT makes the master stop the workers, take their final stats and write its CSVs; its
+        # exporter then waits for one more scrape (plugin.py) before the process exits. (SIGINT, not
+        # SIGTERM: Locust handles SIGINT gracefully at every point of a shape test.)
         if self.master is not None and self.master.poll() is None:
-            self.master.send_signal(signal.SIGTERM)
+            self.master.send_signal(signal.SIGINT)
             self.master.wait(15.0)
 
     def stop_prometheus(self) -> None:

@@ -32,11 +32,11 @@ def find_prometheus() -> str:
 class PrometheusServer:
     """Prometheus on 127.0.0.1 with its TSDB in `data_dir` (kept after the run for later queries)."""
 
-    def __init__(self, *, config: dict[str, Any], data_dir: Path, log_path: Path, port: int | None = None,
-                 binary: str | None = None) -> None:
+    def __init__(self, *, config: dict[str, Any], config_path: Path, data_dir: Path, log_path: Path,
+                 port: int | None = None, binary: str | None = None) -> None:
         self.binary = binary or find_prometheus()
         self.data_dir = data_dir
-        self.config_path = data_dir.parent / "prometheus.yml"
+        self.config_path = config_path
         self.log_path = log_path
         self.port = port or free_port()
         self.config = config
@@ -51,6 +51,7 @@ class PrometheusServer:
 
     def start(self, *, ready_timeout: float = 30.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.parent.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(dump(self.config), encoding="utf-8")
         argv = [
             self.binary,

@@ -1,0 +1,73 @@
+"""Helpers shared by the integration tests: real processes, always stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from controller.processes import ManagedProcess, free_port, wait_until
+from controller.prom.config import empty_config
+from controller.prom.server import PrometheusServer
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LOADCTL = str(Path(sys.executable).parent / "loadctl")
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def demo_server(log_path: Path, *flags: str) -> Iterator[str]:
+    """The demo target on a free loopback port; yields its base URL."""
+    port = free_port()
+    # Flags fully describe the server under test; stray DEMO_* settings must not leak in.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMO_")}
+    argv = [sys.executable, "-m", "examples.demo_target", "--host", "127.0.0.1", "--port", str(port), *flags]
+    process = ManagedProcess("demo target", argv, log_path=log_path, env=env, cwd=REPO_ROOT)
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        if not wait_until(lambda: _healthy(f"{base_url}/health"), timeout=15, watch=[process]):
+            raise AssertionError(f"demo target did not become healthy: {process.log_tail()}")
+        yield base_url
+    finally:
+        process.stop(timeout=10)
+
+
+def run_loadctl(args: Sequence[str], *, cwd: Path = REPO_ROOT, timeout: float = 300,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([LOADCTL, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=env, stdin=subprocess.DEVNULL)
+
+
+@contextmanager
+def served_run(run_dir: Path) -> Iterator[httpx.Client]:
+    """A finished run's TSDB served by a real Prometheus, as `loadctl prometheus` does."""
+    server = PrometheusServer(config=empty_config(), config_path=run_dir / "logs" / "test-serve.yml",
+                              data_dir=run_dir / "tsdb",
+                              log_path=run_dir / "logs" / "test-serve.log")
+    server.start()
+    try:
+        with server.client() as client:
+            yield client
+    finally:
+        server.stop()
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
