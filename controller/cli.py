@@ -37,30 +37,57 @@ def cli() -> None:
 @click.option("--gates", help="Gate file (YAML).")
 @click.option("--backend", type=click.Choice(["local"]), default="local", show_default=True)
 @click.option("--run-id", help="Run id (default: <profile>-<UTC timestamp>).")
-@click.option("--results-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("results"),
-              show_default=True)
-def run(profile: str | None, locustfile: str | None, host: str | None, users: int | None,
-        spawn_rate: float | None, duration: str | None, workers: int | None, gates: str | None,
-        backend: str, run_id: str | None, results_dir: Path) -> None:
+@click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+)
+def run(
+    profile: str | None,
+    locustfile: str | None,
+    host: str | None,
+    users: int | None,
+    spawn_rate: float | None,
+    duration: str | None,
+    workers: int | None,
+    gates: str | None,
+    backend: str,
+    run_id: str | None,
+    results_dir: Path,
+) -> None:
     """Run PROFILE (a name under profiles/ or a YAML path); flags override it."""
     from controller.backends.local import LocalBackend
     from controller.runs import execute
 
     profile_file = resolve_profile_path(profile) if profile else None
     loaded = load_profile(profile_file) if profile_file else None
-    plan = build_plan(loaded, profile_file=profile_file, locustfile=locustfile, host=host, users=users,
-                      spawn_rate=spawn_rate, duration=duration, workers=workers, gates=gates, run_id=run_id,
-                      results_dir=results_dir)
+    plan = build_plan(
+        loaded,
+        profile_file=profile_file,
+        locustfile=locustfile,
+        host=host,
+        users=users,
+        spawn_rate=spawn_rate,
+        duration=duration,
+        workers=workers,
+        gates=gates,
+        run_id=run_id,
+        results_dir=results_dir,
+    )
     if plan.run_dir.exists():
-        raise InputError(f"{plan.run_dir} already exists; choose another --run-id", source="command line",
-                         field="--run-id")
+        raise InputError(
+            f"{plan.run_dir} already exists; choose another --run-id", source="command line", field="--run-id"
+        )
     record = execute(plan, backend=LocalBackend(plan), console=console)
     style = {"interrupted": "yellow", "error": "red"}.get(record.verdict, "green")
     totals = "" if record.requests is None else f", {record.requests} requests, {record.failures} failures"
     console.print(f"[{style}]verdict: {record.verdict}[/] (exit {record.exit_code}){totals}", highlight=False)
     if record.reason:
         console.print(f"reason: {record.reason}", highlight=False)
-    console.print(f"results: {plan.run_dir}  (query again: loadctl prometheus {plan.run_dir})", highlight=False)
+    console.print(
+        f"results: {plan.run_dir}  (query again: loadctl prometheus {plan.run_dir})", highlight=False
+    )
     sys.exit(record.exit_code)
 
 
@@ -73,8 +100,10 @@ def validate(profile: str) -> None:
     profile_file = resolve_profile_path(profile)
     plan = build_plan(load_profile(profile_file), profile_file=profile_file)
     check_user_weights(plan.user_weights, list_user_classes(plan.locustfile), source=str(profile_file))
-    console.print(f"{profile_file}: ok ({len(plan.stages)} stages, {plan.duration:.0f}s, "
-                  f"{plan.workers} workers)", highlight=False)
+    console.print(
+        f"{profile_file}: ok ({len(plan.stages)} stages, {plan.duration:.0f}s, {plan.workers} workers)",
+        highlight=False,
+    )
 
 
 @cli.command()
@@ -90,8 +119,13 @@ def prometheus(run_dir: Path, port: int | None) -> None:
         raise InputError("no tsdb/ directory: not a loadctl run directory", source=str(run_dir))
     logs = run_dir / "logs"
     # the run's own prometheus.yml records what was scraped; serving gets a config of its own
-    server = PrometheusServer(config=empty_config(), config_path=logs / "prometheus-serve.yml", data_dir=tsdb,
-                              log_path=logs / "prometheus-serve.log", port=port)
+    server = PrometheusServer(
+        config=empty_config(),
+        config_path=logs / "prometheus-serve.yml",
+        data_dir=tsdb,
+        log_path=logs / "prometheus-serve.log",
+        port=port,
+    )
     stop = threading.Event()
     # explicit handlers: a shell's background job inherits SIGINT as ignored
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -23,7 +23,10 @@ class LoadctlError(Exception):
 
 
 class InputError(LoadctlError):
-    """Invalid input. The message names the file and the field, e.g. `profiles/x.yaml: stages[1].users: ...`."""
+    """Invalid input, found before any load is sent.
+
+    The message names the file and the field, e.g. `profiles/x.yaml: stages[1].users: ...`.
+    """
 
     exit_code = EXIT_INPUT
 

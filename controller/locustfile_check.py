@@ -21,11 +21,19 @@ def locustfile_arg(locustfile: Path) -> str:
     return f"{locustfile},{PLUGIN_PATH}"
 
 
-def list_user_classes(locustfile: Path, *, env: dict[str, str] | None = None, timeout: float = 60.0) -> list[str]:
+def list_user_classes(
+    locustfile: Path, *, env: dict[str, str] | None = None, timeout: float = 60.0
+) -> list[str]:
     argv = [sys.executable, "-m", "locust", "-f", str(locustfile), "--list"]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                              env=env if env is not None else dict(os.environ), stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env if env is not None else dict(os.environ),
+            stdin=subprocess.DEVNULL,
+        )
     except subprocess.TimeoutExpired:
         raise InputError(f"importing took over {timeout:.0f}s", source=str(locustfile)) from None
     output = done.stdout + done.stderr
@@ -46,5 +54,8 @@ def _last_error(output: str) -> str:
 def check_user_weights(weights: dict[str, int], classes: list[str], *, source: str) -> None:
     unknown = sorted(set(weights) - set(classes))
     if unknown:
-        raise InputError(f"{', '.join(unknown)} not in the locustfile (it has {', '.join(classes)})",
-                         source=source, field="user_weights")
+        raise InputError(
+            f"{', '.join(unknown)} not in the locustfile (it has {', '.join(classes)})",
+            source=source,
+            field="user_weights",
+        )

@@ -8,6 +8,7 @@ controller leaves nothing running.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -33,8 +34,15 @@ def _detach_and_die_with_parent() -> None:
 class ManagedProcess:
     """One child process with its output in a log file."""
 
-    def __init__(self, name: str, argv: Sequence[str], *, log_path: Path, env: Mapping[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = log_path
@@ -42,9 +50,13 @@ class ManagedProcess:
         with open(log_path, "ab") as log:
             try:
                 self.popen = subprocess.Popen(
-                    self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=dict(env) if env is not None else None, cwd=cwd,
-                    preexec_fn=_detach_and_die_with_parent,  # noqa: PLW1509 - no threads yet at spawn time
+                    self.argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=dict(env) if env is not None else None,
+                    cwd=cwd,
+                    preexec_fn=_detach_and_die_with_parent,
                 )
             except OSError as e:
                 raise InfraError(f"cannot start {name} ({self.argv[0]}): {e.strerror}") from e
@@ -64,10 +76,8 @@ class ManagedProcess:
 
     def send_signal(self, signum: int) -> None:
         if self.popen.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # it exited between poll() and kill()
                 os.kill(self.popen.pid, signum)
-            except ProcessLookupError:
-                pass
 
     def wait(self, timeout: float) -> int | None:
         try:
@@ -91,7 +101,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(predicate, *, timeout: float, interval: float = 0.1, watch: Sequence[ManagedProcess] = ()) -> bool:
+def wait_until(
+    predicate, *, timeout: float, interval: float = 0.1, watch: Sequence[ManagedProcess] = ()
+) -> bool:
     """Poll `predicate` until true or timeout; fail early if a watched process exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

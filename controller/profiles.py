@@ -43,8 +43,10 @@ def validation_error(source: str, error: ValidationError) -> InputError:
 def expand_env(value: Any, *, source: str, env: dict[str, str], where: str = "") -> Any:
     """Replace ${VAR} and ${VAR:-default} in string values, so one profile serves several hosts."""
     if isinstance(value, dict):
-        return {k: expand_env(v, source=source, env=env, where=f"{where}.{k}" if where else str(k))
-                for k, v in value.items()}
+        return {
+            k: expand_env(v, source=source, env=env, where=f"{where}.{k}" if where else str(k))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [expand_env(v, source=source, env=env, where=f"{where}[{i}]") for i, v in enumerate(value)]
     if not isinstance(value, str):
@@ -56,8 +58,9 @@ def expand_env(value: Any, *, source: str, env: dict[str, str], where: str = "")
             return env[name]
         if default is not None:
             return default
-        raise InputError(f"environment variable {name} is not set (use ${{{name}:-default}})",
-                         source=source, field=where)
+        raise InputError(
+            f"environment variable {name} is not set (use ${{{name}:-default}})", source=source, field=where
+        )
 
     return _ENV_REF.sub(substitute, value)
 
@@ -136,26 +139,34 @@ def build_plan(
     def from_profile(path: str | None) -> Path | None:
         return None if path is None else (base / path).resolve()
 
-    locust_path = Path(locustfile).resolve() if locustfile else from_profile(profile and profile.locustfile)
+    locust_path = (
+        Path(locustfile).resolve() if locustfile else from_profile(profile.locustfile if profile else None)
+    )
     if locust_path is None:
-        raise InputError("no locustfile: give -f LOCUSTFILE or 'locustfile:' in the profile",
-                         source=source, field="locustfile")
+        raise InputError(
+            "no locustfile: give -f LOCUSTFILE or 'locustfile:' in the profile",
+            source=source,
+            field="locustfile",
+        )
     if not locust_path.is_file():
         field = "-f" if locustfile else "locustfile"
         raise InputError(f"locustfile not found: {locust_path}", source=source, field=field)
 
     target = host or (profile.host if profile else None)
     if target is None:
-        raise InputError("no target host: give --host URL or 'host:' in the profile", source=source, field="host")
+        raise InputError(
+            "no target host: give --host URL or 'host:' in the profile", source=source, field="host"
+        )
 
     stages = _stages(profile, users=users, spawn_rate=spawn_rate, duration=duration, source=source)
     worker_count = workers or (profile.workers if profile else "auto")
     if worker_count == "auto":
         worker_count = cpu_count or os.cpu_count() or 1
-    gates_path = Path(gates).resolve() if gates else from_profile(profile and profile.gates)
+    gates_path = Path(gates).resolve() if gates else from_profile(profile.gates if profile else None)
     if gates_path is not None and not gates_path.is_file():
-        raise InputError(f"gates file not found: {gates_path}", source=source,
-                         field="--gates" if gates else "gates")
+        raise InputError(
+            f"gates file not found: {gates_path}", source=source, field="--gates" if gates else "gates"
+        )
 
     name = profile.name if profile else "adhoc"
     data = {
@@ -177,19 +188,24 @@ def build_plan(
         flags = {"run_id": "--run-id", "host": "--host", "workers": "--workers"}
         err = validation_error("command line", e)
         loc = e.errors()[0]["loc"]
-        field = flags.get(str(loc[0]), err.field) if loc else err.field
-        raise InputError(e.errors()[0]["msg"].removeprefix("Value error, "), source="command line",
-                         field=field) from e
+        flag = (flags.get(str(loc[0])) if loc else None) or err.field
+        raise InputError(
+            e.errors()[0]["msg"].removeprefix("Value error, "), source="command line", field=flag
+        ) from e
 
 
-def _stages(profile: Profile | None, *, users: int | None, spawn_rate: float | None, duration: str | None,
-            source: str) -> tuple[Stage, ...]:
+def _stages(
+    profile: Profile | None, *, users: int | None, spawn_rate: float | None, duration: str | None, source: str
+) -> tuple[Stage, ...]:
     flags_given = any(v is not None for v in (users, spawn_rate, duration))
     if profile is not None and profile.stages is not None and not flags_given:
         return profile.stages
     if profile is not None and profile.stages is not None and (users is None or duration is None):
-        raise InputError("this profile has a stage table: -u and -t must be given together to replace it",
-                         source=source, field="stages")
+        raise InputError(
+            "this profile has a stage table: -u and -t must be given together to replace it",
+            source=source,
+            field="stages",
+        )
     u = users if users is not None else (profile.users if profile else None)
     r = spawn_rate if spawn_rate is not None else (profile.spawn_rate if profile else None)
     if duration is not None:
@@ -200,8 +216,9 @@ def _stages(profile: Profile | None, *, users: int | None, spawn_rate: float | N
     else:
         t = profile.duration if profile else None
     if u is None or t is None:
-        raise InputError("no load defined: give 'stages', or -u USERS and -t DURATION", source=source,
-                         field="stages")
+        raise InputError(
+            "no load defined: give 'stages', or -u USERS and -t DURATION", source=source, field="stages"
+        )
     if u < 1:
         raise InputError("users must be at least 1", source="command line", field="-u")
     if r is not None and r <= 0:

@@ -44,7 +44,9 @@ def read_snapshot(*, client: httpx.Client, run_id: str) -> Snapshot:
         info = query(client=client, promql=f"locust_run_info{{{sel}}}")
     except PrometheusError:
         info = []
-    p95 = value(f"histogram_quantile(0.95, sum by (le) (rate(locust_response_time_seconds_bucket{{{sel}}}[15s])))")
+    p95 = value(
+        f"histogram_quantile(0.95, sum by (le) (rate(locust_response_time_seconds_bucket{{{sel}}}[15s])))"
+    )
     return Snapshot(
         phase=info[0].labels.get("phase") if info else None,
         users=whole(f"sum(locust_users{{{sel}}})"),

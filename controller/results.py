@@ -24,14 +24,25 @@ def phase_windows(stage_starts: dict[int, tuple[str, float]], stopped_at: float)
     return tuple(windows)
 
 
-def read_timeline(*, client: httpx.Client, run_id: str, lookback_s: float,
-                  at: float | None = None) -> tuple[float | None, float | None, tuple[PhaseWindow, ...]]:
+def read_timeline(
+    *, client: httpx.Client, run_id: str, lookback_s: float, at: float | None = None
+) -> tuple[float | None, float | None, tuple[PhaseWindow, ...]]:
     """(test start, test stop, phase windows) as the exporter reported them to Prometheus."""
     window = f"[{max(60, int(lookback_s) + 60)}s]"
     sel = f'run_id="{run_id}"'
-    start = query_value(client=client, promql=f"max(last_over_time(locust_test_start_timestamp_seconds{{{sel}}}{window}))", at=at)
-    stop = query_value(client=client, promql=f"max(last_over_time(locust_test_stop_timestamp_seconds{{{sel}}}{window}))", at=at)
-    samples = query(client=client, promql=f"last_over_time(locust_stage_start_timestamp_seconds{{{sel}}}{window})", at=at)
+    start = query_value(
+        client=client,
+        promql=f"max(last_over_time(locust_test_start_timestamp_seconds{{{sel}}}{window}))",
+        at=at,
+    )
+    stop = query_value(
+        client=client,
+        promql=f"max(last_over_time(locust_test_stop_timestamp_seconds{{{sel}}}{window}))",
+        at=at,
+    )
+    samples = query(
+        client=client, promql=f"last_over_time(locust_stage_start_timestamp_seconds{{{sel}}}{window})", at=at
+    )
     starts = {int(s.labels["stage"]): (s.labels["phase"], s.value) for s in samples}
     end = stop if stop is not None else (at if at is not None else None)
     return start, stop, phase_windows(starts, end) if end is not None and starts else ()

@@ -43,8 +43,10 @@ def preflight(plan: RunPlan) -> None:
     check_user_weights(plan.user_weights, classes, source=source)
     if plan.gates is not None:
         # Fail closed and before any load: a run with gates must never end without a verdict.
-        raise InfraError(f"gates ({plan.gates}) cannot be evaluated by this version of loadctl yet; "
-                         "run without --gates / 'gates:' for an unjudged run")
+        raise InfraError(
+            f"gates ({plan.gates}) cannot be evaluated by this version of loadctl yet; "
+            "run without --gates / 'gates:' for an unjudged run"
+        )
 
 
 @contextmanager
@@ -75,14 +77,20 @@ def follow(backend: Backend, *, console: Console, interval: float = 2.0) -> None
     plan = backend.plan
     deadline = time.monotonic() + plan.duration + OVERRUN_GRACE_S
     last_printed = 0.0
-    with httpx.Client(base_url=backend.prometheus_url, timeout=5.0) as http, \
-            Live(console=console, auto_refresh=False, transient=True) if console.is_terminal else _nothing() as live:
+    with (
+        httpx.Client(base_url=backend.prometheus_url, timeout=5.0) as http,
+        Live(console=console, auto_refresh=False, transient=True)
+        if console.is_terminal
+        else _nothing() as live,
+    ):
         while not backend.load_finished():
             problem = backend.health()
             if problem:
                 raise InfraError(problem)
             if time.monotonic() > deadline:
-                raise InfraError(f"the run overran its planned {plan.duration:.0f}s by {OVERRUN_GRACE_S:.0f}s")
+                raise InfraError(
+                    f"the run overran its planned {plan.duration:.0f}s by {OVERRUN_GRACE_S:.0f}s"
+                )
             line = format_snapshot(read_snapshot(client=http, run_id=plan.run_id), planned_s=plan.duration)
             if live is not None:
                 live.update(line, refresh=True)
@@ -100,8 +108,11 @@ def _nothing() -> Iterator[None]:
 def execute(plan: RunPlan, *, backend: Backend, console: Console) -> RunRecord:
     preflight(plan)
     outcome = Outcome()
-    console.print(f"run [bold]{plan.run_id}[/]: profile {plan.profile}, {len(plan.stages)} stages, "
-                  f"{plan.duration:.0f}s, {plan.workers} workers -> {plan.host}", highlight=False)
+    console.print(
+        f"run [bold]{plan.run_id}[/]: profile {plan.profile}, {len(plan.stages)} stages, "
+        f"{plan.duration:.0f}s, {plan.workers} workers -> {plan.host}",
+        highlight=False,
+    )
     with interrupt_signals(console) as quiet:
         try:
             backend.deploy()
@@ -125,11 +136,16 @@ def finish(plan: RunPlan, backend: Backend, outcome: Outcome, *, console: Consol
         backend.stop_load()
         try:
             with httpx.Client(base_url=backend.prometheus_url, timeout=5.0) as http:
-                if not wait_for_scrapes_after(client=http, moment=time.time(), timeout=FINAL_SCRAPE_TIMEOUT_S):
+                if not wait_for_scrapes_after(
+                    client=http, moment=time.time(), timeout=FINAL_SCRAPE_TIMEOUT_S
+                ):
                     outcome.reasons.append("some targets were not scraped again after the load stopped")
-                started, stopped, phases = read_timeline(client=http, run_id=plan.run_id,
-                                                         lookback_s=plan.duration + OVERRUN_GRACE_S,
-                                                         at=time.time())
+                started, stopped, phases = read_timeline(
+                    client=http,
+                    run_id=plan.run_id,
+                    lookback_s=plan.duration + OVERRUN_GRACE_S,
+                    at=time.time(),
+                )
         except PrometheusError as e:
             outcome.reasons.append(f"timeline unavailable: {e}")
     finally:
@@ -137,18 +153,32 @@ def finish(plan: RunPlan, backend: Backend, outcome: Outcome, *, console: Consol
     files = backend.collect()
     locust_code = backend.locust_exit_code
     if outcome.verdict == "no_gates" and started is None:
-        outcome = Outcome("error", EXIT_INFRA, [f"the load never started (locust exit code {locust_code})",
-                                                *outcome.reasons])
+        outcome = Outcome(
+            "error",
+            EXIT_INFRA,
+            [f"the load never started (locust exit code {locust_code})", *outcome.reasons],
+        )
     totals = locust_totals(plan.run_dir / "stats.csv")
     record = RunRecord(
-        run_id=plan.run_id, profile=plan.profile,
+        run_id=plan.run_id,
+        profile=plan.profile,
         profile_file=str(plan.profile_file) if plan.profile_file else None,
-        locustfile=str(plan.locustfile), host=plan.host, backend=backend.name, workers=plan.workers,
-        planned_duration_s=plan.duration, started_at=started, ended_at=stopped or time.time(),
-        phases=phases, verdict=outcome.verdict, exit_code=outcome.exit_code,
-        reason="; ".join(outcome.reasons) or None, locust_exit_code=locust_code,
-        requests=totals[0] if totals else None, failures=totals[1] if totals else None,
-        files=tuple(sorted({*files, "run.json"})), loadctl_version=version("loadctl"),
+        locustfile=str(plan.locustfile),
+        host=plan.host,
+        backend=backend.name,
+        workers=plan.workers,
+        planned_duration_s=plan.duration,
+        started_at=started,
+        ended_at=stopped or time.time(),
+        phases=phases,
+        verdict=outcome.verdict,
+        exit_code=outcome.exit_code,
+        reason="; ".join(outcome.reasons) or None,
+        locust_exit_code=locust_code,
+        requests=totals[0] if totals else None,
+        failures=totals[1] if totals else None,
+        files=tuple(sorted({*files, "run.json"})),
+        loadctl_version=version("loadctl"),
     )
     write_record(plan.run_dir, record)
     return record

@@ -34,17 +34,37 @@ def main() -> int:
     args, loadctl_args = parser.parse_known_args()
 
     log = ROOT / args.results_dir / f"demo-target-{time.strftime('%Y%m%d-%H%M%S')}.log"
-    target = ManagedProcess("demo target",
-                            [sys.executable, "-m", "examples.demo_target", "--host", "127.0.0.1",
-                             "--port", str(args.port), "--harvest-rate-per-minute", "30"],
-                            log_path=log, cwd=ROOT)
+    target = ManagedProcess(
+        "demo target",
+        [
+            sys.executable,
+            "-m",
+            "examples.demo_target",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(args.port),
+            "--harvest-rate-per-minute",
+            "30",
+        ],
+        log_path=log,
+        cwd=ROOT,
+    )
     try:
-        if not wait_until(lambda: _healthy(f"http://127.0.0.1:{args.port}/health"), timeout=30, watch=[target]):
+        if not wait_until(
+            lambda: _healthy(f"http://127.0.0.1:{args.port}/health"), timeout=30, watch=[target]
+        ):
             print(f"demo target did not become healthy on port {args.port}; see {log}", file=sys.stderr)
             return 3
         print(f"demo target up on http://127.0.0.1:{args.port} (log {log})")
-        command = [str(Path(sys.executable).parent / "loadctl"), "run", str(ROOT / "profiles" / "demo.yaml"),
-                   "--results-dir", args.results_dir, *loadctl_args]
+        command = [
+            str(Path(sys.executable).parent / "loadctl"),
+            "run",
+            str(ROOT / "profiles" / "demo.yaml"),
+            "--results-dir",
+            args.results_dir,
+            *loadctl_args,
+        ]
         run = subprocess.Popen(command, cwd=ROOT)
         # loadctl does its own orderly cleanup on SIGINT/SIGTERM: pass the signal on and wait for it
         # (a terminal Ctrl-C reaches it too; a second SIGINT during its cleanup is harmless).

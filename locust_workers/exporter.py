@@ -83,8 +83,9 @@ class LocustCollector(Collector):
     def _request_metrics(self, entries: list[tuple[Any, Any]], allowed: set[str]) -> Iterator[Metric]:
         labels = ["run_id", "name", "method"]
         requests = CounterMetricFamily("locust_requests", "Requests sent, failed or not.", labels=labels)
-        latency = HistogramMetricFamily("locust_response_time_seconds", "Response time of requests.",
-                                        labels=labels)
+        latency = HistogramMetricFamily(
+            "locust_response_time_seconds", "Response time of requests.", labels=labels
+        )
         folded: dict[tuple[str, str], tuple[int, dict[float, int], float]] = {}
         for (name, method), entry in entries:
             key = (name if name in allowed else OTHER_NAME, method or "")
@@ -104,12 +105,17 @@ class LocustCollector(Collector):
         yield latency
 
     def _failure_metric(self, errors: list[Any], allowed: set[str]) -> Metric:
-        family = CounterMetricFamily("locust_request_failures", "Failed requests by HTTP status or exception.",
-                                     labels=["run_id", "name", "method", "status"])
+        family = CounterMetricFamily(
+            "locust_request_failures",
+            "Failed requests by HTTP status or exception.",
+            labels=["run_id", "name", "method", "status"],
+        )
         totals: dict[tuple[str, str, str], int] = defaultdict(int)
         for error in errors:
             name = error.name if error.name in allowed else OTHER_NAME
-            totals[(name, error.method or "", failure_status(StatsError.parse_error(error.error)))] += error.occurrences
+            totals[(name, error.method or "", failure_status(StatsError.parse_error(error.error)))] += (
+                error.occurrences
+            )
         for (name, method, status), count in sorted(totals.items()):
             family.add_metric([self.run_id, name, method, status], count)
         return family
@@ -126,31 +132,37 @@ class LocustCollector(Collector):
             for state in WORKER_STATES:
                 workers.add_metric([self.run_id, state], sum(1 for n in nodes if n.state == state))
             yield workers
-            cpu = GaugeMetricFamily("locust_worker_cpu_percent", "CPU use of each worker process.",
-                                    labels=["run_id", "worker"])
+            cpu = GaugeMetricFamily(
+                "locust_worker_cpu_percent", "CPU use of each worker process.", labels=["run_id", "worker"]
+            )
             for node in nodes:
                 cpu.add_metric([self.run_id, node.id], node.cpu_usage)
             yield cpu
 
         shape = self.environment.shape_class
         phase = getattr(shape, "current_phase", None) or _runner_phase(runner.state)
-        info = GaugeMetricFamily("locust_run_info", "1 for the run's current phase.",
-                                 labels=["run_id", "profile", "phase"])
+        info = GaugeMetricFamily(
+            "locust_run_info", "1 for the run's current phase.", labels=["run_id", "profile", "phase"]
+        )
         info.add_metric([self.run_id, self.profile, phase], 1)
         yield info
 
-        stage_starts = GaugeMetricFamily("locust_stage_start_timestamp_seconds",
-                                         "Unix time each stage of the stage table began.",
-                                         labels=["run_id", "stage", "phase"])
+        stage_starts = GaugeMetricFamily(
+            "locust_stage_start_timestamp_seconds",
+            "Unix time each stage of the stage table began.",
+            labels=["run_id", "stage", "phase"],
+        )
         for index, started in sorted(getattr(shape, "stage_started_at", {}).items()):
             stage_starts.add_metric([self.run_id, str(index), shape.stages[index].phase], started)
         yield stage_starts
 
         for name, value in (("start", self.test_started_at), ("stop", self.test_stopped_at)):
             if value is not None:
-                family = GaugeMetricFamily(f"locust_test_{name}_timestamp_seconds",
-                                           f"Unix time the test {name}ped." if name == "stop"
-                                           else "Unix time the test started.", labels=["run_id"])
+                family = GaugeMetricFamily(
+                    f"locust_test_{name}_timestamp_seconds",
+                    f"Unix time the test {name}ped." if name == "stop" else "Unix time the test started.",
+                    labels=["run_id"],
+                )
                 family.add_metric([self.run_id], value)
                 yield family
 

@@ -76,6 +76,8 @@ def quantile_from_buckets(q: float, bounds: Iterable[float], cumulative: Iterabl
         if count >= rank:
             if bound == bounds[0]:
                 return bound
-            return previous_bound + (bound - previous_bound) * (rank - previous_count) / (count - previous_count)
+            return previous_bound + (bound - previous_bound) * (rank - previous_count) / (
+                count - previous_count
+            )
         previous_bound, previous_count = bound, count
     return bounds[-1]

@@ -65,7 +65,10 @@ def _on_init(environment, **_kwargs) -> None:
     )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
-    address = (os.environ.get("LOADCTL_EXPORTER_HOST", "0.0.0.0"), int(os.environ.get("LOADCTL_EXPORTER_PORT", "9646")))
+    address = (
+        os.environ.get("LOADCTL_EXPORTER_HOST", "0.0.0.0"),
+        int(os.environ.get("LOADCTL_EXPORTER_PORT", "9646")),
+    )
     server = WSGIServer(address, make_wsgi_app(registry), log=None, error_log=logger)
     server.start()  # fails loudly (OSError) if the port is taken: better than a run without metrics
     logger.info("loadctl exporter serving http://%s:%d/metrics", *address)

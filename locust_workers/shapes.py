@@ -36,8 +36,12 @@ def parse_stages(text: str) -> tuple[StageRow, ...]:
     out = []
     for index, row in enumerate(rows):
         try:
-            stage = StageRow(float(row["duration"]), int(row["users"]), float(row["spawn_rate"]),
-                             str(row.get("phase", "steady")))
+            stage = StageRow(
+                float(row["duration"]),
+                int(row["users"]),
+                float(row["spawn_rate"]),
+                str(row.get("phase", "steady")),
+            )
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{STAGES_ENV}[{index}] is not a valid stage: {e}") from e
         if stage.duration <= 0 or stage.users < 0 or stage.spawn_rate <= 0:

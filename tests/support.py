@@ -44,18 +44,29 @@ def demo_server(log_path: Path, *flags: str) -> Iterator[str]:
         process.stop(timeout=10)
 
 
-def run_loadctl(args: Sequence[str], *, cwd: Path = REPO_ROOT, timeout: float = 300,
-                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([LOADCTL, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env=env, stdin=subprocess.DEVNULL)
+def run_loadctl(
+    args: Sequence[str], *, cwd: Path = REPO_ROOT, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [LOADCTL, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @contextmanager
 def served_run(run_dir: Path) -> Iterator[httpx.Client]:
     """A finished run's TSDB served by a real Prometheus, as `loadctl prometheus` does."""
-    server = PrometheusServer(config=empty_config(), config_path=run_dir / "logs" / "test-serve.yml",
-                              data_dir=run_dir / "tsdb",
-                              log_path=run_dir / "logs" / "test-serve.log")
+    server = PrometheusServer(
+        config=empty_config(),
+        config_path=run_dir / "logs" / "test-serve.yml",
+        data_dir=run_dir / "tsdb",
+        log_path=run_dir / "logs" / "test-serve.log",
+    )
     server.start()
     try:
         with server.client() as client:

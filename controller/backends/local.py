@@ -30,15 +30,17 @@ CSV_NAMES = {
 def locust_env(plan: RunPlan, *, exporter_port: int, base: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for every Locust process of the run (see locust_workers/plugin.py)."""
     env = dict(os.environ if base is None else base)
-    env.update({
-        "PYTHONUNBUFFERED": "1",
-        "LOADCTL_RUN_ID": plan.run_id,
-        "LOADCTL_PROFILE": plan.profile,
-        "LOADCTL_EXPORTER_HOST": "127.0.0.1",
-        "LOADCTL_EXPORTER_PORT": str(exporter_port),
-        "LOADCTL_STAGES": json.dumps([stage.model_dump() for stage in plan.stages]),
-        "LOADCTL_USER_WEIGHTS": json.dumps(plan.user_weights),
-    })
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "LOADCTL_RUN_ID": plan.run_id,
+            "LOADCTL_PROFILE": plan.profile,
+            "LOADCTL_EXPORTER_HOST": "127.0.0.1",
+            "LOADCTL_EXPORTER_PORT": str(exporter_port),
+            "LOADCTL_STAGES": json.dumps([stage.model_dump() for stage in plan.stages]),
+            "LOADCTL_USER_WEIGHTS": json.dumps(plan.user_weights),
+        }
+    )
     return env
 
 
@@ -52,8 +54,11 @@ class LocalBackend:
         self.exporter_port = free_port()
         self.master_port = free_port()
         self.prometheus = PrometheusServer(
-            config=scrape_config(run_id=plan.run_id, exporter_address=f"127.0.0.1:{self.exporter_port}",
-                                 targets=plan.scrape_targets),
+            config=scrape_config(
+                run_id=plan.run_id,
+                exporter_address=f"127.0.0.1:{self.exporter_port}",
+                targets=plan.scrape_targets,
+            ),
             config_path=self.run_dir / "prometheus.yml",
             data_dir=self.run_dir / "tsdb",
             log_path=self.logs / "prometheus.log",
@@ -74,19 +79,57 @@ class LocalBackend:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.prometheus.start()
         env = locust_env(self.plan, exporter_port=self.exporter_port)
-        common = [sys.executable, "-m", "locust", "-f", locustfile_arg(self.plan.locustfile),
-                  "--host", self.plan.host]
-        self.master = ManagedProcess("locust master", [
-            *common, "--master", "--headless", "--only-summary",
-            "--expect-workers", str(self.plan.workers), "--expect-workers-max-wait", "60",
-            "--master-bind-host", "127.0.0.1", "--master-bind-port", str(self.master_port),
-            "--csv", str(self.run_dir / LOCUST_CSV_PREFIX), "--csv-full-history",
-            "--html", str(self.run_dir / "report.html"),
-        ], log_path=self.logs / "master.log", env=env, cwd=self.run_dir)
+        common = [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            locustfile_arg(self.plan.locustfile),
+            "--host",
+            self.plan.host,
+        ]
+        self.master = ManagedProcess(
+            "locust master",
+            [
+                *common,
+                "--master",
+                "--headless",
+                "--only-summary",
+                "--expect-workers",
+                str(self.plan.workers),
+                "--expect-workers-max-wait",
+                "60",
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-bind-port",
+                str(self.master_port),
+                "--csv",
+                str(self.run_dir / LOCUST_CSV_PREFIX),
+                "--csv-full-history",
+                "--html",
+                str(self.run_dir / "report.html"),
+            ],
+            log_path=self.logs / "master.log",
+            env=env,
+            cwd=self.run_dir,
+        )
         for index in range(self.plan.workers):
-            self.workers.append(ManagedProcess(f"locust worker {index}", [
-                *common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(self.master_port),
-            ], log_path=self.logs / f"worker-{index}.log", env=env, cwd=self.run_dir))
+            self.workers.append(
+                ManagedProcess(
+                    f"locust worker {index}",
+                    [
+                        *common,
+                        "--worker",
+                        "--master-host",
+                        "127.0.0.1",
+                        "--master-port",
+                        str(self.master_port),
+                    ],
+                    log_path=self.logs / f"worker-{index}.log",
+                    env=env,
+                    cwd=self.run_dir,
+                )
+            )
         with httpx.Client(timeout=2.0) as http:
             ready = wait_until(lambda: _answers(http, self.exporter_url), timeout=60, watch=[self.master])
         if not ready:

@@ -13,7 +13,6 @@ import httpx
 
 from controller.errors import PrometheusError, tail
 
-
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 
@@ -31,7 +30,9 @@ def _api(client: httpx.Client, path: str, params: dict[str, Any]) -> Any:
     try:
         body = response.json()
     except ValueError:
-        raise PrometheusError(f"Prometheus answered {response.status_code}: {tail(response.text, 200)}") from None
+        raise PrometheusError(
+            f"Prometheus answered {response.status_code}: {tail(response.text, 200)}"
+        ) from None
     if body.get("status") != "success":
         raise PrometheusError(f"Prometheus query failed ({body.get('errorType')}): {body.get('error')}")
     return body["data"]

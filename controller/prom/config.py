@@ -13,22 +13,31 @@ EXPORTER_JOB = "loadctl-exporter"
 SCRAPE_INTERVAL_S = 1
 
 
-def scrape_config(*, run_id: str, exporter_address: str, targets: tuple[ScrapeTarget, ...] = (),
-                  interval_s: int = SCRAPE_INTERVAL_S) -> dict[str, Any]:
+def scrape_config(
+    *,
+    run_id: str,
+    exporter_address: str,
+    targets: tuple[ScrapeTarget, ...] = (),
+    interval_s: int = SCRAPE_INTERVAL_S,
+) -> dict[str, Any]:
     """Scrape the exporter and each extra target every `interval_s`; every series gets run_id."""
     interval = f"{interval_s}s"
-    jobs: list[dict[str, Any]] = [{
-        "job_name": EXPORTER_JOB,
-        "static_configs": [{"targets": [exporter_address]}],
-    }]
+    jobs: list[dict[str, Any]] = [
+        {
+            "job_name": EXPORTER_JOB,
+            "static_configs": [{"targets": [exporter_address]}],
+        }
+    ]
     for target in targets:
         scheme, address, path = scrape_target_parts(target)
-        jobs.append({
-            "job_name": target.name,
-            "scheme": scheme,
-            "metrics_path": path,
-            "static_configs": [{"targets": [address]}],
-        })
+        jobs.append(
+            {
+                "job_name": target.name,
+                "scheme": scheme,
+                "metrics_path": path,
+                "static_configs": [{"targets": [address]}],
+            }
+        )
     for job in jobs:
         job["scrape_interval"] = interval
         job["scrape_timeout"] = interval

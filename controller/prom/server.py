@@ -32,8 +32,16 @@ def find_prometheus() -> str:
 class PrometheusServer:
     """Prometheus on 127.0.0.1 with its TSDB in `data_dir` (kept after the run for later queries)."""
 
-    def __init__(self, *, config: dict[str, Any], config_path: Path, data_dir: Path, log_path: Path,
-                 port: int | None = None, binary: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        config: dict[str, Any],
+        config_path: Path,
+        data_dir: Path,
+        log_path: Path,
+        port: int | None = None,
+        binary: str | None = None,
+    ) -> None:
         self.binary = binary or find_prometheus()
         self.data_dir = data_dir
         self.config_path = config_path
@@ -64,7 +72,9 @@ class PrometheusServer:
         ]
         self.process = ManagedProcess("prometheus", argv, log_path=self.log_path)
         with self.client(timeout=2.0) as http:
-            ready = wait_until(lambda: prom.is_ready(client=http), timeout=ready_timeout, watch=[self.process])
+            ready = wait_until(
+                lambda: prom.is_ready(client=http), timeout=ready_timeout, watch=[self.process]
+            )
         if not ready:
             raise InfraError(f"prometheus not ready after {ready_timeout:.0f}s: {self.process.log_tail()}")
 

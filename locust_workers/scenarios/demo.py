@@ -28,8 +28,9 @@ class DemoUser(FastHttpUser):
 
     def on_start(self) -> None:
         user = f"lt-{os.getpid()}-{next(_user_ids)}"
-        with self.client.post("/v1/auth/dev-token", json={"user": user}, name="auth/dev-token",
-                              catch_response=True) as response:
+        with self.client.post(
+            "/v1/auth/dev-token", json={"user": user}, name="auth/dev-token", catch_response=True
+        ) as response:
             token = response.json().get("token") if response.status_code == 200 else None
             if not token:
                 response.failure(f"no token (status {response.status_code})")
@@ -41,8 +42,9 @@ class DemoUser(FastHttpUser):
 class SearchUser(DemoUser):
     @task(4)
     def search(self) -> None:
-        self.client.get("/v1/recipes", params={"q": random.choice(QUERIES)}, name="recipes_search",
-                        headers=self.auth)
+        self.client.get(
+            "/v1/recipes", params={"q": random.choice(QUERIES)}, name="recipes_search", headers=self.auth
+        )
 
     @task(1)
     def make_now(self) -> None:
@@ -52,14 +54,22 @@ class SearchUser(DemoUser):
 class StudioUser(DemoUser):
     @task(4)
     def studio_flow(self) -> None:
-        response = self.client.post("/v1/studio/sessions", json={"title": "weeknight"},
-                                    name="studio_create_session", headers=self.auth)
+        response = self.client.post(
+            "/v1/studio/sessions",
+            json={"title": "weeknight"},
+            name="studio_create_session",
+            headers=self.auth,
+        )
         if response.status_code != 201:
             return
         session = response.json()["id"]
         base = f"/v1/studio/sessions/{session}"
-        self.client.post(f"{base}/constraints", json={"kind": "max_minutes", "value": 30},
-                         name="studio_create_constraint", headers=self.auth)
+        self.client.post(
+            f"{base}/constraints",
+            json={"kind": "max_minutes", "value": 30},
+            name="studio_create_constraint",
+            headers=self.auth,
+        )
         self.client.post(f"{base}/generate", name="studio_generate", headers=self.auth)
         self.client.get(f"{base}/versions", name="studio_versions", headers=self.auth)
 
@@ -74,8 +84,13 @@ class HarvestUser(DemoUser):
         enqueue = os.environ.get("DEMO_HARVEST_ENQUEUE", "false").lower() == "true"
         url = f"https://{random.choice(DOMAINS)}/r/{random.randint(1, 500)}"
         params = {"enqueue": "true"} if enqueue else None
-        self.client.post("/v1/recipes/harvest/auto", json={"url": url}, params=params, name="harvest_auto",
-                         headers=self.auth)
+        self.client.post(
+            "/v1/recipes/harvest/auto",
+            json={"url": url},
+            params=params,
+            name="harvest_auto",
+            headers=self.auth,
+        )
 
 
 class HealthCheckUser(DemoUser):

@@ -29,15 +29,27 @@ def assert_input_error(done, tmp_path, *words: str) -> None:
     assert not (tmp_path / "results").exists()  # nothing was started, no load was sent
 
 
-@pytest.mark.parametrize(("body", "words"), [
-    (f"name: bad\nlocustfile: {DEMO_LOCUSTFILE}\nhost: http://127.0.0.1:1\nstages:\n"
-     "  - {duration: 10s, users: -5, spawn_rate: 1}\n", ["p.yaml: stages[0].users:"]),
-    ("name: bad\nhost: http://127.0.0.1:1\nusers: 1\nduration: 5s\n", ["p.yaml: locustfile:"]),
-    (f"name: bad\nlocustfile: {DEMO_LOCUSTFILE}\nhost: http://127.0.0.1:1\nusers: 1\nduration: 5s\n"
-     "user_weights: {GhostUser: 3}\n", ["p.yaml: user_weights:", "GhostUser"]),
-    (f"name: bad\nlocustfile: {DEMO_LOCUSTFILE}\nhost: http://127.0.0.1:1\nusers: 1\nduration: 5s\ncolour: red\n",
-     ["p.yaml: colour: unknown field"]),
-])
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (
+            f"name: bad\nlocustfile: {DEMO_LOCUSTFILE}\nhost: http://127.0.0.1:1\nstages:\n"
+            "  - {duration: 10s, users: -5, spawn_rate: 1}\n",
+            ["p.yaml: stages[0].users:"],
+        ),
+        ("name: bad\nhost: http://127.0.0.1:1\nusers: 1\nduration: 5s\n", ["p.yaml: locustfile:"]),
+        (
+            f"name: bad\nlocustfile: {DEMO_LOCUSTFILE}\nhost: http://127.0.0.1:1\nusers: 1\nduration: 5s\n"
+            "user_weights: {GhostUser: 3}\n",
+            ["p.yaml: user_weights:", "GhostUser"],
+        ),
+        (
+            f"name: bad\nlocustfile: {DEMO_LOCUSTFILE}\nhost: http://127.0.0.1:1\n"
+            "users: 1\nduration: 5s\ncolour: red\n",
+            ["p.yaml: colour: unknown field"],
+        ),
+    ],
+)
 def test_bad_profile(tmp_path, body, words):
     done = run_loadctl(["run", str(profile(tmp_path, body)), "--results-dir", str(tmp_path / "results")])
     assert_input_error(done, tmp_path, *words)
@@ -46,18 +58,34 @@ def test_bad_profile(tmp_path, body, words):
 def test_broken_locustfile_is_rejected_before_any_load(tmp_path):
     broken = tmp_path / "broken.py"
     broken.write_text("from locust import HttpUser\nclass U(HttpUser):\n    def oops(:\n")
-    done = run_loadctl(["run", "-f", str(broken), "--host", "http://127.0.0.1:1", "-u", "1", "-t", "5s",
-                        "--results-dir", str(tmp_path / "results")])
+    done = run_loadctl(
+        [
+            "run",
+            "-f",
+            str(broken),
+            "--host",
+            "http://127.0.0.1:1",
+            "-u",
+            "1",
+            "-t",
+            "5s",
+            "--results-dir",
+            str(tmp_path / "results"),
+        ]
+    )
     assert_input_error(done, tmp_path, "broken.py", "Locust cannot load it")
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (["-u", "1", "-t", "5s"], ["--host"]),
-    (["--host", "nohost", "-u", "1", "-t", "5s"], ["--host", "nohost"]),
-    (["--host", "http://127.0.0.1:1", "-u", "1", "-t", "soon"], ["-t", "soon"]),
-    (["--host", "http://127.0.0.1:1", "-u", "1", "-t", "5s", "--workers", "0"], ["--workers"]),
-    (["--host", "http://127.0.0.1:1", "-u", "1", "-t", "5s", "--bogus"], ["--bogus"]),
-])
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["-u", "1", "-t", "5s"], ["--host"]),
+        (["--host", "nohost", "-u", "1", "-t", "5s"], ["--host", "nohost"]),
+        (["--host", "http://127.0.0.1:1", "-u", "1", "-t", "soon"], ["-t", "soon"]),
+        (["--host", "http://127.0.0.1:1", "-u", "1", "-t", "5s", "--workers", "0"], ["--workers"]),
+        (["--host", "http://127.0.0.1:1", "-u", "1", "-t", "5s", "--bogus"], ["--bogus"]),
+    ],
+)
 def test_bad_flags(tmp_path, args, words):
     done = run_loadctl(["run", "-f", str(DEMO_LOCUSTFILE), *args, "--results-dir", str(tmp_path / "results")])
     assert_input_error(done, tmp_path, *words)
@@ -70,11 +98,28 @@ def test_unknown_profile_name(tmp_path):
 
 def test_missing_prometheus_is_an_infrastructure_error(tmp_path):
     env = dict(os.environ, PROMETHEUS_BIN=str(tmp_path / "no-prometheus"))
-    done = run_loadctl(["run", "-f", str(DEMO_LOCUSTFILE), "--host", "http://127.0.0.1:1", "-u", "1", "-t", "5s",
-                        "--run-id", "noprom", "--results-dir", str(tmp_path / "results")], env=env)
+    done = run_loadctl(
+        [
+            "run",
+            "-f",
+            str(DEMO_LOCUSTFILE),
+            "--host",
+            "http://127.0.0.1:1",
+            "-u",
+            "1",
+            "-t",
+            "5s",
+            "--run-id",
+            "noprom",
+            "--results-dir",
+            str(tmp_path / "results"),
+        ],
+        env=env,
+    )
     assert done.returncode == 3, done.stdout + done.stderr
     assert done.stderr.strip().splitlines() == [
-        f"loadctl: error: PROMETHEUS_BIN={tmp_path / 'no-prometheus'} is not an executable file"]
+        f"loadctl: error: PROMETHEUS_BIN={tmp_path / 'no-prometheus'} is not an executable file"
+    ]
     assert not (tmp_path / "results").exists()  # found out before anything was started
 
 

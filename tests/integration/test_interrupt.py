@@ -20,8 +20,12 @@ pytestmark = pytest.mark.integration
 
 def served_requests(target: str) -> float:
     text = httpx.get(f"{target}/metrics", timeout=5).text
-    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-               if sample.name == "demo_http_requests_total" and sample.labels.get("route") != "/metrics")
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "demo_http_requests_total" and sample.labels.get("route") != "/metrics"
+    )
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
@@ -29,13 +33,37 @@ def test_interrupt_stops_everything_and_keeps_results(tmp_path, signum):
     with demo_server(tmp_path / "target.log") as target:
         results = tmp_path / "results"
         run = subprocess.Popen(
-            [LOADCTL, "run", "-f", str(REPO_ROOT / "locust_workers" / "scenarios" / "demo.py"), "--host", target,
-             "-u", "10", "-r", "10", "-t", "5m", "--workers", "2", "--run-id", "cut", "--results-dir", str(results)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO_ROOT)
+            [
+                LOADCTL,
+                "run",
+                "-f",
+                str(REPO_ROOT / "locust_workers" / "scenarios" / "demo.py"),
+                "--host",
+                target,
+                "-u",
+                "10",
+                "-r",
+                "10",
+                "-t",
+                "5m",
+                "--workers",
+                "2",
+                "--run-id",
+                "cut",
+                "--results-dir",
+                str(results),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=REPO_ROOT,
+        )
         try:
             controller = psutil.Process(run.pid)
             # running: Prometheus, a master and two workers, and the target is receiving load
-            assert wait_for(lambda: len(controller.children()) >= 4 and served_requests(target) > 50, timeout=60)
+            assert wait_for(
+                lambda: len(controller.children()) >= 4 and served_requests(target) > 50, timeout=60
+            )
             children = controller.children(recursive=True)
             assert {"prometheus"} <= {c.name() for c in children}
 
@@ -47,7 +75,7 @@ def test_interrupt_stops_everything_and_keeps_results(tmp_path, signum):
                 run.wait()
 
         assert run.returncode == EXIT_INTERRUPTED, output
-        gone, alive = psutil.wait_procs(children, timeout=5)
+        _gone, alive = psutil.wait_procs(children, timeout=5)
         assert not alive, f"left behind: {[p.pid for p in alive]}"
 
         # no load left behind: the target's request counter stands still

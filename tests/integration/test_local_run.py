@@ -29,14 +29,18 @@ LOCUSTFILE = REPO_ROOT / "tests" / "integration" / "locustfiles" / "accuracy.py"
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("run")
-    with demo_server(root / "target.log", "--harvest-rate-per-minute", "30", "--harvest-burst", "5") as target:
+    with demo_server(
+        root / "target.log", "--harvest-rate-per-minute", "30", "--harvest-burst", "5"
+    ) as target:
         profile = root / "accuracy.yaml"
         profile.write_text(
             f"name: accuracy\nlocustfile: {LOCUSTFILE}\nhost: {target}\nworkers: 2\n"
             f"users: 20\nspawn_rate: 20\nduration: 20s\n"
             f"scrape_targets:\n  - name: target\n    url: {target}/metrics\n"
         )
-        done = run_loadctl(["run", str(profile), "--run-id", RUN_ID, "--results-dir", str(root / "results")], timeout=180)
+        done = run_loadctl(
+            ["run", str(profile), "--run-id", RUN_ID, "--results-dir", str(root / "results")], timeout=180
+        )
     run_dir = root / "results" / RUN_ID
     assert (run_dir / "run.json").exists(), f"exit {done.returncode}: {done.stdout}{done.stderr}"
     return {"done": done, "run_dir": run_dir, "record": json.loads((run_dir / "run.json").read_text())}
@@ -84,7 +88,9 @@ def final(prom: httpx.Client, promql: str, record: dict) -> list:
 def test_request_counts_equal_locusts_per_name(finished_run, prom):
     rows = [r for r in csv_rows(finished_run["run_dir"] / "stats.csv") if r["Name"] != "Aggregated"]
     expected = {(r["Name"], r["Type"]): int(r["Request Count"]) for r in rows}
-    samples = final(prom, f'last_over_time(locust_requests_total{{run_id="{RUN_ID}"}}[10m])', finished_run["record"])
+    samples = final(
+        prom, f'last_over_time(locust_requests_total{{run_id="{RUN_ID}"}}[10m])', finished_run["record"]
+    )
     got = {(s.labels["name"], s.labels["method"]): int(s.value) for s in samples}
     assert got == expected
     assert len(expected) == 4
@@ -95,8 +101,11 @@ def test_failure_counts_equal_locusts_per_name_and_status(finished_run, prom):
     for row in csv_rows(finished_run["run_dir"] / "failures.csv"):
         status = "429" if "code=429" in row["Error"] else row["Error"].split("(")[0]
         expected[(row["Name"], status)] = expected.get((row["Name"], status), 0) + int(row["Occurrences"])
-    samples = final(prom, f'last_over_time(locust_request_failures_total{{run_id="{RUN_ID}"}}[10m])',
-                    finished_run["record"])
+    samples = final(
+        prom,
+        f'last_over_time(locust_request_failures_total{{run_id="{RUN_ID}"}}[10m])',
+        finished_run["record"],
+    )
     got = {(s.labels["name"], s.labels["status"]): int(s.value) for s in samples}
     assert got == expected
     assert got[("harvest_auto", "429")] > 0 and got[("refused", "ConnectionRefusedError")] > 0
@@ -111,8 +120,10 @@ def test_percentiles_from_prometheus_within_5_percent(finished_run, prom, quanti
         if int(row["Request Count"]) < 300:
             continue
         matcher = f'run_id="{RUN_ID}"' + ("" if row["Name"] == "Aggregated" else f',name="{row["Name"]}"')
-        promql = (f"histogram_quantile({quantile}, sum by (le) "
-                  f"(last_over_time(locust_response_time_seconds_bucket{{{matcher}}}[10m])))")
+        promql = (
+            f"histogram_quantile({quantile}, sum by (le) "
+            f"(last_over_time(locust_response_time_seconds_bucket{{{matcher}}}[10m])))"
+        )
         ours_ms = query_value(client=prom, promql=promql, at=record["ended_at"] + 3) * 1000
         locust_ms = float(row[column])
         assert abs(ours_ms - locust_ms) <= 0.05 * locust_ms + 0.5, (row["Name"], ours_ms, locust_ms)
@@ -125,27 +136,42 @@ def test_targets_own_metrics_are_in_the_same_prometheus(finished_run, prom):
     size = final(prom, f'last_over_time(demo_pool_size{{run_id="{RUN_ID}"}}[10m])', record)
     assert size and size[0].value > 0
     served = final(prom, f'sum(last_over_time(demo_http_requests_total{{run_id="{RUN_ID}"}}[10m]))', record)
-    assert served[0].value >= record["requests"] * 0.5  # the target saw the load (refused ones never reach it)
-    phases = final(prom, f'count by (phase) (count_over_time(locust_run_info{{run_id="{RUN_ID}"}}[10m]))', record)
+    assert (
+        served[0].value >= record["requests"] * 0.5
+    )  # the target saw the load (refused ones never reach it)
+    phases = final(
+        prom, f'count by (phase) (count_over_time(locust_run_info{{run_id="{RUN_ID}"}}[10m]))', record
+    )
     assert "steady" in {s.labels["phase"] for s in phases}  # the 1 s ramp_up may fall between two scrapes
-    starts = final(prom, f'last_over_time(locust_stage_start_timestamp_seconds{{run_id="{RUN_ID}"}}[10m])', record)
+    starts = final(
+        prom, f'last_over_time(locust_stage_start_timestamp_seconds{{run_id="{RUN_ID}"}}[10m])', record
+    )
     assert {(s.labels["stage"], s.labels["phase"]) for s in starts} == {("0", "ramp_up"), ("1", "steady")}
 
 
 def test_loadctl_prometheus_serves_a_finished_run(finished_run):
     port = free_port()
-    process = subprocess.Popen([LOADCTL, "prometheus", str(finished_run["run_dir"]), "--port", str(port)],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        [LOADCTL, "prometheus", str(finished_run["run_dir"]), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+
             def answered() -> bool:
                 try:
                     return client.get("/-/ready").status_code == 200
                 except httpx.HTTPError:
                     return False
+
             assert wait_for(answered, timeout=30)
-            total = query_value(client=client, at=finished_run["record"]["ended_at"] + 3,
-                                promql=f'sum(last_over_time(locust_requests_total{{run_id="{RUN_ID}"}}[10m]))')
+            total = query_value(
+                client=client,
+                at=finished_run["record"]["ended_at"] + 3,
+                promql=f'sum(last_over_time(locust_requests_total{{run_id="{RUN_ID}"}}[10m]))',
+            )
             assert total == finished_run["record"]["requests"]
     finally:
         process.send_signal(signal.SIGINT)

@@ -24,24 +24,54 @@ def exporter_requests(url: str) -> float:
         text = httpx.get(url, timeout=2).text
     except httpx.HTTPError:
         return 0.0
-    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
-               if s.name == "locust_requests_total")
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+        if s.name == "locust_requests_total"
+    )
 
 
 def test_master_stops_gracefully_on_sigterm_during_a_shape_test(tmp_path):
     exporter_port, master_port = free_port(), free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1", LOADCTL_RUN_ID="pod", LOADCTL_EXPORTER_HOST="127.0.0.1",
-               LOADCTL_EXPORTER_PORT=str(exporter_port), LOADCTL_FINAL_SCRAPE_TIMEOUT="1",
-               LOADCTL_STAGES=json.dumps([{"duration": 120, "users": 4, "spawn_rate": 4, "phase": "steady"}]))
+    env = dict(
+        os.environ,
+        PYTHONUNBUFFERED="1",
+        LOADCTL_RUN_ID="pod",
+        LOADCTL_EXPORTER_HOST="127.0.0.1",
+        LOADCTL_EXPORTER_PORT=str(exporter_port),
+        LOADCTL_FINAL_SCRAPE_TIMEOUT="1",
+        LOADCTL_STAGES=json.dumps([{"duration": 120, "users": 4, "spawn_rate": 4, "phase": "steady"}]),
+    )
     files = locustfile_arg(REPO_ROOT / "locust_workers" / "scenarios" / "demo.py")
     with demo_server(tmp_path / "target.log") as target:
         base = [sys.executable, "-m", "locust", "-f", files, "--host", target]
-        master = ManagedProcess("master", [*base, "--master", "--headless", "--expect-workers", "1",
-                                           "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
-                                           "--csv", str(tmp_path / "pod")],
-                                log_path=tmp_path / "master.log", env=env, cwd=tmp_path)
-        worker = ManagedProcess("worker", [*base, "--worker", "--master-port", str(master_port)],
-                                log_path=tmp_path / "worker.log", env=env, cwd=tmp_path)
+        master = ManagedProcess(
+            "master",
+            [
+                *base,
+                "--master",
+                "--headless",
+                "--expect-workers",
+                "1",
+                "--master-bind-host",
+                "127.0.0.1",
+                "--master-bind-port",
+                str(master_port),
+                "--csv",
+                str(tmp_path / "pod"),
+            ],
+            log_path=tmp_path / "master.log",
+            env=env,
+            cwd=tmp_path,
+        )
+        worker = ManagedProcess(
+            "worker",
+            [*base, "--worker", "--master-port", str(master_port)],
+            log_path=tmp_path / "worker.log",
+            env=env,
+            cwd=tmp_path,
+        )
         try:
             url = f"http://127.0.0.1:{exporter_port}/metrics"
             assert wait_for(lambda: exporter_requests(url) > 20, timeout=60), master.log_tail()

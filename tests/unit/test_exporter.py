@@ -20,14 +20,17 @@ class Idle(User):
         pass
 
 
-@pytest.mark.parametrize(("error", "status"), [
-    (repr(LocustBadStatusCode("http://t/x", code=429)), "429"),
-    ("HTTPError('503 Server Error: Service Unavailable for url: harvest_auto')", "503"),
-    (repr(ConnectionRefusedError(111, "Connection refused")), "ConnectionRefusedError"),
-    (repr(CatchResponseError("no token (status 500)")), "CatchResponseError"),
-    ("requests.exceptions.ReadTimeout('x')", "ReadTimeout"),
-    ("something odd", "unknown"),
-])
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (repr(LocustBadStatusCode("http://t/x", code=429)), "429"),
+        ("HTTPError('503 Server Error: Service Unavailable for url: harvest_auto')", "503"),
+        (repr(ConnectionRefusedError(111, "Connection refused")), "ConnectionRefusedError"),
+        (repr(CatchResponseError("no token (status 500)")), "CatchResponseError"),
+        ("requests.exceptions.ReadTimeout('x')", "ReadTimeout"),
+        ("something odd", "unknown"),
+    ],
+)
 def test_failure_status(error, status):
     assert failure_status(error) == status
 
@@ -42,9 +45,12 @@ def scrape(env: Environment, **kwargs) -> dict:
     return samples
 
 
-def fire(env: Environment, name: str, ms: float, exception: Exception | None = None, method: str = "GET") -> None:
-    env.events.request.fire(request_type=method, name=name, response_time=ms, response_length=0,
-                            exception=exception, context={})
+def fire(
+    env: Environment, name: str, ms: float, exception: Exception | None = None, method: str = "GET"
+) -> None:
+    env.events.request.fire(
+        request_type=method, name=name, response_time=ms, response_length=0, exception=exception, context={}
+    )
 
 
 @pytest.fixture
@@ -67,10 +73,14 @@ def test_counts_and_failures_equal_locusts_stats(env):
     samples = scrape(env)
     requests = {(s.labels["name"], s.labels["method"]): s.value for s in samples["locust_requests_total"]}
     stats = env.runner.stats
-    assert requests == {("search", "GET"): stats.get("search", "GET").num_requests,
-                        ("harvest", "POST"): stats.get("harvest", "POST").num_requests}
+    assert requests == {
+        ("search", "GET"): stats.get("search", "GET").num_requests,
+        ("harvest", "POST"): stats.get("harvest", "POST").num_requests,
+    }
     assert requests == {("search", "GET"): 300, ("harvest", "POST"): 10}
-    failures = {(s.labels["name"], s.labels["status"]): s.value for s in samples["locust_request_failures_total"]}
+    failures = {
+        (s.labels["name"], s.labels["status"]): s.value for s in samples["locust_request_failures_total"]
+    }
     assert failures == {("harvest", "429"): 7, ("harvest", "ConnectionRefusedError"): 2}
     assert all(s.labels["run_id"] == "r1" for s in samples["locust_requests_total"])
 
@@ -84,7 +94,9 @@ def test_histogram_quantiles_match_locusts_percentiles(env):
     count = samples["locust_response_time_seconds_count"][0].value
     entry = env.runner.stats.get("search", "GET")
     assert count == entry.num_requests
-    assert samples["locust_response_time_seconds_sum"][0].value == pytest.approx(entry.total_response_time / 1000)
+    assert samples["locust_response_time_seconds_sum"][0].value == pytest.approx(
+        entry.total_response_time / 1000
+    )
     for q in (0.5, 0.95, 0.99):
         ours = quantile_from_buckets(q, [le for le, _ in finite], [c for _, c in finite], int(count)) * 1000
         theirs = calculate_response_time_percentile(entry.response_times, entry.num_requests, q)

@@ -12,9 +12,18 @@ ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ["demo", "baseline", "stress", "spike", "staged", "sustained", "peak", "soak"]
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    (90, 90.0), ("90", 90.0), ("90s", 90.0), ("5m", 300.0), ("1h30m", 5400.0), ("1.5h", 5400.0), (0.5, 0.5),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        (90, 90.0),
+        ("90", 90.0),
+        ("90s", 90.0),
+        ("5m", 300.0),
+        ("1h30m", 5400.0),
+        ("1.5h", 5400.0),
+        (0.5, 0.5),
+    ],
+)
 def test_parse_duration_accepts(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -32,18 +41,36 @@ def write(tmp_path: Path, body: str, name: str = "p.yaml") -> Path:
     return path
 
 
-@pytest.mark.parametrize(("body", "field", "words"), [
-    ("name: x\nlocustfile: load.py\nhost: http://h\nstages:\n  - {duration: 10s, users: -1, spawn_rate: 1}\n",
-     "stages[0].users", "greater than or equal to 0"),
-    ("name: x\nstages:\n  - {duration: soon, users: 1, spawn_rate: 1}\n", "stages[0].duration", "duration"),
-    ("name: x\nstagse: []\n", "stagse", "unknown field"),
-    ("name: x\nhost: ftp://h\n", "host", "http(s) base URL"),
-    ("name: x\nworkers: 0\n", "workers", "between 1 and 1024"),
-    ("name: x\nuser_weights: {A: 0}\n", "user_weights.A", "greater than or equal to 1"),
-    ("name: x\nscrape_targets:\n  - {name: t, url: 'not a url'}\n", "scrape_targets[0].url", "http(s) URL"),
-    ("name: x\nstages:\n  - {duration: 1, users: 1, spawn_rate: 1, phase: Ramp Up}\n", "stages[0].phase",
-     "pattern"),
-])
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        (
+            "name: x\nlocustfile: load.py\nhost: http://h\n"
+            "stages:\n  - {duration: 10s, users: -1, spawn_rate: 1}\n",
+            "stages[0].users",
+            "greater than or equal to 0",
+        ),
+        (
+            "name: x\nstages:\n  - {duration: soon, users: 1, spawn_rate: 1}\n",
+            "stages[0].duration",
+            "duration",
+        ),
+        ("name: x\nstagse: []\n", "stagse", "unknown field"),
+        ("name: x\nhost: ftp://h\n", "host", "http(s) base URL"),
+        ("name: x\nworkers: 0\n", "workers", "between 1 and 1024"),
+        ("name: x\nuser_weights: {A: 0}\n", "user_weights.A", "greater than or equal to 1"),
+        (
+            "name: x\nscrape_targets:\n  - {name: t, url: 'not a url'}\n",
+            "scrape_targets[0].url",
+            "http(s) URL",
+        ),
+        (
+            "name: x\nstages:\n  - {duration: 1, users: 1, spawn_rate: 1, phase: Ramp Up}\n",
+            "stages[0].phase",
+            "pattern",
+        ),
+    ],
+)
 def test_invalid_fields_are_named(tmp_path, body, field, words):
     path = write(tmp_path, body)
     with pytest.raises(InputError) as caught:
@@ -56,7 +83,9 @@ def test_invalid_fields_are_named(tmp_path, body, field, words):
 
 
 def test_stages_and_users_are_exclusive(tmp_path):
-    path = write(tmp_path, "name: x\nusers: 5\nduration: 1m\nstages:\n  - {duration: 1, users: 1, spawn_rate: 1}\n")
+    path = write(
+        tmp_path, "name: x\nusers: 5\nduration: 1m\nstages:\n  - {duration: 1, users: 1, spawn_rate: 1}\n"
+    )
     with pytest.raises(InputError, match="either 'stages' or"):
         load_profile(path, env={})
 
@@ -110,54 +139,91 @@ def test_shipped_profiles_match_the_reference_shapes():
     assert sustained.duration == 1800 and sustained.stages[-1].users == 200
     assert sorted(sustained.user_weights.values(), reverse=True) == [70, 25, 4, 1]
     peak = plan("peak")
-    assert max(s.users for s in peak.stages) == 1000 and peak.stages[0].spawn_rate == 50 and peak.duration == 600
+    assert (
+        max(s.users for s in peak.stages) == 1000 and peak.stages[0].spawn_rate == 50 and peak.duration == 600
+    )
     soak = plan("soak")
     assert soak.duration == 7200 and soak.stages[-1].users == 50
 
 
 def test_flags_override_the_profile(tmp_path):
-    path = write(tmp_path, "name: x\nlocustfile: load.py\nhost: http://a\nusers: 5\nspawn_rate: 1\nduration: 1m\n")
-    plan = build_plan(load_profile(path, env={}), profile_file=path, host="http://b", users=20, duration="30s",
-                      workers=3, run_id="r1", results_dir=tmp_path / "out")
+    path = write(
+        tmp_path, "name: x\nlocustfile: load.py\nhost: http://a\nusers: 5\nspawn_rate: 1\nduration: 1m\n"
+    )
+    plan = build_plan(
+        load_profile(path, env={}),
+        profile_file=path,
+        host="http://b",
+        users=20,
+        duration="30s",
+        workers=3,
+        run_id="r1",
+        results_dir=tmp_path / "out",
+    )
     assert plan.host == "http://b" and plan.workers == 3
-    assert [(s.phase, s.users, s.duration) for s in plan.stages] == [("ramp_up", 20, 20.0), ("steady", 20, 10.0)]
+    assert [(s.phase, s.users, s.duration) for s in plan.stages] == [
+        ("ramp_up", 20, 20.0),
+        ("steady", 20, 10.0),
+    ]
     assert plan.run_dir == (tmp_path / "out" / "r1").resolve()
 
 
 def test_stage_table_needs_both_users_and_duration_to_be_replaced(tmp_path):
-    path = write(tmp_path, "name: x\nlocustfile: load.py\nhost: http://a\nstages:\n"
-                           "  - {duration: 10, users: 1, spawn_rate: 1}\n")
+    path = write(
+        tmp_path,
+        "name: x\nlocustfile: load.py\nhost: http://a\nstages:\n"
+        "  - {duration: 10, users: 1, spawn_rate: 1}\n",
+    )
     with pytest.raises(InputError, match="-u and -t must be given together"):
         build_plan(load_profile(path, env={}), profile_file=path, users=3)
 
 
 def test_without_a_profile_flags_suffice(tmp_path):
     write(tmp_path, "")
-    plan = build_plan(None, profile_file=None, locustfile=str(tmp_path / "load.py"), host="http://h/",
-                      users=4, spawn_rate=2, duration="10s", run_id="adhoc-1", cpu_count=1)
+    plan = build_plan(
+        None,
+        profile_file=None,
+        locustfile=str(tmp_path / "load.py"),
+        host="http://h/",
+        users=4,
+        spawn_rate=2,
+        duration="10s",
+        run_id="adhoc-1",
+        cpu_count=1,
+    )
     assert plan.host == "http://h" and plan.profile == "adhoc" and plan.duration == 10
 
 
-@pytest.mark.parametrize(("kwargs", "field"), [
-    ({"host": None}, "host"),
-    ({"host": "staging.internal"}, "--host"),
-    ({"locustfile": "missing.py"}, "-f"),
-    ({"run_id": "Bad Id"}, "--run-id"),
-    ({"duration": "forever"}, "-t"),
-    ({"users": 0}, "-u"),
-    ({"gates": "nope.yaml"}, "--gates"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"host": None}, "host"),
+        ({"host": "staging.internal"}, "--host"),
+        ({"locustfile": "missing.py"}, "-f"),
+        ({"run_id": "Bad Id"}, "--run-id"),
+        ({"duration": "forever"}, "-t"),
+        ({"users": 0}, "-u"),
+        ({"gates": "nope.yaml"}, "--gates"),
+    ],
+)
 def test_bad_flags_name_the_flag(tmp_path, kwargs, field):
     write(tmp_path, "")
-    args = {"locustfile": str(tmp_path / "load.py"), "host": "http://h", "users": 1, "duration": "5s",
-            "run_id": "ok"} | kwargs
+    args = {
+        "locustfile": str(tmp_path / "load.py"),
+        "host": "http://h",
+        "users": 1,
+        "duration": "5s",
+        "run_id": "ok",
+    } | kwargs
     with pytest.raises(InputError) as caught:
         build_plan(None, profile_file=None, **args)
     assert f": {field}: " in str(caught.value)
 
 
 def test_simple_stages_clamps_the_ramp_to_the_duration():
-    assert [(s.phase, s.duration) for s in simple_stages(users=100, spawn_rate=1, duration=30)] == [("ramp_up", 30)]
+    assert [(s.phase, s.duration) for s in simple_stages(users=100, spawn_rate=1, duration=30)] == [
+        ("ramp_up", 30)
+    ]
 
 
 def test_resolve_profile_by_name_lists_known_ones(tmp_path):

@@ -9,7 +9,10 @@ from controller.results import phase_windows
 def test_phase_windows_end_where_the_next_begins():
     windows = phase_windows({1: ("steady", 110.0), 0: ("ramp_up", 100.0), 2: ("ramp_down", 170.0)}, 180.0)
     assert [(w.stage, w.phase, w.start, w.end) for w in windows] == [
-        (0, "ramp_up", 100.0, 110.0), (1, "steady", 110.0, 170.0), (2, "ramp_down", 170.0, 180.0)]
+        (0, "ramp_up", 100.0, 110.0),
+        (1, "steady", 110.0, 170.0),
+        (2, "ramp_down", 170.0, 180.0),
+    ]
 
 
 def test_phase_windows_of_an_interrupted_run_stop_at_the_stop():
@@ -18,11 +21,27 @@ def test_phase_windows_of_an_interrupted_run_stop_at_the_stop():
 
 
 def test_progress_line():
-    snap = Snapshot(phase="steady", users=20, workers=2, rps=41.26, p95_ms=63.7, requests=1000, failures=25,
-                    started_at=1000.0)
+    snap = Snapshot(
+        phase="steady",
+        users=20,
+        workers=2,
+        rps=41.26,
+        p95_ms=63.7,
+        requests=1000,
+        failures=25,
+        started_at=1000.0,
+    )
     line = format_snapshot(snap, planned_s=90, now=1030.0)
-    for part in ("phase steady", "users    20", "workers 2", "rps    41.3", "p95    64 ms", "requests 1000",
-                 "failures 25 (2.5%)", "1:00 left"):
+    for part in (
+        "phase steady",
+        "users    20",
+        "workers 2",
+        "rps    41.3",
+        "p95    64 ms",
+        "requests 1000",
+        "failures 25 (2.5%)",
+        "1:00 left",
+    ):
         assert part in line, (part, line)
 
 
@@ -32,8 +51,11 @@ def test_progress_line_before_start():
 
 
 def test_scrape_config_labels_every_job_with_the_run_id():
-    config = scrape_config(run_id="r9", exporter_address="127.0.0.1:9646",
-                           targets=(ScrapeTarget(name="target", url="https://10.0.0.5:8443/custom/metrics"),))
+    config = scrape_config(
+        run_id="r9",
+        exporter_address="127.0.0.1:9646",
+        targets=(ScrapeTarget(name="target", url="https://10.0.0.5:8443/custom/metrics"),),
+    )
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert set(jobs) == {EXPORTER_JOB, "target"}
     assert jobs["target"]["scheme"] == "https" and jobs["target"]["metrics_path"] == "/custom/metrics"

@@ -19,7 +19,9 @@ class Mixed(FastHttpUser):
     @task(2)
     def harvest(self) -> None:
         # no token: every user shares the client IP's bucket, so most of these are 429s
-        self.client.post("/v1/recipes/harvest/auto", json={"url": "https://a.example.org/r/1"}, name="harvest_auto")
+        self.client.post(
+            "/v1/recipes/harvest/auto", json={"url": "https://a.example.org/r/1"}, name="harvest_auto"
+        )
 
     @task(1)
     def refused(self) -> None:
