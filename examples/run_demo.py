@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,9 +16,19 @@ from pathlib import Path
 
 import httpx
 
+from controller.errors import InfraError
 from controller.processes import ManagedProcess, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _healthy(url: str) -> bool:
@@ -33,7 +44,15 @@ def main() -> int:
     parser.add_argument("--results-dir", default="results")
     args, loadctl_args = parser.parse_known_args()
 
-    log = ROOT / args.results_dir / f"demo-target-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    if not _port_free(args.port):
+        print(
+            f"port {args.port} on 127.0.0.1 is in use: run with DEMO_PORT=<free port> make run",
+            file=sys.stderr,
+        )
+        return 3
+    run_id = f"demo-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    results = ROOT / args.results_dir
+    log = results / f".{run_id}-demo-target.log"  # moved into the run's logs/ at the end
     target = ManagedProcess(
         "demo target",
         [
@@ -51,18 +70,25 @@ def main() -> int:
         cwd=ROOT,
     )
     try:
-        if not wait_until(
-            lambda: _healthy(f"http://127.0.0.1:{args.port}/health"), timeout=30, watch=[target]
-        ):
+        try:
+            healthy = wait_until(
+                lambda: _healthy(f"http://127.0.0.1:{args.port}/health"), timeout=30, watch=[target]
+            )
+        except InfraError as e:  # the target exited during start-up
+            healthy = False
+            print(e, file=sys.stderr)
+        if not healthy:
             print(f"demo target did not become healthy on port {args.port}; see {log}", file=sys.stderr)
             return 3
-        print(f"demo target up on http://127.0.0.1:{args.port} (log {log})")
+        print(f"demo target up on http://127.0.0.1:{args.port}")
         command = [
             str(Path(sys.executable).parent / "loadctl"),
             "run",
             str(ROOT / "profiles" / "demo.yaml"),
             "--results-dir",
             args.results_dir,
+            "--run-id",
+            run_id,
             *loadctl_args,
         ]
         run = subprocess.Popen(command, cwd=ROOT)
@@ -70,11 +96,12 @@ def main() -> int:
         # (a terminal Ctrl-C reaches it too; a second SIGINT during its cleanup is harmless).
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda sig, _frame: run.send_signal(sig))
-        code = run.wait()
-        print(f"results are in {ROOT / args.results_dir}/ (newest run last: ls -t {args.results_dir})")
-        return code
+        return run.wait()
     finally:
         target.stop(timeout=5.0)
+        logs = results / run_id / "logs"
+        if logs.is_dir():
+            log.replace(logs / "demo-target.log")
 
 
 if __name__ == "__main__":
