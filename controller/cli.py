@@ -111,34 +111,27 @@ def validate(profile: str) -> None:
 @click.option("--port", type=click.IntRange(1, 65535), help="Port on 127.0.0.1 (default: a free one).")
 def prometheus(run_dir: Path, port: int | None) -> None:
     """Serve a finished run's Prometheus data (RUN_DIR/tsdb) until Ctrl-C."""
-    from controller.prom.config import empty_config
-    from controller.prom.server import PrometheusServer
+    from controller.prom.server import serve_run_tsdb
 
-    tsdb = run_dir / "tsdb"
-    if not tsdb.is_dir():
-        raise InputError("no tsdb/ directory: not a loadctl run directory", source=str(run_dir))
-    logs = run_dir / "logs"
-    # the run's own prometheus.yml records what was scraped; serving gets a config of its own
-    server = PrometheusServer(
-        config=empty_config(),
-        config_path=logs / "prometheus-serve.yml",
-        data_dir=tsdb,
-        log_path=logs / "prometheus-serve.log",
-        port=port,
-    )
     stop = threading.Event()
     # explicit handlers: a shell's background job inherits SIGINT as ignored
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    server.start()
-    try:
-        console.print(f"serving {tsdb} at {server.url}  (Ctrl-C to stop)", highlight=False)
+    with serve_run_tsdb(run_dir, port=port) as server:
+        console.print(f"serving {run_dir / 'tsdb'} at {server.url}  (Ctrl-C to stop)", highlight=False)
         sys.stdout.flush()
         while not stop.wait(0.5):
             if server.process is not None and server.process.poll() is not None:
                 raise InfraError(f"prometheus exited: {server.process.log_tail()}")
-    finally:
-        server.stop()
+
+
+def _register_gates() -> None:
+    from controller.cli_gates import gates
+
+    cli.add_command(gates)
+
+
+_register_gates()
 
 
 def main() -> None:

@@ -165,7 +165,7 @@ class PhaseWindow(_Frozen):
     end: float
 
 
-Verdict = Literal["pass", "fail", "no_gates", "not_evaluated", "interrupted", "error"]
+Verdict = Literal["pass", "warn", "fail", "no_gates", "interrupted", "error"]
 
 
 class RunRecord(_Frozen):
@@ -185,6 +185,8 @@ class RunRecord(_Frozen):
     verdict: Verdict
     exit_code: int
     reason: str | None = None
+    gates_file: str | None = None
+    aborted_by: str | None = None  # the live gate that stopped the load early
     locust_exit_code: int | None = None
     requests: int | None = None
     failures: int | None = None

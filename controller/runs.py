@@ -1,7 +1,8 @@
-"""One run's lifecycle over a backend: pre-flight, deploy, follow live, final scrape, teardown, run.json.
+"""One run's lifecycle over a backend: pre-flight, deploy, follow live, final scrape, gates, teardown.
 
-Teardown runs on every path (success, infrastructure error, Ctrl-C, SIGTERM), and run.json is
-written with whatever was collected, so an interrupted run still leaves a usable results folder.
+Teardown runs on every path (success, infrastructure error, Ctrl-C, SIGTERM, live abort), and
+run.json is written with whatever was collected, so an interrupted run still leaves a usable
+results folder. Gates are judged against the run's Prometheus before it is stopped.
 """
 
 from __future__ import annotations
@@ -9,24 +10,38 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from importlib.metadata import version
+from typing import Any
 
 import httpx
 from rich.console import Console
 from rich.live import Live
 
 from controller.backends.base import Backend
-from controller.errors import EXIT_INFRA, EXIT_PASS, InfraError, Interrupted, PrometheusError
+from controller.errors import (
+    EXIT_GATE_FAILED,
+    EXIT_INFRA,
+    EXIT_PASS,
+    InfraError,
+    Interrupted,
+    PrometheusError,
+)
+from controller.gates.evaluate import GateReport, GateResult
+from controller.gates.load import load_gate_file
+from controller.gates.models import GateFile
+from controller.gates.runner import Target, evaluate_gates
 from controller.locustfile_check import check_user_weights, list_user_classes
-from controller.models import RunPlan, RunRecord, Verdict
+from controller.models import PhaseWindow, RunPlan, RunRecord, Verdict
 from controller.progress import format_snapshot, read_snapshot
 from controller.prom.client import wait_for_scrapes_after
+from controller.reports.gates import gates_table, write_gate_reports
 from controller.results import locust_totals, read_timeline, write_record
 
 FINAL_SCRAPE_TIMEOUT_S = 5.0
 OVERRUN_GRACE_S = 180.0
+LIVE_GATE_INTERVAL_S = 5.0
 
 
 @dataclass
@@ -34,19 +49,22 @@ class Outcome:
     verdict: Verdict = "no_gates"
     exit_code: int = EXIT_PASS
     reasons: list[str] = field(default_factory=list)
+    aborted_by: str | None = None
 
 
-def preflight(plan: RunPlan) -> None:
-    """Everything that can be checked before any load is sent (exit 2 / 3 on failure)."""
+class GateAbort(Exception):
+    def __init__(self, result: GateResult) -> None:
+        super().__init__(f"aborted by gate {result.name}: {result.reason}")
+        self.result = result
+
+
+def preflight(plan: RunPlan) -> GateFile | None:
+    """Everything that can be checked before any load is sent (exit 2 on bad input)."""
+    gate_file = load_gate_file(plan.gates) if plan.gates is not None else None
     classes = list_user_classes(plan.locustfile)
     source = str(plan.profile_file) if plan.profile_file else "command line"
     check_user_weights(plan.user_weights, classes, source=source)
-    if plan.gates is not None:
-        # Fail closed and before any load: a run with gates must never end without a verdict.
-        raise InfraError(
-            f"gates ({plan.gates}) cannot be evaluated by this version of loadctl yet; "
-            "run without --gates / 'gates:' for an unjudged run"
-        )
+    return gate_file
 
 
 @contextmanager
@@ -72,17 +90,62 @@ def interrupt_signals(console: Console) -> Iterator[Callable[[], None]]:
             signal.signal(signum, old)
 
 
-def follow(backend: Backend, *, console: Console, interval: float = 2.0) -> None:
+def draft_record(
+    plan: RunPlan,
+    backend: Backend,
+    *,
+    started: float | None,
+    ended: float | None,
+    phases: tuple[PhaseWindow, ...],
+    **extra: Any,
+) -> RunRecord:
+    fields: dict[str, Any] = {
+        "run_id": plan.run_id,
+        "profile": plan.profile,
+        "profile_file": str(plan.profile_file) if plan.profile_file else None,
+        "locustfile": str(plan.locustfile),
+        "host": plan.host,
+        "backend": backend.name,
+        "workers": plan.workers,
+        "planned_duration_s": plan.duration,
+        "started_at": started,
+        "ended_at": ended,
+        "phases": phases,
+        "verdict": "no_gates",
+        "exit_code": EXIT_PASS,
+        "loadctl_version": version("loadctl"),
+        "gates_file": str(plan.gates) if plan.gates else None,
+    }
+    return RunRecord(**(fields | extra))
+
+
+def check_live_gates(plan: RunPlan, backend: Backend, gate_file: GateFile, http: httpx.Client) -> None:
+    """Judge the abort gates over their window so far; raise GateAbort on a real violation."""
+    now = time.time()
+    started, _, phases = read_timeline(client=http, run_id=plan.run_id, lookback_s=plan.duration, at=now)
+    if started is None or now - started < gate_file.abort_grace:
+        return
+    abort_gates = tuple(g.name for g in gate_file.gates if g.abort)
+    live = draft_record(plan, backend, started=started, ended=now, phases=phases)
+    report = evaluate_gates(
+        gate_file, source=str(plan.gates), target=Target(http, live), retry_s=0.0, only=abort_gates, until=now
+    )
+    for result in report.gates:
+        # Only a measured violation stops the load; missing data live is judged after the run.
+        if result.verdict == "fail" and result.value is not None:
+            raise GateAbort(result)
+
+
+def follow(backend: Backend, *, console: Console, gate_file: GateFile | None, interval: float = 2.0) -> None:
     """Show live progress until the master ends the load; raise InfraError if the backend breaks."""
     plan = backend.plan
     deadline = time.monotonic() + plan.duration + OVERRUN_GRACE_S
-    last_printed = 0.0
-    with (
-        httpx.Client(base_url=backend.prometheus_url, timeout=5.0) as http,
-        Live(console=console, auto_refresh=False, transient=True)
-        if console.is_terminal
-        else _nothing() as live,
-    ):
+    last_printed = last_gated = 0.0
+    watch_gates = gate_file is not None and any(g.abort for g in gate_file.gates)
+    live_view = (
+        Live(console=console, auto_refresh=False, transient=True) if console.is_terminal else nullcontext()
+    )
+    with httpx.Client(base_url=backend.prometheus_url, timeout=5.0) as http, live_view as live:
         while not backend.load_finished():
             problem = backend.health()
             if problem:
@@ -97,16 +160,21 @@ def follow(backend: Backend, *, console: Console, interval: float = 2.0) -> None
             elif time.monotonic() - last_printed >= 10:
                 console.print(line, highlight=False)
                 last_printed = time.monotonic()
+            if (
+                watch_gates
+                and gate_file is not None
+                and time.monotonic() - last_gated >= LIVE_GATE_INTERVAL_S
+            ):
+                last_gated = time.monotonic()
+                try:
+                    check_live_gates(plan, backend, gate_file, http)
+                except PrometheusError as e:
+                    console.print(f"[yellow]live gates skipped this round: {e}[/]")
             time.sleep(interval)
 
 
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield None
-
-
 def execute(plan: RunPlan, *, backend: Backend, console: Console) -> RunRecord:
-    preflight(plan)
+    gate_file = preflight(plan)
     outcome = Outcome()
     console.print(
         f"run [bold]{plan.run_id}[/]: profile {plan.profile}, {len(plan.stages)} stages, "
@@ -117,7 +185,10 @@ def execute(plan: RunPlan, *, backend: Backend, console: Console) -> RunRecord:
         try:
             backend.deploy()
             console.print(f"prometheus {backend.prometheus_url}  results {plan.run_dir}", highlight=False)
-            follow(backend, console=console)
+            follow(backend, console=console, gate_file=gate_file)
+        except GateAbort as e:
+            outcome = Outcome("fail", EXIT_GATE_FAILED, [str(e)], aborted_by=e.result.name)
+            console.print(f"[red]{e}: stopping the load[/]", highlight=False)
         except Interrupted as e:
             outcome = Outcome("interrupted", e.exit_code, [str(e)])
             console.print(f"[yellow]{e}: stopping the load[/]")
@@ -125,17 +196,20 @@ def execute(plan: RunPlan, *, backend: Backend, console: Console) -> RunRecord:
             outcome = Outcome("error", e.exit_code, [str(e)])
         finally:
             quiet()
-            record = finish(plan, backend, outcome, console=console)
+            record = finish(plan, backend, outcome, console=console, gate_file=gate_file)
     return record
 
 
-def finish(plan: RunPlan, backend: Backend, outcome: Outcome, *, console: Console) -> RunRecord:
+def finish(
+    plan: RunPlan, backend: Backend, outcome: Outcome, *, console: Console, gate_file: GateFile | None
+) -> RunRecord:
     started = stopped = None
-    phases: tuple = ()
+    phases: tuple[PhaseWindow, ...] = ()
+    report: GateReport | None = None
     try:
         backend.stop_load()
         try:
-            with httpx.Client(base_url=backend.prometheus_url, timeout=5.0) as http:
+            with httpx.Client(base_url=backend.prometheus_url, timeout=10.0) as http:
                 if not wait_for_scrapes_after(
                     client=http, moment=time.time(), timeout=FINAL_SCRAPE_TIMEOUT_S
                 ):
@@ -146,11 +220,16 @@ def finish(plan: RunPlan, backend: Backend, outcome: Outcome, *, console: Consol
                     lookback_s=plan.duration + OVERRUN_GRACE_S,
                     at=time.time(),
                 )
+                if gate_file is not None and started is not None and outcome.verdict in ("no_gates", "fail"):
+                    judged = draft_record(
+                        plan, backend, started=started, ended=stopped or time.time(), phases=phases
+                    )
+                    report = evaluate_gates(gate_file, source=str(plan.gates), target=Target(http, judged))
         except PrometheusError as e:
-            outcome.reasons.append(f"timeline unavailable: {e}")
+            outcome.reasons.append(f"Prometheus: {e}")
     finally:
         backend.teardown()
-    files = backend.collect()
+    files = set(backend.collect())
     locust_code = backend.locust_exit_code
     if outcome.verdict == "no_gates" and started is None:
         outcome = Outcome(
@@ -158,27 +237,32 @@ def finish(plan: RunPlan, backend: Backend, outcome: Outcome, *, console: Consol
             EXIT_INFRA,
             [f"the load never started (locust exit code {locust_code})", *outcome.reasons],
         )
+    if report is not None:
+        files.update(write_gate_reports(report, run_dir=plan.run_dir))
+        console.print(gates_table(report))
+        if outcome.aborted_by is None:
+            outcome.verdict, outcome.exit_code = report.verdict, report.exit_code
+            if report.reason:
+                outcome.reasons.append(report.reason)
+    elif gate_file is not None and outcome.verdict in ("no_gates", "fail"):
+        # gates were asked for and could not be judged: never a pass
+        outcome.verdict, outcome.exit_code = "error", EXIT_INFRA
+        outcome.reasons.append("gates were not evaluated")
     totals = locust_totals(plan.run_dir / "stats.csv")
-    record = RunRecord(
-        run_id=plan.run_id,
-        profile=plan.profile,
-        profile_file=str(plan.profile_file) if plan.profile_file else None,
-        locustfile=str(plan.locustfile),
-        host=plan.host,
-        backend=backend.name,
-        workers=plan.workers,
-        planned_duration_s=plan.duration,
-        started_at=started,
-        ended_at=stopped or time.time(),
+    record = draft_record(
+        plan,
+        backend,
+        started=started,
+        ended=stopped or time.time(),
         phases=phases,
         verdict=outcome.verdict,
         exit_code=outcome.exit_code,
         reason="; ".join(outcome.reasons) or None,
+        aborted_by=outcome.aborted_by,
         locust_exit_code=locust_code,
         requests=totals[0] if totals else None,
         failures=totals[1] if totals else None,
-        files=tuple(sorted({*files, "run.json"})),
-        loadctl_version=version("loadctl"),
+        files=tuple(sorted(files | {"run.json"})),
     )
     write_record(plan.run_dir, record)
     return record

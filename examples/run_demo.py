@@ -63,8 +63,6 @@ def main() -> int:
             "127.0.0.1",
             "--port",
             str(args.port),
-            "--harvest-rate-per-minute",
-            "30",
         ],
         log_path=log,
         cwd=ROOT,

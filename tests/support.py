@@ -13,8 +13,7 @@ from pathlib import Path
 import httpx
 
 from controller.processes import ManagedProcess, free_port, wait_until
-from controller.prom.config import empty_config
-from controller.prom.server import PrometheusServer
+from controller.prom.server import serve_run_tsdb
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOADCTL = str(Path(sys.executable).parent / "loadctl")
@@ -61,18 +60,8 @@ def run_loadctl(
 @contextmanager
 def served_run(run_dir: Path) -> Iterator[httpx.Client]:
     """A finished run's TSDB served by a real Prometheus, as `loadctl prometheus` does."""
-    server = PrometheusServer(
-        config=empty_config(),
-        config_path=run_dir / "logs" / "test-serve.yml",
-        data_dir=run_dir / "tsdb",
-        log_path=run_dir / "logs" / "test-serve.log",
-    )
-    server.start()
-    try:
-        with server.client() as client:
-            yield client
-    finally:
-        server.stop()
+    with serve_run_tsdb(run_dir, label="test") as server, server.client() as client:
+        yield client
 
 
 def wait_for(predicate, *, timeout: float, interval: float = 0.2) -> bool:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from controller.errors import InfraError
+from controller.errors import InfraError, InputError
 from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom import client as prom
 from controller.prom.config import dump
@@ -81,3 +83,31 @@ class PrometheusServer:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop(timeout=10.0)
+
+
+@contextmanager
+def serve_run_tsdb(
+    run_dir: Path, *, port: int | None = None, label: str = "serve"
+) -> Iterator[PrometheusServer]:
+    """A finished run's TSDB behind a real Prometheus (nothing scraped, queries only), stopped on exit.
+
+    The run's own prometheus.yml records what was scraped, so serving gets a config of its own.
+    """
+    from controller.prom.config import empty_config
+
+    tsdb = run_dir / "tsdb"
+    if not tsdb.is_dir():
+        raise InputError("no tsdb/ directory: not a loadctl run directory", source=str(run_dir))
+    logs = run_dir / "logs"
+    server = PrometheusServer(
+        config=empty_config(),
+        config_path=logs / f"prometheus-{label}.yml",
+        data_dir=tsdb,
+        log_path=logs / f"prometheus-{label}.log",
+        port=port,
+    )
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()

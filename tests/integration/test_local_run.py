@@ -24,6 +24,19 @@ pytestmark = pytest.mark.integration
 
 RUN_ID = "accuracy"
 LOCUSTFILE = REPO_ROOT / "tests" / "integration" / "locustfiles" / "accuracy.py"
+# Loose thresholds: these gates are here to have their values compared with Locust's own.
+GATES = """version: 1
+name: accuracy
+window: run
+gates:
+  - {name: search_p95, metric: latency_p95_ms, labels: 'name="recipes_search"', max: 60000}
+  - {name: search_p99, metric: latency_p99_ms, labels: 'name="recipes_search"', max: 60000}
+  - {name: make_now_p95, metric: latency_p95_ms, labels: 'name="recommendations_make_now"', max: 60000}
+  - {name: aggregate_p95, metric: latency_p95_ms, max: 60000}
+  - {name: aggregate_p99, metric: latency_p99_ms, max: 60000}
+  - {name: search_error_rate, metric: error_rate, labels: 'name="recipes_search"', max: 0.01}
+  - {name: harvest_429_rate, metric: status_rate, status: "429", labels: 'name="harvest_auto"', min: 0.01, severity: warn}
+"""
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +45,11 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     with demo_server(
         root / "target.log", "--harvest-rate-per-minute", "30", "--harvest-burst", "5"
     ) as target:
+        gates = root / "accuracy-gates.yaml"
+        gates.write_text(GATES)
         profile = root / "accuracy.yaml"
         profile.write_text(
-            f"name: accuracy\nlocustfile: {LOCUSTFILE}\nhost: {target}\nworkers: 2\n"
+            f"name: accuracy\nlocustfile: {LOCUSTFILE}\nhost: {target}\nworkers: 2\ngates: {gates}\n"
             f"users: 20\nspawn_rate: 20\nduration: 20s\n"
             f"scrape_targets:\n  - name: target\n    url: {target}/metrics\n"
         )
@@ -57,11 +72,13 @@ def test_run_succeeds_and_leaves_a_complete_results_folder(finished_run):
     for name in ("run.json", "stats.csv", "stats_history.csv", "failures.csv", "report.html"):
         assert (run_dir / name).stat().st_size > 0, name
     assert any((run_dir / "tsdb").iterdir())
-    assert record["verdict"] == "no_gates" and record["exit_code"] == 0
+    assert record["verdict"] == "pass" and record["exit_code"] == 0, record["reason"]
+    for name in ("gates.json", "gates.md", "junit.xml"):
+        assert (run_dir / name).stat().st_size > 0, name
     assert record["workers"] == 2 and record["backend"] == "local"
     aggregated = next(r for r in csv_rows(run_dir / "stats.csv") if r["Name"] == "Aggregated")
     assert record["requests"] == int(aggregated["Request Count"]) > 1000
-    assert "results:" in done.stdout and "verdict: no_gates" in done.stdout
+    assert "results:" in done.stdout and "verdict: pass" in done.stdout and "search_p95" in done.stdout
 
 
 def test_run_json_has_phase_boundaries(finished_run):
@@ -183,3 +200,30 @@ def test_loadctl_prometheus_serves_a_finished_run(finished_run):
     time.sleep(0.5)
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{port}/-/ready", timeout=1)
+
+
+@pytest.mark.parametrize(
+    ("gate", "name", "column"),
+    [
+        ("search_p95", "recipes_search", "95%"),
+        ("search_p99", "recipes_search", "99%"),
+        ("make_now_p95", "recommendations_make_now", "95%"),
+        ("aggregate_p95", "Aggregated", "95%"),
+        ("aggregate_p99", "Aggregated", "99%"),
+    ],
+)
+def test_gate_percentiles_within_5_percent_of_locusts(finished_run, gate, name, column):
+    report = json.loads((finished_run["run_dir"] / "gates.json").read_text())
+    value = next(g["value"] for g in report["gates"] if g["name"] == gate)
+    row = next(r for r in csv_rows(finished_run["run_dir"] / "stats.csv") if r["Name"] == name)
+    locust_ms = float(row[column])
+    assert abs(value - locust_ms) <= 0.05 * locust_ms + 0.5, (gate, value, locust_ms)
+
+
+def test_gate_report_matches_locusts_failures(finished_run):
+    report = {g["name"]: g for g in json.loads((finished_run["run_dir"] / "gates.json").read_text())["gates"]}
+    assert report["search_error_rate"]["value"] == 0 and report["search_error_rate"]["verdict"] == "pass"
+    rows = {r["Name"]: r for r in csv_rows(finished_run["run_dir"] / "stats.csv")}
+    harvest = rows["harvest_auto"]
+    locust_rate = int(harvest["Failure Count"]) / int(harvest["Request Count"])
+    assert report["harvest_429_rate"]["value"] == pytest.approx(locust_rate, rel=0.05)

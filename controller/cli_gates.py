@@ -1,0 +1,187 @@
+"""`loadctl gates eval` and `loadctl gates lock`: judge or tighten a gate file against any Prometheus.
+
+A run directory's own TSDB is served locally when no --prometheus URL is given, so a finished
+run (and a baseline run) can be judged again offline.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import click
+import httpx
+from rich.console import Console
+
+from controller.errors import InputError
+from controller.gates.evaluate import GateReport
+from controller.gates.load import load_gate_file
+from controller.gates.runner import Target, evaluate_gates
+from controller.models import RunRecord
+from controller.results import read_record, read_timeline
+
+console = Console(soft_wrap=True)
+RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+@contextmanager
+def prometheus_client(url: str | None, run_dir: Path | None, label: str) -> Iterator[httpx.Client]:
+    if url:
+        with httpx.Client(base_url=url.rstrip("/"), timeout=30.0) as client:
+            yield client
+        return
+    if run_dir is None:
+        raise InputError(
+            "give --prometheus URL or --run RUN_DIR", source="command line", field="--prometheus"
+        )
+    from controller.prom.server import serve_run_tsdb
+
+    with serve_run_tsdb(run_dir, label=label) as server, server.client(timeout=30.0) as client:
+        yield client
+
+
+def record_from_window(client: httpx.Client, run_id: str, start: float, end: float) -> RunRecord:
+    """A run known only by id and times: phases come from the exporter's series in Prometheus."""
+    if end <= start:
+        raise InputError("--end must be after --start", source="command line", field="--end")
+    _, _, phases = read_timeline(client=client, run_id=run_id, lookback_s=end - start, at=end)
+    return RunRecord(
+        run_id=run_id,
+        profile="unknown",
+        profile_file=None,
+        locustfile="",
+        host="",
+        backend="external",
+        workers=0,
+        planned_duration_s=end - start,
+        started_at=start,
+        ended_at=end,
+        phases=phases,
+        verdict="no_gates",
+        exit_code=0,
+        loadctl_version="",
+    )
+
+
+def render(report: GateReport, fmt: str) -> str:
+    from controller.reports.gates import gates_json, gates_markdown, junit_xml
+
+    return {"json": gates_json, "md": gates_markdown, "junit": junit_xml}[fmt](report)
+
+
+@click.group()
+def gates() -> None:
+    """Judge runs against gate files, and lock gates from a good run."""
+
+
+@gates.command("eval")
+@click.option(
+    "--gates", "gates_path", required=True, type=click.Path(path_type=Path), help="Gate file (YAML)."
+)
+@click.option("--prometheus", help="Prometheus base URL (default: serve --run's own tsdb/).")
+@click.option("--run", "run_dir", type=RUN_DIR, help="A loadctl run directory (windows from its run.json).")
+@click.option("--run-id", help="Without --run: the run_id label to judge.")
+@click.option("--start", type=float, help="Without --run: window start, unix time.")
+@click.option("--end", type=float, help="Without --run: window end, unix time.")
+@click.option("--baseline", type=RUN_DIR, help="A run directory to compare max_change/min_change gates with.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "md", "json", "junit"]), default="table", show_default=True
+)
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here.")
+def eval_command(
+    gates_path: Path,
+    prometheus: str | None,
+    run_dir: Path | None,
+    run_id: str | None,
+    start: float | None,
+    end: float | None,
+    baseline: Path | None,
+    fmt: str,
+    output: Path | None,
+) -> None:
+    """Evaluate a gate file; exit 0 pass/warn, 1 fail, 3 error."""
+    gate_file = load_gate_file(gates_path)
+    if run_dir is None and (run_id is None or start is None or end is None):
+        raise InputError(
+            "give --run RUN_DIR, or --run-id with --start and --end", source="command line", field="--run"
+        )
+    with ExitStack() as stack:
+        client = stack.enter_context(prometheus_client(prometheus, run_dir, "gates"))
+        if run_dir is not None:
+            record = read_record(run_dir)
+        else:
+            assert run_id is not None and start is not None and end is not None
+            record = record_from_window(client, run_id, start, end)
+        base = None
+        if baseline is not None:
+            base_client = stack.enter_context(prometheus_client(None, baseline, "baseline"))
+            base = Target(base_client, read_record(baseline))
+        report = evaluate_gates(
+            gate_file, source=str(gates_path), target=Target(client, record), baseline=base
+        )
+    if fmt == "table":
+        from controller.reports.gates import gates_table
+
+        console.print(gates_table(report))
+        if output is not None:
+            output.write_text(render(report, "md"), encoding="utf-8")
+    else:
+        text = render(report, fmt)
+        if output is not None:
+            output.write_text(text, encoding="utf-8")
+        else:
+            sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.exit(report.exit_code)
+
+
+@gates.command("lock")
+@click.option(
+    "--gates", "gates_path", required=True, type=click.Path(path_type=Path), help="Gate file to tighten."
+)
+@click.option("--run", "run_dir", required=True, type=RUN_DIR, help="The passing run to lock from.")
+@click.option("--headroom", type=click.FloatRange(min=1.0, min_open=True), default=1.2, show_default=True)
+@click.option(
+    "--output", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Locked gate file."
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Markdown lock report (default: RUN_DIR/gates_lock.md).",
+)
+@click.option("--prometheus", help="Prometheus base URL (default: serve --run's own tsdb/).")
+def lock_command(
+    gates_path: Path,
+    run_dir: Path,
+    headroom: float,
+    output: Path,
+    report_path: Path | None,
+    prometheus: str | None,
+) -> None:
+    """Write a tightened gate file: max -> min(max, max(observed x headroom, floor)), min -> max(min, observed / headroom)."""
+    from controller.gates.lock import dump_gate_file, lock_gate_file, lock_report_markdown
+    from controller.profiles import load_yaml_mapping
+
+    gate_file = load_gate_file(gates_path)
+    record = read_record(run_dir)
+    with prometheus_client(prometheus, run_dir, "lock") as client:
+        report = evaluate_gates(gate_file, source=str(gates_path), target=Target(client, record))
+    if report.verdict == "error":
+        raise InputError(f"cannot lock: {report.reason}", source=str(run_dir))
+    data, rows = lock_gate_file(load_yaml_mapping(gates_path), report.gates, headroom=headroom)
+    output.write_text(dump_gate_file(data, run_id=record.run_id, source=str(gates_path)), encoding="utf-8")
+    load_gate_file(output)  # the locked file must itself be valid
+    report_path = report_path or run_dir / "gates_lock.md"
+    report_path.write_text(
+        lock_report_markdown(
+            rows, gate_file=str(gates_path), run_id=record.run_id, headroom=headroom, output=str(output)
+        ),
+        encoding="utf-8",
+    )
+    console.print(
+        f"locked {sum(1 for r in rows if r.locked != r.previous)} thresholds -> {output}  "
+        f"(report {report_path})",
+        highlight=False,
+    )

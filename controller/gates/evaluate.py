@@ -1,0 +1,141 @@
+"""Verdicts from values: pure functions, no I/O. A failed gate is a result value, not an exception.
+
+Fail closed: a gate whose value is missing (no data, NaN, a query error) is "fail" with the
+reason, whatever its severity, never "pass". A relative gate without a baseline value fails too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from controller.gates.models import Gate, parse_change
+
+GateVerdict = Literal["pass", "warn", "fail"]
+Overall = Literal["pass", "warn", "fail", "error"]
+EXIT_CODES: dict[str, int] = {"pass": 0, "warn": 0, "fail": 1, "error": 3}
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    verdict: GateVerdict
+    value: float | None
+    promql: str
+    window: str
+    start: float | None
+    end: float | None
+    severity: str = "fail"
+    max: float | None = None
+    min: float | None = None
+    max_change: str | None = None
+    min_change: str | None = None
+    baseline: float | None = None
+    abort: bool = False
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["window"] = {"name": self.window, "start": self.start, "end": self.end}
+        del data["start"], data["end"]
+        return {k: v for k, v in data.items() if v is not None or k in ("value", "reason")}
+
+
+def usable(value: float | None) -> bool:
+    return value is not None and not math.isnan(value) and not math.isinf(value)
+
+
+def violations(gate: Gate, value: float, baseline: float | None) -> list[str]:
+    """Every threshold the value breaks, as readable phrases. Empty when it passes."""
+    found = []
+    if gate.max is not None and value > gate.max:
+        found.append(f"{value:.6g} > max {gate.max:.6g}")
+    if gate.min is not None and value < gate.min:
+        found.append(f"{value:.6g} < min {gate.min:.6g}")
+    for field, change, broken in (
+        ("max_change", gate.max_change, lambda v, lim: v > lim),
+        ("min_change", gate.min_change, lambda v, lim: v < lim),
+    ):
+        if change is None:
+            continue
+        if not usable(baseline):
+            found.append(f"{field} {change}: no baseline value")
+            continue
+        assert baseline is not None
+        limit = baseline * (1 + parse_change(change))
+        if broken(value, limit):
+            found.append(f"{value:.6g} vs baseline {baseline:.6g}: {field} {change} allows {limit:.6g}")
+    return found
+
+
+def judge(
+    gate: Gate,
+    *,
+    value: float | None,
+    promql: str,
+    window: str,
+    start: float | None,
+    end: float | None,
+    reason: str | None = None,
+    baseline: float | None = None,
+) -> GateResult:
+    """One gate's verdict. `reason` explains a missing value (query error, no data, no such phase)."""
+    common: dict[str, Any] = {
+        "name": gate.name,
+        "promql": promql,
+        "window": window,
+        "start": start,
+        "end": end,
+        "severity": gate.severity,
+        "max": gate.max,
+        "min": gate.min,
+        "max_change": gate.max_change,
+        "min_change": gate.min_change,
+        "baseline": baseline if usable(baseline) else None,
+        "abort": gate.abort,
+    }
+    if not usable(value):
+        why = reason or ("no data" if value is None else f"value is {value}")
+        return GateResult(verdict="fail", value=None, reason=why, **common)
+    assert value is not None
+    broken = violations(gate, value, baseline)
+    if broken:
+        return GateResult(verdict=gate.severity, value=value, reason="; ".join(broken), **common)
+    return GateResult(verdict="pass", value=value, reason=None, **common)
+
+
+def overall(results: list[GateResult]) -> Overall:
+    verdicts = {r.verdict for r in results}
+    if "fail" in verdicts:
+        return "fail"
+    return "warn" if "warn" in verdicts else "pass"
+
+
+@dataclass(frozen=True)
+class GateReport:
+    """The verdict of one gate file on one run: what gates.json, gates.md and junit.xml are made from."""
+
+    verdict: Overall
+    gates: tuple[GateResult, ...]
+    gate_file: str
+    run_id: str
+    evaluated_at: float
+    baseline_run_id: str | None = None
+    reason: str | None = None  # why the verdict is "error" (Prometheus unreachable, ...)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.verdict]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "exit_code": self.exit_code,
+            "gate_file": self.gate_file,
+            "run_id": self.run_id,
+            "baseline_run_id": self.baseline_run_id,
+            "evaluated_at": self.evaluated_at,
+            "reason": self.reason,
+            "gates": [g.to_json() for g in self.gates],
+        }

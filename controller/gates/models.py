@@ -1,0 +1,153 @@
+"""Gate files (gates/*.yaml), validated: what to measure, over which window, against which threshold.
+
+Schema (version 1):
+    version: 1
+    name: pilot
+    window: steady            # default window: run | steady | any phase name
+    abort_grace: 60s          # live-abort gates wait this long after the start
+    gates:
+      - name: search_p95
+        metric: latency_p95_ms          # or promql: '...'
+        labels: 'name="recipes_search"' # PromQL label matchers (metric gates only)
+        status: "429"                   # status_rate only
+        max: 1200                       # and/or min; max_change/min_change vs a baseline; floor (locking)
+        severity: fail                  # fail | warn
+        abort: false                    # also evaluated live; a violation stops the load
+        window: run                     # per-gate override
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from controller.models import PHASE_PATTERN, Duration
+
+METRICS = (
+    "requests",
+    "failures",
+    "error_rate",
+    "status_rate",
+    "rps",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+)
+Metric = Literal[
+    "requests",
+    "failures",
+    "error_rate",
+    "status_rate",
+    "rps",
+    "latency_p50_ms",
+    "latency_p90_ms",
+    "latency_p95_ms",
+    "latency_p99_ms",
+]
+_CHANGE = re.compile(r"^([+-]?\d+(?:\.\d+)?)%$")
+_MATCHER = re.compile(r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*')
+
+
+def parse_change(text: str) -> float:
+    """'+10%' -> 0.10, '-5%' -> -0.05."""
+    match = _CHANGE.match(text.strip())
+    if not match:
+        raise ValueError(f"'{text}' is not a relative change like '+10%' or '-5%'")
+    return float(match.group(1)) / 100
+
+
+def check_matchers(labels: str) -> str:
+    """Comma-separated PromQL label matchers: name="x", status!~"5..". Checked again by promtool."""
+    text = labels.strip()
+    if not text:
+        return ""
+    position = 0
+    while True:
+        match = _MATCHER.match(text, position)
+        if not match:
+            raise ValueError(f"'{labels}' is not a list of label matchers like name!=\"harvest_auto\"")
+        position = match.end()
+        if position == len(text):
+            return text
+        if text[position] != ",":
+            raise ValueError(f"'{labels}' is not a list of label matchers like name!=\"harvest_auto\"")
+        position += 1
+
+
+class Gate(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,80}$")
+    metric: Metric | None = None
+    promql: str | None = None
+    labels: str = ""
+    status: str | None = None
+    max: float | None = None
+    min: float | None = None
+    max_change: str | None = None
+    min_change: str | None = None
+    floor: float | None = None
+    severity: Literal["fail", "warn"] = "fail"
+    abort: bool = False
+    window: str | None = Field(default=None, pattern=PHASE_PATTERN)
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, labels: str) -> str:
+        return check_matchers(labels)
+
+    @field_validator("max_change", "min_change")
+    @classmethod
+    def _change(cls, text: str | None) -> str | None:
+        if text is not None:
+            parse_change(text)
+        return text
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, status: object) -> object:
+        return str(status) if isinstance(status, int) else status  # status: 429 means "429"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Gate:
+        if (self.metric is None) == (self.promql is None):
+            raise ValueError("give exactly one of 'metric' and 'promql'")
+        if self.metric == "status_rate" and not self.status:
+            raise ValueError("metric status_rate needs 'status' (e.g. \"429\")")
+        if self.status and self.metric != "status_rate":
+            raise ValueError("'status' only applies to metric status_rate")
+        if self.promql is not None and self.labels:
+            raise ValueError("'labels' only applies to 'metric' gates; put matchers in the promql")
+        if all(v is None for v in (self.max, self.min, self.max_change, self.min_change)):
+            raise ValueError("no threshold: give max, min, max_change or min_change")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError("min is greater than max")
+        return self
+
+    @property
+    def needs_baseline(self) -> bool:
+        return self.max_change is not None or self.min_change is not None
+
+
+class GateFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    version: Literal[1]
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,80}$")
+    window: str = Field(default="steady", pattern=PHASE_PATTERN)
+    abort_grace: Duration = 60.0
+    gates: tuple[Gate, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> GateFile:
+        names = [gate.name for gate in self.gates]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"gate names must be unique: {', '.join(duplicates)}")
+        return self
+
+    def window_of(self, gate: Gate) -> str:
+        return gate.window or self.window

@@ -1,0 +1,127 @@
+"""Evaluate a gate file against a Prometheus: compile, query (with retries), judge.
+
+Prometheus being unreachable is not a gate result: after retrying with backoff for up to
+`retry_s` seconds the whole report is "error" (exit 3), never "pass".
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from controller.errors import PrometheusError
+from controller.gates.compile import WindowError, compile_gate, window_segments
+from controller.gates.evaluate import GateReport, GateResult, judge, overall
+from controller.gates.models import Gate, GateFile
+from controller.models import RunRecord
+from controller.prom.client import query
+
+
+class Unreachable(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Target:
+    """A run and the Prometheus that holds its data."""
+
+    client: httpx.Client
+    record: RunRecord
+
+
+def query_one(
+    *, client: httpx.Client, promql: str, at: float, retry_s: float
+) -> tuple[float | None, str | None]:
+    """(value, reason). Retries only while Prometheus is unreachable; a bad answer is final."""
+    deadline = time.monotonic() + retry_s
+    delay = 0.5
+    while True:
+        try:
+            samples = query(client=client, promql=promql, at=at)
+            break
+        except PrometheusError as e:
+            if "unreachable" not in str(e):
+                return None, str(e)
+            if time.monotonic() + delay > deadline:
+                raise Unreachable(str(e)) from e
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    if not samples:
+        return None, "no data"
+    if len(samples) > 1:
+        return None, f"expected one series, got {len(samples)}: add labels or aggregate in the query"
+    return samples[0].value, None
+
+
+def measure(
+    gate: Gate, window: str, target: Target, *, retry_s: float, until: float | None = None
+) -> tuple[float | None, str | None, str, tuple[float, float] | None]:
+    """(value, reason, promql, (start, end)) of one gate on one run; `until` cuts the window (live)."""
+    record = target.record
+    try:
+        segments = window_segments(
+            window, phases=record.phases, started_at=record.started_at, ended_at=record.ended_at
+        )
+    except WindowError as e:
+        return None, str(e), "", None
+    if until is not None:
+        segments = tuple((s, min(e, until)) for s, e in segments if s < until)
+        if not segments:
+            return None, f"window '{window}' has not started yet", "", None
+    promql = compile_gate(gate, run_id=record.run_id, segments=segments)
+    value, reason = query_one(client=target.client, promql=promql, at=segments[-1][1], retry_s=retry_s)
+    return value, reason, promql, (segments[0][0], segments[-1][1])
+
+
+def evaluate_gates(
+    gate_file: GateFile,
+    *,
+    source: str,
+    target: Target,
+    baseline: Target | None = None,
+    retry_s: float = 30.0,
+    only: tuple[str, ...] | None = None,
+    until: float | None = None,
+) -> GateReport:
+    results: list[GateResult] = []
+    try:
+        for gate in gate_file.gates:
+            if only is not None and gate.name not in only:
+                continue
+            window = gate_file.window_of(gate)
+            value, reason, promql, span = measure(gate, window, target, retry_s=retry_s, until=until)
+            baseline_value = None
+            if gate.needs_baseline and baseline is not None:
+                baseline_value, _, _, _ = measure(gate, window, baseline, retry_s=retry_s)
+            results.append(
+                judge(
+                    gate,
+                    value=value,
+                    reason=reason,
+                    promql=promql,
+                    window=window,
+                    start=span[0] if span else None,
+                    end=span[1] if span else None,
+                    baseline=baseline_value,
+                )
+            )
+    except Unreachable as e:
+        return GateReport(
+            verdict="error",
+            gates=tuple(results),
+            gate_file=source,
+            run_id=target.record.run_id,
+            evaluated_at=time.time(),
+            reason=f"Prometheus unreachable for {retry_s:.0f}s: {e}",
+            baseline_run_id=baseline.record.run_id if baseline else None,
+        )
+    return GateReport(
+        verdict=overall(results),
+        gates=tuple(results),
+        gate_file=source,
+        run_id=target.record.run_id,
+        evaluated_at=time.time(),
+        baseline_run_id=baseline.record.run_id if baseline else None,
+    )

@@ -1,0 +1,270 @@
+"""A GateReport as gates.json (machines), gates.md (people, PR comments), junit.xml (CI test tabs)
+and a rich table (the terminal).
+
+Every format renders thresholds and values through the same few helpers, so the number a CI tab
+shows is the number the Markdown report and the terminal show. gates.json is strict JSON (no NaN):
+a missing value is null with a reason, the same fail-closed rule the evaluator applies.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from controller.gates.evaluate import GateReport, GateResult
+
+JSON_FILE = "gates.json"
+MARKDOWN_FILE = "gates.md"
+JUNIT_FILE = "junit.xml"
+RESULT_STYLES = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red", "error": "bold red"}
+# XML 1.0 cannot carry most control characters; a Prometheus error body could contain them.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+# -- shared formatting: the one place numbers and thresholds become text ---------------------------
+
+
+def number(value: float | None) -> str:
+    """Up to 4 significant digits; thousands separators from 1,000 on; 'n/a' for no value."""
+    if value is None:
+        return "n/a"
+    if not math.isfinite(value):
+        return str(value)
+    if abs(float(f"{value:.4g}")) >= 1000:  # 999.96 rounds to 1000: that needs the separator too
+        return f"{value:,.0f}"
+    return f"{value:.4g}"
+
+
+def target(result: GateResult) -> str:
+    """The thresholds as a condition the value must meet: '<= 0.02', '>= 30', '0.005 to 1,200'."""
+    parts = []
+    if result.max is not None and result.min is not None:
+        parts.append(f"{number(result.min)} to {number(result.max)}")
+    elif result.max is not None:
+        parts.append(f"<= {number(result.max)}")
+    elif result.min is not None:
+        parts.append(f">= {number(result.min)}")
+    if result.max_change is not None:
+        parts.append(f"<= {result.max_change} vs baseline")
+    if result.min_change is not None:
+        parts.append(f">= {result.min_change} vs baseline")
+    return ", ".join(parts) or "-"
+
+
+def window(result: GateResult) -> str:
+    """'steady (5m)': the window's name and how long it was, when it was resolved."""
+    if result.start is None or result.end is None:
+        return result.window
+    seconds = max(0, round(result.end - result.start))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    units = [(hours, "h"), (minutes, "m"), (secs, "s")]
+    span = " ".join(f"{n}{unit}" for n, unit in units if n) or "0s"
+    return f"{result.window} ({span})"
+
+
+def outcome(result: GateResult) -> str:
+    """One line saying why a gate did not pass: value, target and the evaluator's reason."""
+    reason = f": {result.reason}" if result.reason else ""
+    return f"value {number(result.value)}, target {target(result)}{reason}"
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+# -- gates.json ------------------------------------------------------------------------------------
+
+
+def _finite(data: Any) -> Any:
+    """NaN/inf become null: strict JSON readers (jq, JSON.parse) reject them."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, dict):
+        return {key: _finite(item) for key, item in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(item) for item in data]
+    return data
+
+
+def gates_json(report: GateReport) -> str:
+    data = _finite(report.to_json())
+    for gate, result in zip(data["gates"], report.gates, strict=True):
+        if gate["value"] is None and not gate.get("reason"):
+            # a null without a why is useless to whoever reads the file
+            gate["reason"] = "no data" if result.value is None else f"value is {result.value}"
+    return json.dumps(data, indent=2, allow_nan=False) + "\n"
+
+
+# -- gates.md --------------------------------------------------------------------------------------
+
+
+def _cell(text: str) -> str:
+    return one_line(text).replace("|", "\\|")
+
+
+def _code(text: str) -> str:
+    """An inline code span that survives backticks inside the text (PromQL allows `raw strings`)."""
+    text = one_line(text)
+    runs = [len(run) for run in re.findall(r"`+", text)]
+    fence = "`" * (max(runs, default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _when(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def gates_markdown(report: GateReport, *, title: str | None = None) -> str:
+    verdict = f"**Verdict: {report.verdict.upper()}** (exit {report.exit_code})"
+    lines = [f"## {title or 'Gate Results'}", "", verdict]
+    if report.reason:
+        lines += [
+            "",
+            f"> **Error:** {one_line(report.reason)}",
+            ">",
+            "> Prometheus could not answer for every gate, so this is an error, never a pass.",
+        ]
+    lines += ["", f"- Gate file: {_code(report.gate_file)}", f"- Run: {_code(report.run_id)}"]
+    if report.baseline_run_id:
+        lines.append(f"- Baseline run: {_code(report.baseline_run_id)}")
+    lines += [f"- Evaluated: {_when(report.evaluated_at):%Y-%m-%d %H:%M:%S} UTC", ""]
+    if not report.gates:
+        lines += ["No gates were evaluated.", ""]
+        return "\n".join(lines)
+    lines += ["| Gate | Window | Target | Actual | Baseline | Result |", "|---|---|---|---|---|---|"]
+    for r in report.gates:
+        baseline = number(r.baseline) if r.baseline is not None else "-"
+        cells = (r.name, window(r), target(r), number(r.value), baseline, r.verdict.upper())
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+    flagged = [r for r in report.gates if r.verdict != "pass"]
+    if flagged:
+        lines += ["", "### Details", ""]
+        for r in flagged:
+            lines.append(f"- **{r.name}** — {r.verdict.upper()}: {one_line(outcome(r))}")
+            if r.promql:
+                lines.append(f"  - PromQL: {_code(r.promql)}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+# -- junit.xml -------------------------------------------------------------------------------------
+
+
+def _xml(text: str) -> str:
+    return _XML_ILLEGAL.sub("?", text)
+
+
+def _details(result: GateResult) -> str:
+    return "\n".join(
+        [
+            f"gate: {result.name} ({result.severity})",
+            f"value: {number(result.value)}",
+            f"target: {target(result)}",
+            f"window: {window(result)}",
+            f"reason: {result.reason or '-'}",
+            f"promql: {result.promql or '-'}",
+        ]
+    )
+
+
+def junit_xml(report: GateReport) -> str:
+    """One testsuite, one testcase per gate; a Prometheus outage is an extra errored testcase."""
+    failures = sum(r.verdict == "fail" for r in report.gates)
+    errors = int(report.verdict == "error")
+    counts = {"tests": str(len(report.gates) + errors), "failures": str(failures), "errors": str(errors)}
+    root = ET.Element("testsuites", {"name": "loadctl gates", **counts})
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        {
+            "name": _xml(f"loadctl gates: {report.gate_file}"),
+            **counts,
+            "skipped": "0",
+            "time": "0",
+            "timestamp": f"{_when(report.evaluated_at):%Y-%m-%dT%H:%M:%S}",
+        },
+    )
+    properties = ET.SubElement(suite, "properties")
+    for key, value in (
+        ("verdict", report.verdict),
+        ("exit_code", str(report.exit_code)),
+        ("run_id", report.run_id),
+        ("baseline_run_id", report.baseline_run_id or ""),
+    ):
+        ET.SubElement(properties, "property", name=key, value=_xml(value))
+    classname = _xml(f"loadctl.gates.{report.run_id}")
+    for r in report.gates:
+        case = ET.SubElement(suite, "testcase", classname=classname, name=_xml(r.name), time="0")
+        if r.verdict == "fail":
+            message = f"{outcome(r)}; promql: {r.promql or '-'}"
+            failure = ET.SubElement(case, "failure", message=_xml(one_line(message)), type="gate")
+            failure.text = _xml(_details(r))
+        elif r.verdict == "warn":
+            # a warning does not fail the build; CI shows system-out next to the passed test
+            ET.SubElement(case, "system-out").text = _xml(f"WARN: {outcome(r)}\n{_details(r)}")
+    if errors:
+        case = ET.SubElement(suite, "testcase", classname=classname, name="prometheus", time="0")
+        reason = report.reason or "the gates could not be evaluated"
+        ET.SubElement(case, "error", message=_xml(one_line(reason)), type="infra").text = _xml(reason)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+# -- terminal --------------------------------------------------------------------------------------
+
+
+def gates_table(report: GateReport) -> Table:
+    # Text cells, not markup strings: a reason or PromQL with [brackets] must print as it is.
+    table = Table(title=Text(f"Gates: {report.gate_file}"), title_justify="left")
+    for column in ("Gate", "Window", "Target", "Actual", "Result"):
+        table.add_column(column, justify="right" if column == "Actual" else "left")
+    for r in report.gates:
+        table.add_row(
+            Text(r.name),
+            Text(window(r)),
+            Text(target(r)),
+            Text(number(r.value)),
+            Text(r.verdict.upper(), style=RESULT_STYLES[r.verdict]),
+        )
+    verdict = Text(
+        f"Verdict: {report.verdict.upper()} (exit {report.exit_code})", style=RESULT_STYLES[report.verdict]
+    )
+    if report.reason:
+        verdict.append(f" — {one_line(report.reason)}")
+    table.caption = verdict
+    table.caption_justify = "left"
+    return table
+
+
+# -- I/O -------------------------------------------------------------------------------------------
+
+
+def _write(path: Path, text: str) -> None:
+    # write-then-rename: a CI step reading the run directory never sees half a file
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, path)
+
+
+def write_gate_reports(report: GateReport, *, run_dir: Path) -> tuple[str, ...]:
+    """gates.json, gates.md and junit.xml in the run directory; returns their names."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    outputs = (
+        (JSON_FILE, gates_json(report)),
+        (MARKDOWN_FILE, gates_markdown(report)),
+        (JUNIT_FILE, junit_xml(report)),
+    )
+    for name, text in outputs:
+        _write(run_dir / name, text)
+    return tuple(name for name, _ in outputs)
