@@ -90,6 +90,13 @@ def gates() -> None:
     "--format", "fmt", type=click.Choice(["table", "md", "json", "junit"]), default="table", show_default=True
 )
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write the report here.")
+@click.option(
+    "--retry",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="Seconds to retry an unreachable Prometheus before the verdict is 'error'.",
+)
 def eval_command(
     gates_path: Path,
     prometheus: str | None,
@@ -100,6 +107,7 @@ def eval_command(
     baseline: Path | None,
     fmt: str,
     output: Path | None,
+    retry: float,
 ) -> None:
     """Evaluate a gate file; exit 0 pass/warn, 1 fail, 3 error."""
     gate_file = load_gate_file(gates_path)
@@ -119,7 +127,7 @@ def eval_command(
             base_client = stack.enter_context(prometheus_client(None, baseline, "baseline"))
             base = Target(base_client, read_record(baseline))
         report = evaluate_gates(
-            gate_file, source=str(gates_path), target=Target(client, record), baseline=base
+            gate_file, source=str(gates_path), target=Target(client, record), baseline=base, retry_s=retry
         )
     if fmt == "table":
         from controller.reports.gates import gates_table
@@ -160,7 +168,10 @@ def lock_command(
     report_path: Path | None,
     prometheus: str | None,
 ) -> None:
-    """Write a tightened gate file: max -> min(max, max(observed x headroom, floor)), min -> max(min, observed / headroom)."""
+    """Write a tightened gate file from a passing run.
+
+    Each max becomes min(max, max(observed x headroom, floor)); each min max(min, observed / headroom).
+    """
     from controller.gates.lock import dump_gate_file, lock_gate_file, lock_report_markdown
     from controller.profiles import load_yaml_mapping
 

@@ -4,6 +4,7 @@
     ├── InputError               exit 2: bad profile, flag, locustfile; raised before any load is sent
     ├── InfraError               exit 3: a process, Prometheus or tool we depend on failed
     │   └── PrometheusError      the Prometheus HTTP API failed or answered an error
+    │       └── PrometheusUnreachable   no answer at all (retry-worthy)
     └── Interrupted              exit 130: Ctrl-C or SIGTERM
 
 A failed gate is a result value (a verdict), never an exception.
@@ -43,6 +44,10 @@ class InfraError(LoadctlError):
 
 class PrometheusError(InfraError):
     pass
+
+
+class PrometheusUnreachable(PrometheusError):
+    """No connection, or 502/503/504: worth retrying, unlike an error Prometheus answered with."""
 
 
 class Interrupted(LoadctlError):

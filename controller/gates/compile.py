@@ -13,6 +13,7 @@ from controller.gates.models import Gate
 from controller.models import PhaseWindow
 
 Segment = tuple[float, float]
+SEGMENT_LABEL = "loadctl_segment"
 QUANTILES = {"latency_p50_ms": 0.5, "latency_p90_ms": 0.9, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
 
 
@@ -52,11 +53,18 @@ def _selector(metric: str, run_id: str, labels: str, extra: str = "") -> str:
 
 
 def _summed(selector: str, segments: Sequence[Segment], by: str = "") -> str:
-    """sum(increase(...)) over each segment, added up."""
-    terms = [
-        f"sum{by}(increase({selector}[{_duration(end - start)}] @ {end:.3f}))" for start, end in segments
-    ]
-    return terms[0] if len(terms) == 1 else "(" + " + ".join(terms) + ")"
+    """sum(increase(...)) over the window's segments.
+
+    Several segments are joined as a union, each series tagged with its segment so none collapses
+    into another, then aggregated once: a series present in only one segment (a status that first
+    appears in the second steady stage) still counts, and with no series anywhere the result stays
+    empty, so the gate fails closed. (Adding per-segment sums with `+` would drop such series.)
+    """
+    increases = [f"increase({selector}[{_duration(end - start)}] @ {end:.3f})" for start, end in segments]
+    if len(increases) == 1:
+        return f"sum{by}({increases[0]})"
+    tagged = [f'label_replace({term}, "{SEGMENT_LABEL}", "{i}", "", "")' for i, term in enumerate(increases)]
+    return f"sum{by}(" + " or ".join(tagged) + ")"
 
 
 def compile_gate(gate: Gate, *, run_id: str, segments: Sequence[Segment]) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from controller.errors import PrometheusError
+from controller.errors import PrometheusError, PrometheusUnreachable
 from controller.gates.compile import WindowError, compile_gate, window_segments
 from controller.gates.evaluate import GateReport, GateResult, judge, overall
 from controller.gates.models import Gate, GateFile
@@ -41,13 +41,13 @@ def query_one(
         try:
             samples = query(client=client, promql=promql, at=at)
             break
-        except PrometheusError as e:
-            if "unreachable" not in str(e):
-                return None, str(e)
+        except PrometheusUnreachable as e:
             if time.monotonic() + delay > deadline:
                 raise Unreachable(str(e)) from e
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+        except PrometheusError as e:  # Prometheus answered: a bad query is this gate's failure, final
+            return None, str(e)
     if not samples:
         return None, "no data"
     if len(samples) > 1:

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from controller.errors import PrometheusError, tail
+from controller.errors import PrometheusError, PrometheusUnreachable, tail
 
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
@@ -26,7 +26,9 @@ def _api(client: httpx.Client, path: str, params: dict[str, Any]) -> Any:
     try:
         response = client.get(path, params=params)
     except httpx.HTTPError as e:
-        raise PrometheusError(f"Prometheus at {client.base_url} unreachable: {e}") from e
+        raise PrometheusUnreachable(f"Prometheus at {client.base_url} unreachable: {e}") from e
+    if response.status_code in (502, 503, 504):  # starting up, or a proxy without its backend
+        raise PrometheusUnreachable(f"Prometheus at {client.base_url} unavailable ({response.status_code})")
     try:
         body = response.json()
     except ValueError:

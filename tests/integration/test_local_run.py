@@ -35,7 +35,8 @@ gates:
   - {name: aggregate_p95, metric: latency_p95_ms, max: 60000}
   - {name: aggregate_p99, metric: latency_p99_ms, max: 60000}
   - {name: search_error_rate, metric: error_rate, labels: 'name="recipes_search"', max: 0.01}
-  - {name: harvest_429_rate, metric: status_rate, status: "429", labels: 'name="harvest_auto"', min: 0.01, severity: warn}
+  - {name: harvest_429_rate, metric: status_rate, status: "429", labels: 'name="harvest_auto"',
+     min: 0.01, severity: warn}
 """
 
 
@@ -227,3 +228,94 @@ def test_gate_report_matches_locusts_failures(finished_run):
     harvest = rows["harvest_auto"]
     locust_rate = int(harvest["Failure Count"]) / int(harvest["Request Count"])
     assert report["harvest_429_rate"]["value"] == pytest.approx(locust_rate, rel=0.05)
+
+
+def gates_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return run_loadctl(["gates", *args], timeout=timeout)
+
+
+def test_gates_eval_judges_a_finished_run_again(finished_run, tmp_path):
+    run_dir = finished_run["run_dir"]
+    gates = run_dir.parent.parent / "accuracy-gates.yaml"
+    done = gates_cli("eval", "--gates", str(gates), "--run", str(run_dir), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    again = {g["name"]: g["value"] for g in json.loads(done.stdout)["gates"]}
+    during = {g["name"]: g["value"] for g in json.loads((run_dir / "gates.json").read_text())["gates"]}
+    assert again == pytest.approx(during)  # same windows, same data: same values
+
+    junit = tmp_path / "junit.xml"
+    done = gates_cli(
+        "eval", "--gates", str(gates), "--run", str(run_dir), "--format", "junit", "--output", str(junit)
+    )
+    assert done.returncode == 0 and "<testcase" in junit.read_text()
+
+
+def test_gates_eval_unreachable_prometheus_is_an_error_never_a_pass(finished_run):
+    gates = finished_run["run_dir"].parent.parent / "accuracy-gates.yaml"
+    done = gates_cli(
+        "eval",
+        "--gates",
+        str(gates),
+        "--run",
+        str(finished_run["run_dir"]),
+        "--prometheus",
+        f"http://127.0.0.1:{free_port()}",
+        "--retry",
+        "1",
+        "--format",
+        "json",
+    )
+    assert done.returncode == 3, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["verdict"] == "error" and "unreachable" in report["reason"]
+    assert all(g["verdict"] != "pass" for g in report["gates"])
+
+
+def test_gates_lock_tightens_and_the_locked_file_passes(finished_run, tmp_path):
+    run_dir = finished_run["run_dir"]
+    gates = run_dir.parent.parent / "accuracy-gates.yaml"
+    locked = tmp_path / "accuracy.locked.yaml"
+    lock_report = tmp_path / "lock.md"
+    done = gates_cli(
+        "lock",
+        "--gates",
+        str(gates),
+        "--run",
+        str(run_dir),
+        "--headroom",
+        "1.2",
+        "--output",
+        str(locked),
+        "--report",
+        str(lock_report),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    observed = {g["name"]: g["value"] for g in json.loads((run_dir / "gates.json").read_text())["gates"]}
+    import yaml
+
+    thresholds = {g["name"]: g for g in yaml.safe_load(locked.read_text())["gates"]}
+    assert thresholds["search_p95"]["max"] == pytest.approx(observed["search_p95"] * 1.2, rel=1e-3)
+    assert thresholds["search_p95"]["max"] < 60000
+    assert "search_p95" in lock_report.read_text()
+    # the seed's "lock validation": the source run passes its own locked gates
+    done = gates_cli("eval", "--gates", str(locked), "--run", str(run_dir), "--format", "json")
+    assert done.returncode == 0 and json.loads(done.stdout)["verdict"] == "pass", done.stdout
+
+
+def test_baseline_comparison(finished_run, tmp_path):
+    run_dir = finished_run["run_dir"]
+    gates = tmp_path / "relative.yaml"
+    gates.write_text(
+        "version: 1\nname: rel\nwindow: run\ngates:\n"
+        "  - {name: p95_no_worse, metric: latency_p95_ms, max_change: '+10%'}\n"
+        "  - {name: p95_halved, metric: latency_p95_ms, max_change: '-50%'}\n"
+    )
+    # the run against itself: no change passes, a demanded halving fails; both values are reported
+    done = gates_cli(
+        "eval", "--gates", str(gates), "--run", str(run_dir), "--baseline", str(run_dir), "--format", "json"
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = {g["name"]: g for g in json.loads(done.stdout)["gates"]}
+    assert report["p95_no_worse"]["verdict"] == "pass"
+    assert report["p95_halved"]["verdict"] == "fail"
+    assert report["p95_no_worse"]["baseline"] == pytest.approx(report["p95_no_worse"]["value"])

@@ -113,6 +113,9 @@ def test_compile_sums_segments_and_substitutes_promql():
     segs = ((100.0, 160.0), (200.0, 230.5))
     two = compile_gate(gate(metric="requests", min=1), run_id="r", segments=segs)
     assert two.count("increase(") == 2 and "[30500ms] @ 230.500" in two
+    # a union of segment-tagged series, not `+` of per-segment sums (which drops a series that
+    # exists in only one segment)
+    assert two.startswith("sum(label_replace(increase(") and " or label_replace(" in two and " + " not in two
     assert compile_gate(gate(metric="rps", min=1), run_id="r", segments=segs).endswith("/ 90.500")
     custom = gate(promql='max_over_time(x{run_id="$run_id"}[$__range]) + $start - $end', max=1)
     assert compile_gate(custom, run_id="r", segments=segs) == (
