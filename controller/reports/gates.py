@@ -227,16 +227,21 @@ def junit_xml(report: GateReport) -> str:
 def gates_table(report: GateReport) -> Table:
     # Text cells, not markup strings: a reason or PromQL with [brackets] must print as it is.
     table = Table(title=Text(f"Gates: {report.gate_file}"), title_justify="left")
-    for column in ("Gate", "Window", "Target", "Actual", "Result"):
-        table.add_column(column, justify="right" if column == "Actual" else "left")
+    # Baseline and Why only when they say something: a relative gate, or a gate that did not pass.
+    with_baseline = any(r.baseline is not None for r in report.gates)
+    with_reason = any(r.verdict != "pass" for r in report.gates)
+    columns = ["Gate", "Window", "Target", "Actual", *(["Baseline"] if with_baseline else []), "Result",
+               *(["Why"] if with_reason else [])]
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("Actual", "Baseline") else "left")
     for r in report.gates:
-        table.add_row(
-            Text(r.name),
-            Text(window(r)),
-            Text(target(r)),
-            Text(number(r.value)),
-            Text(r.verdict.upper(), style=RESULT_STYLES[r.verdict]),
-        )
+        cells = [Text(r.name), Text(window(r)), Text(target(r)), Text(number(r.value))]
+        if with_baseline:
+            cells.append(Text(number(r.baseline)))
+        cells.append(Text(r.verdict.upper(), style=RESULT_STYLES[r.verdict]))
+        if with_reason:
+            cells.append(Text(one_line(r.reason) if r.verdict != "pass" and r.reason else ""))
+        table.add_row(*cells)
     verdict = Text(
         f"Verdict: {report.verdict.upper()} (exit {report.exit_code})", style=RESULT_STYLES[report.verdict]
     )

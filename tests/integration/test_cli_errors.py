@@ -126,3 +126,71 @@ def test_missing_prometheus_is_an_infrastructure_error(tmp_path):
 def test_validate_command(tmp_path):
     done = run_loadctl(["validate", "demo"])
     assert done.returncode == 0 and "profiles/demo.yaml: ok (3 stages, 90s" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("gates", "words"),
+    [
+        (
+            "version: 1\nname: g\ngates:\n  - {name: p42, metric: latency_p42_ms, max: 1}\n",
+            ["g.yaml: gates[0] (p42).metric: unknown metric 'latency_p42_ms'"],
+        ),
+        (
+            "version: 1\nname: g\ngates:\n  - {name: both, metric: rps, promql: up, min: 1}\n",
+            ["g.yaml: gates[0] (both): give exactly one of 'metric' and 'promql'"],
+        ),
+        (
+            "version: 1\nname: g\ngates:\n  - {name: nothing, metric: rps}\n",
+            ["gates[0] (nothing): no threshold"],
+        ),
+        (
+            "version: 1\nname: g\ngates:\n  - {name: m, metric: rps, labels: 'name=x', min: 1}\n",
+            ["gates[0] (m).labels:", "label matchers"],
+        ),
+        (
+            "version: 1\nname: g\ngates:\n  - {name: ok, metric: rps, min: 1}\n  - {name: q, promql: 'rate(x[5m]', max: 1}\n",
+            ["g.yaml: gates[1] (q): invalid PromQL:"],
+        ),
+    ],
+)
+def test_bad_gate_file_is_rejected_before_any_load(tmp_path, gates, words):
+    (tmp_path / "g.yaml").write_text(gates)
+    done = run_loadctl(
+        [
+            "run",
+            "-f",
+            str(DEMO_LOCUSTFILE),
+            "--host",
+            "http://127.0.0.1:1",
+            "-u",
+            "1",
+            "-t",
+            "5s",
+            "--gates",
+            str(tmp_path / "g.yaml"),
+            "--results-dir",
+            str(tmp_path / "results"),
+        ]
+    )
+    assert_input_error(done, tmp_path, *words)
+
+
+def test_gates_eval_with_a_bad_gate_file(tmp_path):
+    (tmp_path / "g.yaml").write_text("version: 1\nname: g\ngates: []\n")
+    done = run_loadctl(
+        [
+            "gates",
+            "eval",
+            "--gates",
+            str(tmp_path / "g.yaml"),
+            "--prometheus",
+            "http://127.0.0.1:1",
+            "--run-id",
+            "x",
+            "--start",
+            "1",
+            "--end",
+            "2",
+        ]
+    )
+    assert_input_error(done, tmp_path, "g.yaml: gates:")

@@ -688,3 +688,43 @@ def test_prometheus_unreachable_is_an_error_never_a_pass():
     assert (report.verdict, report.exit_code) == ("error", 3)
     assert report.reason is not None and "unreachable" in report.reason
     assert all(r.verdict != "pass" for r in report.gates)
+
+
+def test_lock_from_known_data_gives_exact_thresholds_and_the_run_passes_them(main):
+    from controller.gates.lock import lock_gate_file
+
+    data = {
+        "version": 1,
+        "name": "known",
+        "window": "steady",
+        "gates": [
+            metric_gate("requests_cap", "requests", max=10_000),  # observed 3720 -> 3720 x 1.2
+            metric_gate("throughput", "rps", min=20),  # observed 31 -> 31 / 1.2, up
+            metric_gate("errors", "error_rate", max=0.5, floor=0.2),  # 0.1129 x 1.2 < floor -> floor
+            metric_gate("already_tight", "requests", max=4000),  # 3720 x 1.2 > 4000: stays
+            metric_gate("nothing", "requests", labels='name="nope"', max=5),  # no data: not locked
+        ],
+    }
+    report = evaluate_gates(GateFile.model_validate(data), source="test", target=main, retry_s=5.0)
+    locked, rows = lock_gate_file(data, report.gates, headroom=1.2)
+    limits = {g["name"]: g.get("max", g.get("min")) for g in locked["gates"]}
+    assert limits == {
+        "requests_cap": 4464,
+        "throughput": 25.84,
+        "errors": 0.2,
+        "already_tight": 4000,
+        "nothing": 5,
+    }
+    assert locked["name"] == "known.locked"
+    assert next(r for r in rows if r.gate == "nothing").note.startswith("not locked")
+    # the source run passes its own locked gates (except the one it had no data for)
+    relocked = by_name(
+        evaluate_gates(GateFile.model_validate(locked), source="test", target=main, retry_s=5.0)
+    )
+    assert {name: r.verdict for name, r in relocked.items()} == {
+        "requests_cap": "pass",
+        "throughput": "pass",
+        "errors": "pass",
+        "already_tight": "pass",
+        "nothing": "fail",
+    }

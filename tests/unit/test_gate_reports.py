@@ -172,6 +172,20 @@ def test_terminal_table_has_the_columns_and_results():
     assert "unreachable" in outage.export_text()
 
 
+def table_text(rep: GateReport) -> str:
+    console = Console(width=250, record=True, color_system=None)
+    console.print(gates_table(rep))
+    return console.export_text()
+
+
+def test_terminal_table_shows_baseline_and_why_only_when_they_matter():
+    full = table_text(FULL)
+    assert "Baseline" in full and "99" in full  # a relative gate's baseline value
+    assert "Why" in full and "0.031 > max 0.02" in full and "no data" in full
+    quiet = table_text(report(PASSED, verdict="pass"))
+    assert "Baseline" not in quiet and "Why" not in quiet
+
+
 def test_write_gate_reports_writes_three_files(tmp_path):
     names = write_gate_reports(FULL, run_dir=tmp_path)
     assert names == ("gates.json", "gates.md", "junit.xml")
