@@ -148,7 +148,8 @@ def test_validate_command(tmp_path):
             ["gates[0] (m).labels:", "label matchers"],
         ),
         (
-            "version: 1\nname: g\ngates:\n  - {name: ok, metric: rps, min: 1}\n  - {name: q, promql: 'rate(x[5m]', max: 1}\n",
+            "version: 1\nname: g\ngates:\n  - {name: ok, metric: rps, min: 1}\n"
+            "  - {name: q, promql: 'rate(x[5m]', max: 1}\n",
             ["g.yaml: gates[1] (q): invalid PromQL:"],
         ),
     ],
