@@ -230,8 +230,15 @@ def gates_table(report: GateReport) -> Table:
     # Baseline and Why only when they say something: a relative gate, or a gate that did not pass.
     with_baseline = any(r.baseline is not None for r in report.gates)
     with_reason = any(r.verdict != "pass" for r in report.gates)
-    columns = ["Gate", "Window", "Target", "Actual", *(["Baseline"] if with_baseline else []), "Result",
-               *(["Why"] if with_reason else [])]
+    columns = [
+        "Gate",
+        "Window",
+        "Target",
+        "Actual",
+        *(["Baseline"] if with_baseline else []),
+        "Result",
+        *(["Why"] if with_reason else []),
+    ]
     for column in columns:
         table.add_column(column, justify="right" if column in ("Actual", "Baseline") else "left")
     for r in report.gates:
