@@ -25,17 +25,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from controller.models import PHASE_PATTERN, Duration
 
-METRICS = (
-    "requests",
-    "failures",
-    "error_rate",
-    "status_rate",
-    "rps",
-    "latency_p50_ms",
-    "latency_p90_ms",
-    "latency_p95_ms",
-    "latency_p99_ms",
-)
 Metric = Literal[
     "requests",
     "failures",
