@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 GATES = """version: 1
 name: abort
 window: run
-abort_grace: 5s
+abort_grace: 10s
 gates:
   - {name: impossible_throughput, metric: rps, min: 100000, abort: true}
   - {name: search_p95, metric: latency_p95_ms, labels: 'name="recipes_search"', max: 60000}
@@ -53,11 +53,12 @@ def test_abort_gate_stops_the_run_early(tmp_path):
     record = json.loads((run_dir / "run.json").read_text())
     assert record["verdict"] == "fail" and record["aborted_by"] == "impossible_throughput"
     assert "aborted by gate impossible_throughput" in record["reason"]
-    # stopped long before the planned 3 minutes: grace 5 s plus a check every 5 s
+    # stopped long before the planned 3 minutes: grace 10 s plus a check every 5 s
     assert record["ended_at"] - record["started_at"] < 60
     report = {g["name"]: g for g in json.loads((run_dir / "gates.json").read_text())["gates"]}
-    assert (
-        report["impossible_throughput"]["verdict"] == "fail" and report["impossible_throughput"]["value"] > 0
-    )
+    # measured (not "no data"), and far below the impossible minimum
+    assert report["impossible_throughput"]["verdict"] == "fail"
+    assert report["impossible_throughput"]["value"] is not None
+    assert report["impossible_throughput"]["value"] < 100000
     assert report["search_p95"]["verdict"] == "pass"
     assert "aborted by gate impossible_throughput" in done.stdout
