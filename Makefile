@@ -8,8 +8,14 @@ export DEMO_PORT
 
 .PHONY: setup run test test-unit test-integration lint bench-overhead clean
 
+TOOLS := .tools
+# helm: a HELM_BIN you set wins; otherwise set-up installs it into .tools/bin (scripts/ensure-helm.sh)
+USER_HELM_BIN := $(HELM_BIN)
+export HELM_BIN := $(if $(USER_HELM_BIN),$(USER_HELM_BIN),$(CURDIR)/$(TOOLS)/bin/helm)
+
 setup: $(VENV)/.installed
 	@scripts/ensure-tool.sh prometheus prometheus PROMETHEUS_BIN
+	@HELM_BIN="$(USER_HELM_BIN)" scripts/ensure-helm.sh $(TOOLS)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,4 +44,4 @@ bench-overhead: setup  ## plain locust vs loadctl run throughput, against a loca
 	$(PY) bench/overhead.py
 
 clean:
-	rm -rf $(VENV) results .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(TOOLS) results .pytest_cache .mypy_cache .ruff_cache *.egg-info
