@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -9,8 +10,10 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
+import yaml
 
 from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom.server import serve_run_tsdb
@@ -73,6 +76,10 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.2) -> bool:
     return bool(predicate())
 
 
+CHART = REPO_ROOT / "charts" / "loadctl"
+
+
+@functools.cache
 def helm_bin() -> str:
     """helm as the project's set-up installs it ($HELM_BIN under make, else .tools/bin/helm)."""
     candidates = [os.environ.get("HELM_BIN"), str(REPO_ROOT / ".tools" / "bin" / "helm")]
@@ -80,3 +87,19 @@ def helm_bin() -> str:
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     raise AssertionError("helm not found: run `make setup` (installs it into .tools/bin) or set HELM_BIN")
+
+
+def helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([helm_bin(), *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def helm_render(*value_files: Path, release: str = "lt", sets: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """`helm template` of charts/loadctl as a list of objects; fails the test on a render error."""
+    args = ["template", release, str(CHART), "--namespace", "loadtest"]
+    for path in value_files:
+        args += ["-f", str(path)]
+    for item in sets:
+        args += ["--set", item]
+    done = helm(*args)
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]

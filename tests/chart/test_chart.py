@@ -10,7 +10,6 @@ import copy
 import functools
 import json
 import math
-import os
 import re
 import subprocess
 from pathlib import Path
@@ -22,11 +21,10 @@ import pytest
 import yaml
 
 from controller.gates.load import find_promtool
+from tests.support import CHART, REPO_ROOT, helm, helm_render
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CHART = REPO_ROOT / "charts" / "loadctl"
 SCENARIOS = {p.name.removesuffix("-values.yaml"): p for p in sorted((CHART / "ci").glob("*-values.yaml"))}
 RUN_SCENARIOS = ["default", "monitoring", "peak"]
 K8S_VERSION = "1.31"
@@ -63,21 +61,6 @@ RESTRICTED_VOLUME_TYPES = {
 # --- helm --------------------------------------------------------------------------------------
 
 
-@functools.cache
-def helm_bin() -> str:
-    """helm as the project's set-up installs it: $HELM_BIN (set by make), else .tools/bin/helm."""
-    for candidate in (os.environ.get("HELM_BIN"), str(REPO_ROOT / ".tools" / "bin" / "helm")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    pytest.fail(
-        "helm not found: run `make setup` (installs it into .tools/bin) or set HELM_BIN", pytrace=False
-    )
-
-
-def helm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([helm_bin(), *args], capture_output=True, text=True, timeout=60, check=False)
-
-
 def template_args(*value_files: Path, release: str = RELEASE, sets: tuple[str, ...] = ()) -> list[str]:
     args = ["template", release, str(CHART), "--namespace", "loadtest"]
     for path in value_files:
@@ -88,9 +71,7 @@ def template_args(*value_files: Path, release: str = RELEASE, sets: tuple[str, .
 
 
 def render(*value_files: Path, release: str = RELEASE, sets: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    done = helm(*template_args(*value_files, release=release, sets=sets))
-    assert done.returncode == 0, done.stderr
-    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+    return helm_render(*value_files, release=release, sets=sets)
 
 
 @functools.cache
