@@ -24,7 +24,9 @@ def served_requests(target: str) -> float:
         sample.value
         for family in text_string_to_metric_families(text)
         for sample in family.samples
-        if sample.name == "demo_http_requests_total" and sample.labels.get("route") != "/metrics"
+        # the load only: not Prometheus' scrapes, not the test's own start-up health checks
+        if sample.name == "demo_http_requests_total"
+        and sample.labels.get("route") not in ("/metrics", "/health")
     )
 
 
@@ -67,6 +69,7 @@ def test_interrupt_stops_everything_and_keeps_results(tmp_path, signum):
             children = controller.children(recursive=True)
             assert {"prometheus"} <= {c.name() for c in children}
 
+            served_before_signal = served_requests(target)
             run.send_signal(signum)
             output, _ = run.communicate(timeout=60)
         finally:
@@ -86,7 +89,9 @@ def test_interrupt_stops_everything_and_keeps_results(tmp_path, signum):
     record = json.loads((results / "cut" / "run.json").read_text())
     assert record["verdict"] == "interrupted" and record["exit_code"] == EXIT_INTERRUPTED
     assert record["reason"].startswith(f"interrupted by {signal.Signals(signum).name}")
-    assert record["requests"] and record["requests"] > 50
+    # what Locust collected covers the load the target had served when the signal came (a request
+    # in flight at the stop can be served yet never recorded, hence not an equality)
+    assert record["requests"] is not None and record["requests"] >= 0.9 * served_before_signal > 0
     assert record["phases"] and record["phases"][0]["phase"] == "ramp_up"
     assert (results / "cut" / "stats.csv").exists() and (results / "cut" / "report.html").exists()
     assert "verdict: interrupted" in output
