@@ -26,9 +26,6 @@ class Backend(Protocol):
     def stop_load(self) -> None:
         """Stop the load now, keeping the final stats (used on interrupt)."""
 
-    def stop_prometheus(self) -> None:
-        """Stop the backend's own Prometheus, if any, after the final scrapes."""
-
     def teardown(self) -> None:
         """Stop everything still running. Idempotent; called on every path."""
 

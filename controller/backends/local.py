@@ -157,9 +157,6 @@ class LocalBackend:
             self.master.send_signal(signal.SIGINT)
             self.master.wait(15.0)
 
-    def stop_prometheus(self) -> None:
-        self.prometheus.stop()
-
     def teardown(self) -> None:
         if self.master is not None:
             self.master.stop(timeout=10.0)

@@ -106,9 +106,6 @@ class CrawlLedger:
     def stats(self, label: str) -> DomainStats:
         return self._stats.setdefault(label, DomainStats())
 
-    def domains(self) -> list[str]:
-        return list(self._stats)
-
     def record(self, label: str, outcome: Outcome, attempt: int) -> Outcome:
         """Record attempt number ``attempt`` (1-based) and return the outcome to report.
 

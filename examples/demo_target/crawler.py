@@ -67,9 +67,6 @@ class Crawler:
     def depth(self) -> int:
         return self._queue.qsize()
 
-    def is_full(self) -> bool:
-        return self._queue.full()
-
     def new_job(self, url: str, domain: str) -> CrawlJob:
         return CrawlJob(job_id=f"job-{next(self._ids)}", url=url, domain=self.ledger.label_for(domain))
 
