@@ -86,7 +86,9 @@ def run(
     if record.reason:
         console.print(f"reason: {record.reason}", highlight=False)
     console.print(
-        f"results: {plan.run_dir}  (query again: loadctl prometheus {plan.run_dir})", highlight=False
+        f"results: {plan.run_dir}  (report: {plan.run_dir / 'report.md'}; "
+        f"query again: loadctl prometheus {plan.run_dir})",
+        highlight=False,
     )
     sys.exit(record.exit_code)
 

@@ -48,15 +48,23 @@ def read_timeline(
     return start, stop, phase_windows(starts, end) if end is not None and starts else ()
 
 
-def locust_totals(stats_csv: Path) -> tuple[int, int] | None:
-    """(requests, failures) from the Aggregated row of Locust's stats.csv."""
+def csv_rows(path: Path) -> list[dict[str, str]]:
+    """Rows of one of Locust's CSVs; none when the file is missing (a run that never started)."""
     try:
-        with open(stats_csv, newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                if row.get("Name") == "Aggregated":
-                    return int(row["Request Count"]), int(row["Failure Count"])
-    except (OSError, KeyError, ValueError):
-        return None
+        with open(path, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+    except OSError:
+        return []
+
+
+def locust_totals(stats_rows: list[dict[str, str]]) -> tuple[int, int] | None:
+    """(requests, failures) from the Aggregated row of Locust's stats.csv."""
+    for row in stats_rows:
+        if row.get("Name") == "Aggregated":
+            try:
+                return int(row["Request Count"]), int(row["Failure Count"])
+            except (KeyError, ValueError):
+                return None
     return None
 
 

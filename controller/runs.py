@@ -37,7 +37,8 @@ from controller.models import PhaseWindow, RunPlan, RunRecord, Verdict
 from controller.progress import format_snapshot, read_snapshot
 from controller.prom.client import wait_for_scrapes_after
 from controller.reports.gates import gates_table, write_gate_reports
-from controller.results import locust_totals, read_timeline, write_record
+from controller.reports.run_report import run_report_markdown
+from controller.results import csv_rows, locust_totals, read_timeline, write_record
 
 FINAL_SCRAPE_TIMEOUT_S = 5.0
 OVERRUN_GRACE_S = 180.0
@@ -248,7 +249,8 @@ def finish(
         # gates were asked for and could not be judged: never a pass
         outcome.verdict, outcome.exit_code = "error", EXIT_INFRA
         outcome.reasons.append("gates were not evaluated")
-    totals = locust_totals(plan.run_dir / "stats.csv")
+    stats, failures = csv_rows(plan.run_dir / "stats.csv"), csv_rows(plan.run_dir / "failures.csv")
+    totals = locust_totals(stats)
     record = draft_record(
         plan,
         backend,
@@ -262,7 +264,9 @@ def finish(
         locust_exit_code=locust_code,
         requests=totals[0] if totals else None,
         failures=totals[1] if totals else None,
-        files=tuple(sorted(files | {"run.json"})),
+        files=tuple(sorted(files | {"run.json", "report.md"})),
     )
     write_record(plan.run_dir, record)
+    report_md = run_report_markdown(record, stats=stats, failures=failures, gates=report)
+    (plan.run_dir / "report.md").write_text(report_md, encoding="utf-8")
     return record

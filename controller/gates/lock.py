@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from controller.gates.evaluate import GateResult
+from controller.reports.markdown import cell
 
 SIGNIFICANT_DIGITS = 4
 LOCKED_SUFFIX = ".locked"
@@ -178,10 +179,6 @@ def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
-def _cell(text: str) -> str:
-    return " ".join(text.split()).replace("|", "\\|")
-
-
 def lock_report_markdown(
     rows: Sequence[LockRow], *, gate_file: str, run_id: str, headroom: float, output: str
 ) -> str:
@@ -200,7 +197,7 @@ def lock_report_markdown(
     for row in rows:
         locked = _number(row.locked) + (f" ({row.note})" if row.note else "")
         cells = (row.gate, row.field, _number(row.previous), _number(row.observed), locked)
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(cell(c) for c in cells) + " |")
     lines.append("")
     return "\n".join(lines)
 

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from controller.gates.evaluate import GateReport, GateResult
+from controller.reports.markdown import cell, code, one_line
 
 JSON_FILE = "gates.json"
 MARKDOWN_FILE = "gates.md"
@@ -78,10 +79,6 @@ def outcome(result: GateResult) -> str:
     return f"value {number(result.value)}, target {target(result)}{reason}"
 
 
-def one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 # -- gates.json ------------------------------------------------------------------------------------
 
 
@@ -108,19 +105,6 @@ def gates_json(report: GateReport) -> str:
 # -- gates.md --------------------------------------------------------------------------------------
 
 
-def _cell(text: str) -> str:
-    return one_line(text).replace("|", "\\|")
-
-
-def _code(text: str) -> str:
-    """An inline code span that survives backticks inside the text (PromQL allows `raw strings`)."""
-    text = one_line(text)
-    runs = [len(run) for run in re.findall(r"`+", text)]
-    fence = "`" * (max(runs, default=0) + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{fence}{pad}{text}{pad}{fence}"
-
-
 def _when(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
@@ -135,9 +119,9 @@ def gates_markdown(report: GateReport, *, title: str | None = None) -> str:
             ">",
             "> Prometheus could not answer for every gate, so this is an error, never a pass.",
         ]
-    lines += ["", f"- Gate file: {_code(report.gate_file)}", f"- Run: {_code(report.run_id)}"]
+    lines += ["", f"- Gate file: {code(report.gate_file)}", f"- Run: {code(report.run_id)}"]
     if report.baseline_run_id:
-        lines.append(f"- Baseline run: {_code(report.baseline_run_id)}")
+        lines.append(f"- Baseline run: {code(report.baseline_run_id)}")
     lines += [f"- Evaluated: {_when(report.evaluated_at):%Y-%m-%d %H:%M:%S} UTC", ""]
     if not report.gates:
         lines += ["No gates were evaluated.", ""]
@@ -146,14 +130,14 @@ def gates_markdown(report: GateReport, *, title: str | None = None) -> str:
     for r in report.gates:
         baseline = number(r.baseline) if r.baseline is not None else "-"
         cells = (r.name, window(r), target(r), number(r.value), baseline, r.verdict.upper())
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(cell(c) for c in cells) + " |")
     flagged = [r for r in report.gates if r.verdict != "pass"]
     if flagged:
         lines += ["", "### Details", ""]
         for r in flagged:
             lines.append(f"- **{r.name}** — {r.verdict.upper()}: {one_line(outcome(r))}")
             if r.promql:
-                lines.append(f"  - PromQL: {_code(r.promql)}")
+                lines.append(f"  - PromQL: {code(r.promql)}")
     lines.append("")
     return "\n".join(lines)
 

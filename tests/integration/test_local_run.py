@@ -74,7 +74,7 @@ def test_run_succeeds_and_leaves_a_complete_results_folder(finished_run):
         assert (run_dir / name).stat().st_size > 0, name
     assert any((run_dir / "tsdb").iterdir())
     assert record["verdict"] == "pass" and record["exit_code"] == 0, record["reason"]
-    for name in ("gates.json", "gates.md", "junit.xml"):
+    for name in ("gates.json", "gates.md", "junit.xml", "report.md"):
         assert (run_dir / name).stat().st_size > 0, name
     assert record["workers"] == 2 and record["backend"] == "local"
     aggregated = next(r for r in csv_rows(run_dir / "stats.csv") if r["Name"] == "Aggregated")
@@ -319,3 +319,12 @@ def test_baseline_comparison(finished_run, tmp_path):
     assert report["p95_no_worse"]["verdict"] == "pass"
     assert report["p95_halved"]["verdict"] == "fail"
     assert report["p95_no_worse"]["baseline"] == pytest.approx(report["p95_no_worse"]["value"])
+
+
+def test_report_md_matches_locusts_numbers(finished_run):
+    text = (finished_run["run_dir"] / "report.md").read_text()
+    for row in csv_rows(finished_run["run_dir"] / "stats.csv"):
+        if row["Name"] != "Aggregated":
+            assert f"| `{row['Name']}` | {row['Type']} | {int(row['Request Count']):,} |" in text
+    assert "`POST harvest_auto`" in text and "LocustBadStatusCode(code=429)" in text
+    assert "## Gate Results" in text and "**Verdict: PASS** (exit 0)" in text

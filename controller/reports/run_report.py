@@ -1,0 +1,157 @@
+"""report.md: the run written up the way the pilot load-test reports are (../shared/reference/000_...).
+
+Run Metadata, Headline Results, Endpoint Detail, Failure Analysis, Gate Results, Verdict. The
+numbers are Locust's own (stats.csv, failures.csv); gate values come from Prometheus. Pure: the
+caller reads the CSVs and passes rows in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+from controller.gates.evaluate import GateReport
+from controller.models import RunRecord
+from controller.reports.gates import gates_markdown
+from controller.reports.markdown import code, table
+
+Row = Mapping[str, str]
+
+
+def _int(text: str | None) -> int:
+    try:
+        return int(float(text or 0))
+    except ValueError:
+        return 0
+
+
+def _float(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "", "N/A") else None
+    except ValueError:
+        return None
+
+
+def _ms(value: float | None) -> str:
+    # Locust's percentiles are whole milliseconds (its buckets); averages keep two decimals below 100
+    if value is None:
+        return "n/a"
+    return f"{value:,.0f}" if value >= 100 or value.is_integer() else f"{value:.2f}"
+
+
+def _rate(failures: int, requests: int) -> str:
+    return "n/a" if requests == 0 else f"{failures / requests:.2%}"
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+def metadata(record: RunRecord) -> list[str]:
+    started = datetime.fromtimestamp(record.started_at, UTC) if record.started_at else None
+    ran = (record.ended_at - record.started_at) if record.started_at and record.ended_at else None
+    lines = [
+        "## Run Metadata",
+        f"- Date: {code(started.strftime('%Y-%m-%d %H:%M:%S UTC')) if started else 'n/a'}",
+        f"- Run id: {code(record.run_id)}",
+        f"- Profile: {code(record.profile)}"
+        + (f" ({code(record.profile_file)})" if record.profile_file else ""),
+        f"- Driver: {code(record.locustfile)}",
+        f"- Target: {code(record.host)}",
+        f"- Backend: {record.backend}, {record.workers} workers; "
+        f"planned {_duration(record.planned_duration_s)}"
+        + (f", ran {_duration(ran)}" if ran is not None else ""),
+    ]
+    if record.phases:
+        phases = ", ".join(f"{p.phase} {_duration(p.end - p.start)}" for p in record.phases)
+        lines.append(f"- Phases: {phases}")
+    lines.append(f"- Artifacts: {', '.join(code(f) for f in record.files if f != 'report.md')}")
+    return lines
+
+
+def headline(stats: Sequence[Row]) -> list[str]:
+    total = next((r for r in stats if r.get("Name") == "Aggregated"), None)
+    if total is None:
+        return ["## Headline Results", "- No requests were recorded (stats.csv has no Aggregated row)."]
+    requests, failures = _int(total.get("Request Count")), _int(total.get("Failure Count"))
+    rps = _float(total.get("Requests/s"))
+    return [
+        "## Headline Results",
+        f"- Total requests: `{requests:,}`",
+        f"- Total failures: `{failures:,}`",
+        f"- Aggregate error rate: `{_rate(failures, requests)}`",
+        f"- Aggregate throughput: `{'n/a' if rps is None else f'{rps:,.2f}'} req/s`",
+        f"- Aggregate p95 latency: `{_ms(_float(total.get('95%')))} ms`",
+        f"- Aggregate p99 latency: `{_ms(_float(total.get('99%')))} ms`",
+    ]
+
+
+def endpoints(stats: Sequence[Row]) -> list[str]:
+    rows = []
+    for row in stats:
+        if row.get("Name") == "Aggregated":
+            continue
+        requests, failures = _int(row.get("Request Count")), _int(row.get("Failure Count"))
+        rows.append(
+            [
+                code(row.get("Name", "")),
+                row.get("Type", ""),
+                f"{requests:,}",
+                f"{failures:,}",
+                _rate(failures, requests),
+                _ms(_float(row.get("Average Response Time"))),
+                _ms(_float(row.get("95%"))),
+                _ms(_float(row.get("99%"))),
+            ]
+        )
+    headers = [
+        "Endpoint name",
+        "Method",
+        "Requests",
+        "Failures",
+        "Error rate",
+        "Avg (ms)",
+        "p95 (ms)",
+        "p99 (ms)",
+    ]
+    return ["## Endpoint Detail", *table(headers, rows, right=range(2, 8))]
+
+
+def failure_analysis(failures: Sequence[Row]) -> list[str]:
+    lines = ["## Failure Analysis"]
+    ordered = sorted(failures, key=lambda r: -_int(r.get("Occurrences")))
+    if not ordered:
+        return [*lines, "- No failed requests."]
+    for row in ordered:
+        lines.append(
+            f"- {code(row.get('Method', '') + ' ' + row.get('Name', ''))}: "
+            f"{_int(row.get('Occurrences')):,} x {code(row.get('Error', ''))}"
+        )
+    return lines
+
+
+def verdict(record: RunRecord) -> list[str]:
+    lines = ["## Verdict", f"- **{record.verdict.upper()}** (exit {record.exit_code})"]
+    if record.aborted_by:
+        lines.append(f"- Stopped early by the live gate {code(record.aborted_by)}.")
+    if record.reason:
+        lines.append(f"- Reason: {record.reason}")
+    return lines
+
+
+def run_report_markdown(
+    record: RunRecord, *, stats: Sequence[Row], failures: Sequence[Row], gates: GateReport | None
+) -> str:
+    sections = [
+        [f"# Load Test Report: {record.run_id}"],
+        metadata(record),
+        headline(stats),
+        endpoints(stats),
+        failure_analysis(failures),
+        gates_markdown(gates).rstrip("\n").splitlines()
+        if gates is not None
+        else ["## Gate Results", "- No gate file was given for this run."],
+        verdict(record),
+    ]
+    return "\n\n".join("\n".join(section) for section in sections) + "\n"

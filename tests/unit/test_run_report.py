@@ -1,0 +1,111 @@
+"""report.md: the seed report's sections, filled from Locust's CSV rows and the gate report."""
+
+from controller.gates.evaluate import GateReport, GateResult
+from controller.models import PhaseWindow, RunRecord
+from controller.reports.run_report import run_report_markdown
+
+RECORD = RunRecord(
+    run_id="pilot-1",
+    profile="pilot",
+    profile_file="profiles/pilot.yaml",
+    locustfile="demo.py",
+    host="http://127.0.0.1:8765",
+    backend="local",
+    workers=2,
+    planned_duration_s=300.0,
+    started_at=1_770_000_000.0,
+    ended_at=1_770_000_301.0,
+    phases=(
+        PhaseWindow(stage=0, phase="ramp_up", start=1_770_000_000.0, end=1_770_000_060.0),
+        PhaseWindow(stage=1, phase="steady", start=1_770_000_060.0, end=1_770_000_301.0),
+    ),
+    verdict="fail",
+    exit_code=1,
+    reason=None,
+    files=("gates.md", "report.md", "run.json", "stats.csv"),
+    loadctl_version="0.1.0",
+)
+STATS = [
+    {
+        "Type": "GET",
+        "Name": "recipes_search",
+        "Request Count": "2786",
+        "Failure Count": "0",
+        "Average Response Time": "110.17",
+        "95%": "760",
+        "99%": "2000",
+        "Requests/s": "9.3",
+    },
+    {
+        "Type": "POST",
+        "Name": "harvest_auto",
+        "Request Count": "950",
+        "Failure Count": "875",
+        "Average Response Time": "451.26",
+        "95%": "4200",
+        "99%": "6400",
+        "Requests/s": "3.2",
+    },
+    {
+        "Type": "",
+        "Name": "Aggregated",
+        "Request Count": "3736",
+        "Failure Count": "875",
+        "Average Response Time": "197",
+        "95%": "1100",
+        "99%": "4300",
+        "Requests/s": "12.45",
+    },
+]
+FAILURES = [
+    {"Method": "POST", "Name": "harvest_auto", "Error": "LocustBadStatusCode(code=429)", "Occurrences": "875"}
+]
+GATES = GateReport(
+    verdict="fail",
+    gate_file="gates/pilot.yaml",
+    run_id="pilot-1",
+    evaluated_at=1_770_000_310.0,
+    gates=(
+        GateResult(
+            name="harvest_429_rate",
+            verdict="fail",
+            value=0.9211,
+            promql="q",
+            window="steady",
+            start=1_770_000_060.0,
+            end=1_770_000_301.0,
+            max=0.1,
+            reason="0.9211 > max 0.1",
+        ),
+    ),
+)
+
+
+def test_sections_and_numbers():
+    text = run_report_markdown(RECORD, stats=STATS, failures=FAILURES, gates=GATES)
+    for heading in (
+        "# Load Test Report: pilot-1",
+        "## Run Metadata",
+        "## Headline Results",
+        "## Endpoint Detail",
+        "## Failure Analysis",
+        "## Gate Results",
+        "## Verdict",
+    ):
+        assert heading in text
+    assert "- Total requests: `3,736`" in text and "- Total failures: `875`" in text
+    assert "- Aggregate error rate: `23.42%`" in text and "- Aggregate p95 latency: `1,100 ms`" in text
+    assert "| `harvest_auto` | POST | 950 | 875 | 92.11% | 451 | 4,200 | 6,400 |" in text
+    assert "- Aggregate p99 latency: `4,300 ms`" in text
+    assert "| `recipes_search` | GET | 2,786 | 0 | 0.00% | 110 | 760 | 2,000 |" in text
+    assert "`POST harvest_auto`: 875 x `LocustBadStatusCode(code=429)`" in text
+    assert "harvest_429_rate" in text and "**FAIL** (exit 1)" in text
+    assert "- Phases: ramp_up 1m 00s, steady 4m 01s" in text
+    assert "`report.md`" not in text  # the artifacts list names the other files
+
+
+def test_no_requests_no_failures_no_gates():
+    text = run_report_markdown(RECORD, stats=[], failures=[], gates=None)
+    assert "No requests were recorded" in text
+    assert "- No failed requests." in text
+    assert "No gate file was given" in text
