@@ -10,6 +10,8 @@ from tests.support import REPO_ROOT, run_loadctl
 
 pytestmark = pytest.mark.integration
 DEMO_LOCUSTFILE = REPO_ROOT / "locust_workers" / "scenarios" / "demo.py"
+# a small ad-hoc run against a closed loopback port: nothing may ever reach it
+ADHOC_RUN = ["run", "-f", str(DEMO_LOCUSTFILE), "--host", "http://127.0.0.1:1", "-u", "1", "-t", "5s"]
 
 
 def profile(tmp_path, body: str):
@@ -100,15 +102,7 @@ def test_missing_prometheus_is_an_infrastructure_error(tmp_path):
     env = dict(os.environ, PROMETHEUS_BIN=str(tmp_path / "no-prometheus"))
     done = run_loadctl(
         [
-            "run",
-            "-f",
-            str(DEMO_LOCUSTFILE),
-            "--host",
-            "http://127.0.0.1:1",
-            "-u",
-            "1",
-            "-t",
-            "5s",
+            *ADHOC_RUN,
             "--run-id",
             "noprom",
             "--results-dir",
@@ -158,15 +152,7 @@ def test_bad_gate_file_is_rejected_before_any_load(tmp_path, gates, words):
     (tmp_path / "g.yaml").write_text(gates)
     done = run_loadctl(
         [
-            "run",
-            "-f",
-            str(DEMO_LOCUSTFILE),
-            "--host",
-            "http://127.0.0.1:1",
-            "-u",
-            "1",
-            "-t",
-            "5s",
+            *ADHOC_RUN,
             "--gates",
             str(tmp_path / "g.yaml"),
             "--results-dir",
