@@ -7,10 +7,6 @@ platform starts it, and is always terminated (then killed if it will not stop) a
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,53 +17,18 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from examples.demo_target.app import ROUTES
+from tests.support import demo_server
 
 pytestmark = pytest.mark.integration
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 HARVEST = "/v1/recipes/harvest/auto"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_healthy(base_url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"demo target exited with {proc.returncode}:\n{log_path.read_text()}")
-        try:
-            if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"demo target did not become healthy:\n{log_path.read_text()}")
 
 
 @contextmanager
 def _demo_server(log_path: Path, *flags: str) -> Iterator[str]:
-    port = _free_port()
-    # Flags below fully describe the server under test; stray DEMO_* settings must not leak in.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEMO_")}
-    cmd = [sys.executable, "-m", "examples.demo_target", "--host", "127.0.0.1", "--port", str(port), *flags]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            base_url = f"http://127.0.0.1:{port}"
-            _wait_healthy(base_url, proc, log_path)
-            yield base_url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    """The shared launcher (tests/support.py), plus: the service announces its address once."""
+    with demo_server(log_path, *flags) as url:
+        yield url
     assert "demo_target listening on" in log_path.read_text()
 
 
