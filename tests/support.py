@@ -20,6 +20,7 @@ from controller.prom.server import serve_run_tsdb
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOADCTL = str(Path(sys.executable).parent / "loadctl")
+DEMO_LOCUSTFILE = REPO_ROOT / "locust_workers" / "scenarios" / "demo.py"
 
 
 def _healthy(url: str) -> bool:

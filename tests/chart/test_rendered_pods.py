@@ -21,7 +21,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.processes import ManagedProcess, free_port
-from tests.support import REPO_ROOT, demo_server, helm_render, wait_for
+from tests.support import DEMO_LOCUSTFILE, REPO_ROOT, demo_server, helm_render, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +71,7 @@ def local_env(container: dict[str, Any], tmp: Path) -> dict[str, str]:
 
 def test_rendered_master_and_workers_run_to_completion(tmp_path):
     exporter_port, master_port = free_port(), free_port()
-    locustfile = (REPO_ROOT / "locust_workers" / "scenarios" / "demo.py").read_text()
+    locustfile = DEMO_LOCUSTFILE.read_text()
     with demo_server(tmp_path / "target.log") as target:
         values = {
             "run": {

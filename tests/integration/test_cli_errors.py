@@ -6,10 +6,9 @@ import os
 
 import pytest
 
-from tests.support import REPO_ROOT, run_loadctl
+from tests.support import DEMO_LOCUSTFILE, run_loadctl
 
 pytestmark = pytest.mark.integration
-DEMO_LOCUSTFILE = REPO_ROOT / "locust_workers" / "scenarios" / "demo.py"
 # a small ad-hoc run against a closed loopback port: nothing may ever reach it
 ADHOC_RUN = ["run", "-f", str(DEMO_LOCUSTFILE), "--host", "http://127.0.0.1:1", "-u", "1", "-t", "5s"]
 

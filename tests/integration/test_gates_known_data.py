@@ -25,6 +25,7 @@ cumulative count is >= rank holds it; the value is lower + (upper - lower) * (ra
 from __future__ import annotations
 
 import time
+import typing
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,7 +33,7 @@ import httpx
 import pytest
 
 from controller.gates.evaluate import GateReport, GateResult
-from controller.gates.models import GateFile
+from controller.gates.models import GateFile, Metric
 from controller.gates.runner import Target, evaluate_gates
 from controller.processes import free_port
 from controller.prom.client import query
@@ -488,20 +489,8 @@ def test_a_fail_outranks_a_warn(main):
 
 # --- fail closed -------------------------------------------------------------------------------
 
-NOTHING_CASES = [
-    (m, "429" if m == "status_rate" else None)
-    for m in (
-        "requests",
-        "failures",
-        "error_rate",
-        "status_rate",
-        "rps",
-        "latency_p50_ms",
-        "latency_p90_ms",
-        "latency_p95_ms",
-        "latency_p99_ms",
-    )
-]
+# every shorthand metric, taken from the model itself so a new one is covered too
+NOTHING_CASES = [(m, "429" if m == "status_rate" else None) for m in typing.get_args(Metric)]
 
 
 @pytest.mark.parametrize(("metric", "status"), NOTHING_CASES, ids=[m for m, _ in NOTHING_CASES])

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.errors import EXIT_INTERRUPTED
-from tests.support import LOADCTL, REPO_ROOT, demo_server, wait_for
+from tests.support import DEMO_LOCUSTFILE, LOADCTL, REPO_ROOT, demo_server, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +39,7 @@ def test_interrupt_stops_everything_and_keeps_results(tmp_path, signum):
                 LOADCTL,
                 "run",
                 "-f",
-                str(REPO_ROOT / "locust_workers" / "scenarios" / "demo.py"),
+                str(DEMO_LOCUSTFILE),
                 "--host",
                 target,
                 "-u",

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.support import REPO_ROOT, demo_server, run_loadctl
+from tests.support import DEMO_LOCUSTFILE, demo_server, run_loadctl
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def test_abort_gate_stops_the_run_early(tmp_path):
             [
                 "run",
                 "-f",
-                str(REPO_ROOT / "locust_workers" / "scenarios" / "demo.py"),
+                str(DEMO_LOCUSTFILE),
                 "--host",
                 target,
                 "-u",

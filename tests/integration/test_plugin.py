@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from controller.locustfile_check import locustfile_arg
 from controller.processes import ManagedProcess, free_port
-from tests.support import REPO_ROOT, demo_server, wait_for
+from tests.support import DEMO_LOCUSTFILE, demo_server, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def test_master_stops_gracefully_on_sigterm_during_a_shape_test(tmp_path):
         LOADCTL_FINAL_SCRAPE_TIMEOUT="1",
         LOADCTL_STAGES=json.dumps([{"duration": 120, "users": 4, "spawn_rate": 4, "phase": "steady"}]),
     )
-    files = locustfile_arg(REPO_ROOT / "locust_workers" / "scenarios" / "demo.py")
+    files = locustfile_arg(DEMO_LOCUSTFILE)
     with demo_server(tmp_path / "target.log") as target:
         base = [sys.executable, "-m", "locust", "-f", files, "--host", target]
         master = ManagedProcess(
