@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from controller.cli_k8s import k8s_backend, k8s_connection_options
 from controller.errors import EXIT_INPUT, InfraError, InputError, LoadctlError
 from controller.profiles import build_plan, load_profile, resolve_profile_path
 
@@ -35,7 +36,13 @@ def cli() -> None:
 @click.option("-t", "--duration", "duration", help="Run time: 90s, 5m, 1h30m.")
 @click.option("--workers", type=click.IntRange(1, 1024), help="Worker processes (default: one per CPU core).")
 @click.option("--gates", help="Gate file (YAML).")
-@click.option("--backend", type=click.Choice(["local"]), default="local", show_default=True)
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "k8s"]),
+    default="local",
+    show_default=True,
+    help="local: processes on this machine; k8s: a Helm release of charts/loadctl.",
+)
 @click.option("--run-id", help="Run id (default: <profile>-<UTC timestamp>).")
 @click.option(
     "--results-dir",
@@ -43,6 +50,31 @@ def cli() -> None:
     default=Path("results"),
     show_default=True,
 )
+@k8s_connection_options
+@click.option(
+    "--prometheus",
+    "prometheus_url",
+    envvar="LOADCTL_PROMETHEUS_URL",
+    help="[k8s] The cluster's Prometheus (follow, gates). Default/unreachable: a port-forward to the master.",
+)
+@click.option(
+    "--image", envvar="LOADCTL_IMAGE", help="[k8s] loadctl image, repo[:tag] (default: the chart's)."
+)
+@click.option(
+    "--values",
+    "values_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="[k8s] Extra chart values file (resources, nodeSelector, ports...); repeatable.",
+)
+@click.option(
+    "--timeout",
+    "ready_timeout",
+    default="5m",
+    show_default=True,
+    help="[k8s] How long the pods may take to become ready.",
+)
+@click.option("--keep-on-fail", is_flag=True, help="[k8s] Keep the release when the verdict is fail.")
 def run(
     profile: str | None,
     locustfile: str | None,
@@ -55,10 +87,32 @@ def run(
     backend: str,
     run_id: str | None,
     results_dir: Path,
+    namespace: str | None,
+    context: str | None,
+    kubeconfig: Path | None,
+    in_cluster: bool,
+    prometheus_url: str | None,
+    image: str | None,
+    values_files: tuple[Path, ...],
+    ready_timeout: str,
+    keep_on_fail: bool,
 ) -> None:
     """Run PROFILE (a name under profiles/ or a YAML path); flags override it."""
-    from controller.backends.local import LocalBackend
     from controller.runs import execute
+
+    k8s_flags = {
+        "--namespace": namespace,
+        "--context": context,
+        "--kubeconfig": kubeconfig,
+        "--in-cluster": in_cluster,
+        "--image": image,
+        "--values": values_files,
+        "--keep-on-fail": keep_on_fail,
+    }
+    if backend == "local":
+        given = [flag for flag, value in k8s_flags.items() if value]
+        if given:
+            raise InputError("only with --backend k8s", source="command line", field=given[0])
 
     profile_file = resolve_profile_path(profile) if profile else None
     loaded = load_profile(profile_file) if profile_file else None
@@ -79,7 +133,24 @@ def run(
         raise InputError(
             f"{plan.run_dir} already exists; choose another --run-id", source="command line", field="--run-id"
         )
-    record = execute(plan, backend=LocalBackend(plan), console=console)
+    if backend == "k8s":
+        runner = k8s_backend(
+            plan,
+            namespace=namespace,
+            context=context,
+            kubeconfig=kubeconfig,
+            in_cluster=in_cluster,
+            prometheus_url=prometheus_url,
+            image=image,
+            values_files=values_files,
+            ready_timeout=ready_timeout,
+            keep_on_fail=keep_on_fail,
+        )
+    else:
+        from controller.backends.local import LocalBackend
+
+        runner = LocalBackend(plan)
+    record = execute(plan, backend=runner, console=console)
     style = {"interrupted": "yellow", "error": "red"}.get(record.verdict, "green")
     totals = "" if record.requests is None else f", {record.requests} requests, {record.failures} failures"
     console.print(f"[{style}]verdict: {record.verdict}[/] (exit {record.exit_code}){totals}", highlight=False)
@@ -129,8 +200,11 @@ def prometheus(run_dir: Path, port: int | None) -> None:
 
 def _register_gates() -> None:
     from controller.cli_gates import gates
+    from controller.cli_k8s import ls, teardown
 
     cli.add_command(gates)
+    cli.add_command(ls)
+    cli.add_command(teardown)
 
 
 _register_gates()

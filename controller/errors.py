@@ -5,6 +5,7 @@
     ├── InfraError               exit 3: a process, Prometheus or tool we depend on failed
     │   └── PrometheusError      the Prometheus HTTP API failed or answered an error
     │       └── PrometheusUnreachable   no answer at all (retry-worthy)
+    ├── RunSkipped               exit 0: a scheduled run's guardrail said "not now"
     └── Interrupted              exit 130: Ctrl-C or SIGTERM
 
 A failed gate is a result value (a verdict), never an exception.
@@ -48,6 +49,13 @@ class PrometheusError(InfraError):
 
 class PrometheusUnreachable(PrometheusError):
     """No connection, or 502/503/504: worth retrying, unlike an error Prometheus answered with."""
+
+
+class RunSkipped(LoadctlError):
+    """A guardrail kept a scheduled run from sending load (another run holds the namespace, or
+    alerts are firing): not a failure, so exit 0, with the reason in the log and run.json."""
+
+    exit_code = EXIT_PASS
 
 
 class Interrupted(LoadctlError):

@@ -92,6 +92,8 @@ class Profile(_Frozen):
     user_weights: dict[str, Annotated[int, Field(ge=1, le=1_000_000)]] = Field(default_factory=dict)
     gates: str | None = None
     scrape_targets: tuple[ScrapeTarget, ...] = ()
+    # Scheduled (k8s) runs are skipped while Prometheus shows any of these alerts firing.
+    skip_if_alerts: tuple[Annotated[str, Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")], ...] = ()
 
     @field_validator("host")
     @classmethod
@@ -140,6 +142,7 @@ class RunPlan(_Frozen):
     user_weights: dict[str, int] = Field(default_factory=dict)
     gates: Path | None = None
     scrape_targets: tuple[ScrapeTarget, ...] = ()
+    skip_if_alerts: tuple[str, ...] = ()
     results_dir: Path
 
     @field_validator("host")
@@ -165,7 +168,8 @@ class PhaseWindow(_Frozen):
     end: float
 
 
-Verdict = Literal["pass", "warn", "fail", "no_gates", "interrupted", "error"]
+# "skipped": a scheduled run that a guardrail kept from sending any load (exit 0, reason says why).
+Verdict = Literal["pass", "warn", "fail", "no_gates", "interrupted", "error", "skipped"]
 
 
 class RunRecord(_Frozen):
@@ -191,4 +195,8 @@ class RunRecord(_Frozen):
     requests: int | None = None
     failures: int | None = None
     files: tuple[str, ...] = ()
+    # Where stats.csv/failures.csv came from: Locust's own CSVs, or rebuilt from Prometheus (k8s).
+    stats_source: Literal["locust", "prometheus"] | None = None
+    release: str | None = None  # the Helm release of a k8s run
+    namespace: str | None = None
     loadctl_version: str

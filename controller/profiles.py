@@ -180,6 +180,7 @@ def build_plan(
         "user_weights": dict(profile.user_weights) if profile else {},
         "gates": gates_path,
         "scrape_targets": tuple(profile.scrape_targets) if profile else (),
+        "skip_if_alerts": tuple(profile.skip_if_alerts) if profile else (),
         "results_dir": results_dir.resolve(),
     }
     try:

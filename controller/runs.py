@@ -27,6 +27,7 @@ from controller.errors import (
     InfraError,
     Interrupted,
     PrometheusError,
+    RunSkipped,
 )
 from controller.gates.evaluate import GateReport, GateResult
 from controller.gates.load import load_gate_file
@@ -35,7 +36,6 @@ from controller.gates.runner import Target, evaluate_gates
 from controller.locustfile_check import check_user_weights, list_user_classes
 from controller.models import PhaseWindow, RunPlan, RunRecord, Verdict
 from controller.progress import format_snapshot, read_snapshot
-from controller.prom.client import wait_for_scrapes_after
 from controller.reports.gates import gates_table, write_gate_reports
 from controller.reports.run_report import run_report_markdown
 from controller.results import csv_rows, locust_totals, read_timeline, write_record
@@ -116,6 +116,7 @@ def draft_record(
         "exit_code": EXIT_PASS,
         "loadctl_version": version("loadctl"),
         "gates_file": str(plan.gates) if plan.gates else None,
+        **backend.record_fields,
     }
     return RunRecord(**(fields | extra))
 
@@ -193,12 +194,26 @@ def execute(plan: RunPlan, *, backend: Backend, console: Console) -> RunRecord:
         except Interrupted as e:
             outcome = Outcome("interrupted", e.exit_code, [str(e)])
             console.print(f"[yellow]{e}: stopping the load[/]")
+        except RunSkipped as e:
+            outcome = Outcome("skipped", e.exit_code, [f"skipped: {e}"])
+            console.print(f"[yellow]run skipped, no load sent: {e}[/]", highlight=False)
         except InfraError as e:
             outcome = Outcome("error", e.exit_code, [str(e)])
         finally:
             quiet()
             record = finish(plan, backend, outcome, console=console, gate_file=gate_file)
     return record
+
+
+class _NothingToRead(Exception):
+    """A skipped run sent no load: there is no final scrape, timeline or gate to read."""
+
+
+def _expected_verdict(outcome: Outcome, report: GateReport | None) -> Verdict:
+    """The verdict finish() is heading for, known before teardown (which may keep a failed release)."""
+    if report is not None and outcome.aborted_by is None:
+        return report.verdict
+    return outcome.verdict
 
 
 def finish(
@@ -210,10 +225,10 @@ def finish(
     try:
         backend.stop_load()
         try:
+            if outcome.verdict == "skipped":
+                raise _NothingToRead
             with httpx.Client(base_url=backend.prometheus_url, timeout=10.0) as http:
-                if not wait_for_scrapes_after(
-                    client=http, moment=time.time(), timeout=FINAL_SCRAPE_TIMEOUT_S
-                ):
+                if not backend.wait_final_scrape(http, moment=time.time(), timeout=FINAL_SCRAPE_TIMEOUT_S):
                     outcome.reasons.append("some targets were not scraped again after the load stopped")
                 started, stopped, phases = read_timeline(
                     client=http,
@@ -228,8 +243,10 @@ def finish(
                     report = evaluate_gates(gate_file, source=str(plan.gates), target=Target(http, judged))
         except PrometheusError as e:
             outcome.reasons.append(f"Prometheus: {e}")
+        except _NothingToRead:
+            pass
     finally:
-        backend.teardown()
+        backend.teardown(verdict=_expected_verdict(outcome, report))
     files = set(backend.collect())
     locust_code = backend.locust_exit_code
     if outcome.verdict == "no_gates" and started is None:

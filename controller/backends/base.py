@@ -1,10 +1,12 @@
-"""What runs.py needs from a backend (local processes today, Helm releases later)."""
+"""What runs.py needs from a backend: local processes (local.py) or a Helm release (k8s.py)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
-from controller.models import RunPlan
+import httpx
+
+from controller.models import RunPlan, Verdict
 
 
 class Backend(Protocol):
@@ -26,11 +28,19 @@ class Backend(Protocol):
     def stop_load(self) -> None:
         """Stop the load now, keeping the final stats (used on interrupt)."""
 
-    def teardown(self) -> None:
-        """Stop everything still running. Idempotent; called on every path."""
+    def wait_final_scrape(self, client: httpx.Client, *, moment: float, timeout: float) -> bool:
+        """Wait until Prometheus holds the run's final totals (scraped after `moment`)."""
+
+    def teardown(self, *, verdict: Verdict | None = None) -> None:
+        """Stop everything still running, on every path. `verdict` is where the run is heading
+        (a k8s release is kept on "fail" with --keep-on-fail)."""
 
     def collect(self) -> tuple[str, ...]:
         """Put result files into the run directory; return their names."""
+
+    @property
+    def record_fields(self) -> dict[str, Any]:
+        """Backend-specific run.json fields (stats_source, release, namespace)."""
 
     @property
     def locust_exit_code(self) -> int | None: ...

@@ -7,13 +7,15 @@ import os
 import signal
 import sys
 import time
+from typing import Any
 
 import httpx
 
 from controller.errors import InfraError
 from controller.locustfile_check import locustfile_arg
-from controller.models import RunPlan
+from controller.models import RunPlan, Verdict
 from controller.processes import ManagedProcess, free_port, wait_until
+from controller.prom.client import wait_for_scrapes_after
 from controller.prom.config import scrape_config
 from controller.prom.server import PrometheusServer
 
@@ -70,6 +72,10 @@ class LocalBackend:
     @property
     def prometheus_url(self) -> str:
         return self.prometheus.url
+
+    @property
+    def record_fields(self) -> dict[str, Any]:
+        return {"stats_source": "locust" if (self.run_dir / "stats.csv").exists() else None}
 
     @property
     def exporter_url(self) -> str:
@@ -157,7 +163,11 @@ class LocalBackend:
             self.master.send_signal(signal.SIGINT)
             self.master.wait(15.0)
 
-    def teardown(self) -> None:
+    def wait_final_scrape(self, client: httpx.Client, *, moment: float, timeout: float) -> bool:
+        # every target of this private Prometheus (the exporter and the profile's own targets)
+        return wait_for_scrapes_after(client=client, moment=moment, timeout=timeout)
+
+    def teardown(self, *, verdict: Verdict | None = None) -> None:
         if self.master is not None:
             self.master.stop(timeout=10.0)
         for worker in self.workers:

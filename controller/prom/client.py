@@ -94,3 +94,18 @@ def _scraped_at(target: dict[str, Any]) -> float:
     seconds, fraction, zone = match.groups()
     stamp = datetime.fromisoformat(seconds + ("+00:00" if zone == "Z" else zone)).timestamp()
     return stamp + float(fraction or 0)
+
+
+def wait_for_stop_scraped(*, client: httpx.Client, run_id: str, lookback_s: float, timeout: float) -> bool:
+    """Wait until Prometheus scraped the run's test-stop timestamp, i.e. the exporter's final totals.
+
+    Scoped to the run's own series: a cluster's Prometheus has many targets, some always down.
+    """
+    window = f"[{int(lookback_s) + 60}s]"
+    promql = f'max(last_over_time(locust_test_stop_timestamp_seconds{{run_id="{run_id}"}}{window}))'
+    deadline = time.monotonic() + timeout
+    while query_value(client=client, promql=promql) is None:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.5)
+    return True

@@ -579,16 +579,17 @@ def test_schedules_render_cronjobs_with_a_namespaced_role():
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "loadtest"}
     ]
-    granted = {
-        (group, resource): set(rule["verbs"])
-        for rule in role["rules"]
-        for group in rule["apiGroups"]
-        for resource in rule["resources"]
-    }
+    granted: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                granted.setdefault((group, resource), set()).update(rule["verbs"])
     assert "*" not in {v for verbs in granted.values() for v in verbs}
     assert not any("*" in key for key in granted)
     assert granted[("batch", "jobs")] == {"get", "list", "watch", "create", "delete", "patch"}
-    assert granted[("", "pods")] == granted[("", "pods/log")] == {"get", "list", "watch"}
+    assert granted[("", "pods/log")] == {"get", "list", "watch"}
+    assert granted[("", "pods")] == {"get", "list", "watch", "delete"}
+    assert granted[("", "serviceaccounts")] == {"get"}
     assert granted[("", "pods/portforward")] == {"create"}
     for resource in ("services", "configmaps", "secrets"):
         assert granted[("", resource)] == {"get", "list", "watch", "create", "update", "patch", "delete"}

@@ -9,9 +9,6 @@ master Service's name at 127.0.0.1, and runs them against the demo target.
 from __future__ import annotations
 
 import json
-import os
-import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +18,12 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.processes import ManagedProcess, free_port
+from tests.podexec import IMAGE_ROOT, local_argv, local_env
 from tests.support import DEMO_LOCUSTFILE, REPO_ROOT, demo_server, helm_render, wait_for
 
 pytestmark = pytest.mark.integration
 
 RUN_ID = "pods-1"
-IMAGE_ROOT = "/opt/loadctl"
 
 
 def render(values: dict[str, Any], tmp_path: Path) -> list[dict[str, Any]]:
@@ -44,29 +41,6 @@ def one(objects: list[dict[str, Any]], kind: str, component: str | None = None) 
     ]
     assert len(found) == 1, (kind, component, [o["metadata"]["name"] for o in found])
     return found[0]
-
-
-def local_argv(container: dict[str, Any], mounts: dict[str, Path], master_service: str) -> list[str]:
-    """The container's command + args with pod paths mapped to local ones."""
-    # one pass, longest pod path first: a mapped local path (itself under /tmp) is never re-mapped
-    pattern = re.compile("|".join(re.escape(p) for p in sorted(mounts, key=len, reverse=True)))
-
-    def mapped(arg: str) -> str:
-        arg = pattern.sub(lambda m: str(mounts[m.group(0)]), arg)
-        return "127.0.0.1" if arg == master_service else arg
-
-    argv = [*container.get("command", []), *container.get("args", [])]
-    assert argv[0] == "locust", argv
-    return [sys.executable, "-m", "locust", *(mapped(a) for a in argv[1:])]
-
-
-def local_env(container: dict[str, Any], tmp: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    for item in container.get("env", []):
-        if "value" in item:
-            env[item["name"]] = item["value"]
-    env["HOME"] = str(tmp)
-    return env
 
 
 def test_rendered_master_and_workers_run_to_completion(tmp_path):
@@ -131,7 +105,7 @@ def test_rendered_master_and_workers_run_to_completion(tmp_path):
 
         master = ManagedProcess(
             "master pod",
-            local_argv(master_container, mounts, service_name),
+            local_argv(master_container, mounts, {service_name}),
             log_path=tmp_path / "master.log",
             env=local_env(master_container, scratch),
             cwd=scratch,
@@ -139,7 +113,7 @@ def test_rendered_master_and_workers_run_to_completion(tmp_path):
         pods = [
             ManagedProcess(
                 f"worker pod {i}",
-                local_argv(worker_container, mounts, service_name),
+                local_argv(worker_container, mounts, {service_name}),
                 log_path=tmp_path / f"worker-{i}.log",
                 env=local_env(worker_container, scratch),
                 cwd=scratch,

@@ -1,0 +1,152 @@
+"""stats.csv and failures.csv rebuilt from the exporter's series, for runs whose master pod is gone.
+
+In a cluster the master's own CSVs live on an emptyDir that disappears with its pod, and the
+restricted ServiceAccount may not exec into it. The exporter's counters and histograms hold the
+same totals, so the files are rebuilt from Prometheus with Locust's column names (report.md reads
+them unchanged). Percentiles come from histogram buckets: within 4 % of Locust's (histogram.py);
+min, max and content size are not exported and stay empty.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import httpx
+
+from controller.prom.client import query, query_value
+
+PERCENTILES = (
+    ("50%", 0.5),
+    ("66%", 0.66),
+    ("75%", 0.75),
+    ("80%", 0.8),
+    ("90%", 0.9),
+    ("95%", 0.95),
+    ("98%", 0.98),
+    ("99%", 0.99),
+    ("99.9%", 0.999),
+    ("99.99%", 0.9999),
+    ("100%", 1.0),
+)
+STATS_COLUMNS = (
+    "Type",
+    "Name",
+    "Request Count",
+    "Failure Count",
+    "Median Response Time",
+    "Average Response Time",
+    "Min Response Time",
+    "Max Response Time",
+    "Average Content Size",
+    "Requests/s",
+    "Failures/s",
+    *(label for label, _ in PERCENTILES),
+)
+FAILURE_COLUMNS = ("Method", "Name", "Error", "Occurrences")
+Key = tuple[str, str]  # (method, name); ("", "Aggregated") for the total row
+
+
+def _ms(seconds: float | None) -> str:
+    return "" if seconds is None or seconds != seconds else str(round(seconds * 1000))
+
+
+def stats_rows(
+    *,
+    requests: Mapping[Key, float],
+    failures: Mapping[Key, float],
+    latency_sum_s: Mapping[Key, float],
+    quantiles_s: Mapping[Key, Mapping[float, float]],
+    duration_s: float,
+) -> list[dict[str, str]]:
+    """Locust-shaped rows, endpoints sorted by name then method, the Aggregated row last. Pure."""
+    keys = sorted((k for k in requests if k[1] != "Aggregated"), key=lambda k: (k[1], k[0]))
+    rows = []
+    for key in [*keys, ("", "Aggregated")]:
+        count = requests.get(key, 0.0)
+        failed = failures.get(key, 0.0)
+        average = latency_sum_s.get(key, 0.0) / count if count else None
+        by_q = quantiles_s.get(key, {})
+        row = {
+            "Type": key[0],
+            "Name": key[1],
+            "Request Count": str(round(count)),
+            "Failure Count": str(round(failed)),
+            "Median Response Time": _ms(by_q.get(0.5)),
+            "Average Response Time": "" if average is None else f"{average * 1000:.2f}",
+            "Min Response Time": "",
+            "Max Response Time": "",
+            "Average Content Size": "",
+            "Requests/s": f"{count / duration_s:.2f}" if duration_s > 0 else "",
+            "Failures/s": f"{failed / duration_s:.2f}" if duration_s > 0 else "",
+        }
+        row.update({label: _ms(by_q.get(q)) for label, q in PERCENTILES})
+        rows.append(row)
+    return rows
+
+
+def failure_rows(failures: Mapping[tuple[str, str, str], float]) -> list[dict[str, str]]:
+    """(method, name, status) -> failures.csv rows, most frequent first. Pure."""
+    ordered = sorted(failures.items(), key=lambda item: (-item[1], item[0]))
+    return [
+        {"Method": method, "Name": name, "Error": f"status {status}", "Occurrences": str(round(count))}
+        for (method, name, status), count in ordered
+    ]
+
+
+def _write(path: Path, columns: Sequence[str], rows: list[dict[str, str]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_stats_from_prometheus(
+    client: httpx.Client, *, run_id: str, run_dir: Path, lookback_s: float
+) -> bool:
+    """Write stats.csv and failures.csv from the run's final totals; False if the run has none."""
+    window = f"[{int(lookback_s) + 300}s]"
+    sel = f'run_id="{run_id}"'
+
+    def totals(metric: str, by: str) -> dict[tuple[str, ...], float]:
+        samples = query(client=client, promql=f"sum by ({by}) (last_over_time({metric}{{{sel}}}{window}))")
+        return {tuple(s.labels.get(label, "") for label in by.split(", ")): s.value for s in samples}
+
+    requests = totals("locust_requests_total", "method, name")
+    if not requests:
+        return False
+    failures_by_status = totals("locust_request_failures_total", "method, name, status")
+    latency_sum = totals("locust_response_time_seconds_sum", "method, name")
+    quantiles: dict[Key, dict[float, float]] = {}
+    for _, q in PERCENTILES:
+        for by, key_of in (("method, name, le", None), ("le", ("", "Aggregated"))):
+            promql = (
+                f"histogram_quantile({q}, sum by ({by}) "
+                f"(last_over_time(locust_response_time_seconds_bucket{{{sel}}}{window})))"
+            )
+            for sample in query(client=client, promql=promql):
+                key = key_of or (sample.labels.get("method", ""), sample.labels.get("name", ""))
+                quantiles.setdefault(key, {})[q] = sample.value
+    failures: dict[Key, float] = {}
+    for (method, name, _status), count in failures_by_status.items():
+        failures[(method, name)] = failures.get((method, name), 0.0) + count
+    two = {(k[0], k[1]): v for k, v in requests.items()}
+    two[("", "Aggregated")] = sum(two.values())
+    failures[("", "Aggregated")] = sum(failures.values())
+    sums = {(k[0], k[1]): v for k, v in latency_sum.items()}
+    sums[("", "Aggregated")] = sum(sums.values())
+    start = query_value(
+        client=client, promql=f"max(last_over_time(locust_test_start_timestamp_seconds{{{sel}}}{window}))"
+    )
+    stop = query_value(
+        client=client, promql=f"max(last_over_time(locust_test_stop_timestamp_seconds{{{sel}}}{window}))"
+    )
+    duration = (stop - start) if start is not None and stop is not None else 0.0
+    rows = stats_rows(
+        requests=two, failures=failures, latency_sum_s=sums, quantiles_s=quantiles, duration_s=duration
+    )
+    _write(run_dir / "stats.csv", STATS_COLUMNS, rows)
+    by_status = {(k[0], k[1], k[2]): v for k, v in failures_by_status.items()}
+    _write(run_dir / "failures.csv", FAILURE_COLUMNS, failure_rows(by_status))
+    return True
