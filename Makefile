@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DEMO_PORT ?= 8765
 export DEMO_PORT
 
-.PHONY: setup run test test-unit test-integration lint bench-overhead clean
+.PHONY: setup run test test-unit test-integration test-k8s lint bench-overhead clean
 
 TOOLS := .tools
 # helm: a HELM_BIN you set wins; otherwise set-up installs it into .tools/bin (scripts/ensure-helm.sh)
@@ -25,8 +25,18 @@ $(VENV)/.installed: pyproject.toml
 run: setup  ## the embedded demo: demo target + `loadctl run profiles/demo.yaml`
 	$(PY) -m examples.run_demo --port $(DEMO_PORT)
 
+# The tests under tests/k8s run on a loopback Kubernetes control plane. scripts/ensure-k8s.sh builds
+# its binaries from the Go module proxy the first time (~5 min on 2 cores; cached in
+# ~/.cache/loadctl/envtest, KUBEBUILDER_ASSETS honoured) and prints their directory.
+# `assets=$$(...) &&`: a failed build stops here instead of leaving pytest to rebuild silently.
+WITH_K8S = scripts/ensure-tool.sh openssl openssl OPENSSL_BIN \
+	&& assets=$$(scripts/ensure-k8s.sh) && LOADCTL_K8S_ASSETS=$$assets
+
 test: setup
-	$(VENV)/bin/pytest -q
+	@$(WITH_K8S) $(VENV)/bin/pytest -q
+
+test-k8s: setup  ## only tests/k8s, against the loopback control plane
+	@$(WITH_K8S) $(VENV)/bin/pytest -q tests/k8s
 
 test-unit: setup
 	$(VENV)/bin/pytest -q tests/unit

@@ -147,6 +147,8 @@ def follow(backend: Backend, *, console: Console, gate_file: GateFile | None, in
     live_view = (
         Live(console=console, auto_refresh=False, transient=True) if console.is_terminal else nullcontext()
     )
+    if backend.prometheus_url is None:
+        raise InfraError("the backend deployed without a Prometheus to follow")
     with httpx.Client(base_url=backend.prometheus_url, timeout=5.0) as http, live_view as live:
         while not backend.load_finished():
             problem = backend.health()
@@ -206,7 +208,8 @@ def execute(plan: RunPlan, *, backend: Backend, console: Console) -> RunRecord:
 
 
 class _NothingToRead(Exception):
-    """A skipped run sent no load: there is no final scrape, timeline or gate to read."""
+    """No load was sent (a skipped run), or no Prometheus got to watch it (deploy failed first):
+    there is no final scrape, timeline or gate to read."""
 
 
 def _expected_verdict(outcome: Outcome, report: GateReport | None) -> Verdict:
@@ -225,7 +228,7 @@ def finish(
     try:
         backend.stop_load()
         try:
-            if outcome.verdict == "skipped":
+            if outcome.verdict == "skipped" or backend.prometheus_url is None:
                 raise _NothingToRead
             with httpx.Client(base_url=backend.prometheus_url, timeout=10.0) as http:
                 if not backend.wait_final_scrape(http, moment=time.time(), timeout=FINAL_SCRAPE_TIMEOUT_S):

@@ -14,7 +14,8 @@ class Backend(Protocol):
     plan: RunPlan
 
     @property
-    def prometheus_url(self) -> str: ...
+    def prometheus_url(self) -> str | None:
+        """The Prometheus that watches the run; None until deploy() provided one."""
 
     def deploy(self) -> None:
         """Start Prometheus (if the backend owns it), the master and the workers; return once they run."""

@@ -62,11 +62,6 @@ class K8sOptions:
     values: dict[str, Any] = field(default_factory=dict)  # from --values files, under ours
 
 
-def firing_alerts(client: httpx.Client) -> set[str]:
-    samples = prom.query(client=client, promql='ALERTS{alertstate="firing"}')
-    return {s.labels.get("alertname", "") for s in samples}
-
-
 def busy_runs(master_jobs: Sequence[dict[str, Any]], *, own_run_id: str) -> list[str]:
     """Run ids whose master Job is still going (no Complete/Failed condition yet)."""
     busy = []
@@ -132,9 +127,7 @@ class K8sBackend:
 
     # -- what runs.py reads -------------------------------------------------------------------
     @property
-    def prometheus_url(self) -> str:
-        if self._prometheus_url is None:
-            raise InfraError("no Prometheus for this run yet")
+    def prometheus_url(self) -> str | None:
         return self._prometheus_url
 
     @property
@@ -198,7 +191,7 @@ class K8sBackend:
             raise RunSkipped(f"cannot check skip_if_alerts ({alerts}): no reachable Prometheus")
         with httpx.Client(base_url=prometheus_url, timeout=10.0) as client:
             try:
-                firing = firing_alerts(client) & set(self.plan.skip_if_alerts)
+                firing = prom.firing_alerts(client=client) & set(self.plan.skip_if_alerts)
             except PrometheusError as e:
                 raise RunSkipped(f"cannot check skip_if_alerts: {e}") from None
         if firing:

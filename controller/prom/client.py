@@ -67,6 +67,12 @@ def targets(*, client: httpx.Client) -> list[dict[str, Any]]:
     return list(_api(client, "/api/v1/targets", {"state": "active"})["activeTargets"])
 
 
+def firing_alerts(*, client: httpx.Client) -> set[str]:
+    """Names of the alerts firing now (the alerts API: the ALERTS series lags it by an evaluation)."""
+    alerts = _api(client, "/api/v1/alerts", {})["alerts"]
+    return {a["labels"].get("alertname", "") for a in alerts if a.get("state") == "firing"}
+
+
 def is_ready(*, client: httpx.Client) -> bool:
     try:
         return client.get("/-/ready").status_code == 200

@@ -1,0 +1,117 @@
+"""A stand-in for the kubelet's "run the container" part, for pods on KWOK's fake nodes.
+
+KWOK gives pods their node, IP and Running/Ready status, but runs nothing. This class runs the
+container of every Running loadctl pod of one namespace as a local process (tests/podexec.py maps
+the pod's paths and Service names), and when the process exits it sets the annotation
+`loadctl.test/exit-code`, on which the KWOK stage `pod-exit` (kwok-stages.yaml) marks the pod
+Succeeded or Failed -- so the real Job controller sees the Jobs complete. A pod that is deleted
+gets SIGTERM, like a kubelet gives it, and its grace period to exit.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from controller.processes import ManagedProcess
+from tests.k8s.controlplane import EXIT_CODE_ANNOTATION
+from tests.podexec import local_argv, local_env, pod_mounts
+
+SELECTOR = "loadctl.io/run-id"
+
+
+class LocalKubelet:
+    def __init__(self, api: client.ApiClient, namespace: str, workdir: Path) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+        self.workdir = workdir
+        self.processes: dict[str, ManagedProcess] = {}
+        self.reported: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"kubelet-{namespace}", daemon=True)
+        self.errors: list[str] = []
+
+    def __enter__(self) -> LocalKubelet:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        for process in self.processes.values():
+            process.stop(timeout=15)
+
+    def log_tails(self) -> dict[str, str]:
+        return {name: p.log_tail(600) for name, p in self.processes.items()}
+
+    def _loop(self) -> None:
+        while not self._stop.wait(0.3):
+            try:
+                self._sync()
+            except ApiException as e:  # the namespace is going away at the end of a test
+                if e.status != 404:
+                    self.errors.append(f"{e.status} {e.reason}")
+            except Exception as e:  # keep playing kubelet; the test reads .errors
+                self.errors.append(repr(e))
+
+    def _sync(self) -> None:
+        pods = {
+            p.metadata.name: p
+            for p in self.core.list_namespaced_pod(self.namespace, label_selector=SELECTOR).items
+        }
+        for name, process in self.processes.items():
+            pod = pods.get(name)
+            if pod is None or pod.metadata.deletion_timestamp is not None:
+                grace = 30 if pod is None else (pod.metadata.deletion_grace_period_seconds or 30)
+                if process.poll() is None:
+                    threading.Thread(target=process.stop, kwargs={"timeout": grace}, daemon=True).start()
+            elif process.poll() is not None and name not in self.reported:
+                self._report_exit(name, process.poll())
+        for name, pod in pods.items():
+            if (
+                name not in self.processes
+                and pod.status.phase == "Running"
+                and pod.metadata.deletion_timestamp is None
+            ):
+                self.processes[name] = self._start(pod)
+
+    def _report_exit(self, name: str, code: int | None) -> None:
+        body = {"metadata": {"annotations": {EXIT_CODE_ANNOTATION: str(code)}}}
+        self.core.patch_namespaced_pod(name, self.namespace, body)
+        self.reported.add(name)
+
+    def _start(self, pod: Any) -> ManagedProcess:
+        spec = self.api.sanitize_for_serialization(pod.spec)
+        home = self.workdir / pod.metadata.name
+        volumes: dict[str, Path] = {}
+        for volume in spec.get("volumes", []):
+            local = home / "volumes" / volume["name"]
+            local.mkdir(parents=True, exist_ok=True)
+            if "configMap" in volume:
+                data = (
+                    self.core.read_namespaced_config_map(volume["configMap"]["name"], self.namespace).data
+                    or {}
+                )
+                for key, content in data.items():
+                    (local / key).write_text(content)
+            volumes[volume["name"]] = local
+        container = spec["containers"][0]
+        services = {s.metadata.name for s in self.core.list_namespaced_service(self.namespace).items}
+        hosts = (
+            services
+            | {f"{s}.{self.namespace}" for s in services}
+            | {f"{s}.{self.namespace}.svc.cluster.local" for s in services}
+        )
+        scratch = volumes.get("tmp", home)
+        return ManagedProcess(
+            f"pod {pod.metadata.name}",
+            local_argv(container, pod_mounts(container, volumes), hosts),
+            log_path=home / "container.log",
+            env=local_env(container, scratch),
+            cwd=scratch,
+        )
