@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import yaml
 
+from controller.k8s.helm import find_tool
 from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom.server import serve_run_tsdb
 
@@ -83,11 +84,7 @@ CHART = REPO_ROOT / "charts" / "loadctl"
 @functools.cache
 def helm_bin() -> str:
     """helm as the project's set-up installs it ($HELM_BIN under make, else .tools/bin/helm)."""
-    candidates = [os.environ.get("HELM_BIN"), str(REPO_ROOT / ".tools" / "bin" / "helm")]
-    for candidate in candidates:
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    raise AssertionError("helm not found: run `make setup` (installs it into .tools/bin) or set HELM_BIN")
+    return find_tool("helm", "HELM_BIN")
 
 
 def helm(*args: str) -> subprocess.CompletedProcess[str]:
