@@ -149,6 +149,8 @@ class K8sBackend:
         cluster_prometheus = self._reachable_prometheus()
         self._guardrails(cluster_prometheus)
         self._preflight_objects()
+        if cluster_prometheus is None:
+            find_tool("kubectl", "KUBECTL_BIN")  # the port-forward needs it: fail before installing
         self.console.print(f"helm install {self.release} in namespace {self.namespace}", highlight=False)
         self.installed = True  # from here on, teardown uninstalls (also a half-done install)
         self.helm.install(self.release, self.values, timeout_s=self.options.ready_timeout_s)
@@ -320,16 +322,19 @@ class K8sBackend:
 
     # -- stop, teardown -------------------------------------------------------------------------
     def stop_load(self) -> None:
-        """Delete a still-running master pod: SIGTERM stops the load gracefully (final stats, scrape)."""
+        """Suspend a still-running master Job: its pod gets SIGTERM, which stops the load gracefully
+        (final stats, final scrape), and -- unlike deleting the pod -- no replacement pod starts."""
         if not self.installed:
             return
         pods, jobs = self._observe(force=True)
         if master_finished(pods, jobs):
             return
-        for pod in pods:
-            if component(pod) == "master" and not pod["metadata"].get("deletionTimestamp"):
-                self.console.print(f"stopping the master pod {pod['metadata']['name']}", highlight=False)
-                self.cluster.delete_pod(pod["metadata"]["name"], grace_s=STOP_GRACE_S)
+        for job in jobs:
+            if component(job) == "master":
+                self.console.print(
+                    f"stopping the load: suspending job {job['metadata']['name']}", highlight=False
+                )
+                self.cluster.suspend_job(job["metadata"]["name"])
 
         def master_gone() -> bool:
             pods, jobs = self._observe(force=True)

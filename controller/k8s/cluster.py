@@ -179,12 +179,10 @@ class Cluster:
             stream.stop()
         yield
 
-    def delete_pod(self, name: str, *, grace_s: int) -> None:
-        try:
-            self.core.delete_namespaced_pod(name, self.namespace, grace_period_seconds=grace_s)
-        except ApiException as e:
-            if e.status != 404:
-                raise InfraError(f"Kubernetes API: delete pod {name}: {_message(e)}") from None
+    def suspend_job(self, name: str) -> None:
+        """The Job controller then deletes the Job's pods (graceful) and creates no new ones."""
+        body = {"spec": {"suspend": True}}
+        self.call(f"suspend job {name}", self.batch.patch_namespaced_job, name, self.namespace, body)
 
     def annotate_job(self, name: str, annotations: dict[str, str]) -> None:
         body = {"metadata": {"annotations": annotations}}

@@ -59,7 +59,20 @@ class PrometheusServer:
     def client(self, timeout: float = 10.0) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=timeout)
 
-    def start(self, *, ready_timeout: float = 30.0) -> None:
+    def start(self, *, ready_timeout: float = 30.0, port_attempts: int = 3) -> None:
+        """Start and wait until ready. A free port can be taken by another process between
+        free_port() and Prometheus binding it; then it retries on a new free port."""
+        for attempt in range(port_attempts):
+            try:
+                self._start_once(ready_timeout)
+                return
+            except InfraError:
+                log = self.process.log_tail(2000) if self.process is not None else ""
+                if "address already in use" not in log or attempt == port_attempts - 1:
+                    raise
+                self.port = free_port()
+
+    def _start_once(self, ready_timeout: float) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.config_path.parent.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(dump(self.config), encoding="utf-8")

@@ -588,7 +588,7 @@ def test_schedules_render_cronjobs_with_a_namespaced_role():
     assert not any("*" in key for key in granted)
     assert granted[("batch", "jobs")] == {"get", "list", "watch", "create", "delete", "patch"}
     assert granted[("", "pods/log")] == {"get", "list", "watch"}
-    assert granted[("", "pods")] == {"get", "list", "watch", "delete"}
+    assert granted[("", "pods")] == {"get", "list", "watch"}
     assert granted[("", "serviceaccounts")] == {"get"}
     assert granted[("", "pods/portforward")] == {"create"}
     for resource in ("services", "configmaps", "secrets"):

@@ -5,6 +5,8 @@ kube-scheduler and KWOK fake nodes, so the real Job controller, garbage collecto
 admission, PodSecurity admission and scheduler act on what the tests create. Pods never run: KWOK
 moves them through the phases in kwok-stages.yaml (Running+Ready once scheduled; ImagePullBackOff
 for MISSING_IMAGE; Succeeded/Failed once a test sets EXIT_CODE_ANNOTATION; gone once deleted).
+KWOK also plays the nodes' kubelet API, so `kubectl port-forward` works: the nodes' address and
+kubelet port are KWOK's server, which forwards the ports forwarding_ports() names to 127.0.0.1.
 
 Binaries come from $LOADCTL_K8S_ASSETS, else from scripts/ensure-k8s.sh (which builds them once).
 Every process is a ManagedProcess (own session, PDEATHSIG) and is stopped by PID, newest first.
@@ -18,7 +20,8 @@ import shutil
 import ssl
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -34,6 +37,8 @@ from controller.processes import ManagedProcess, free_port, wait_until
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENSURE_K8S = REPO_ROOT / "scripts" / "ensure-k8s.sh"
 KWOK_STAGES = Path(__file__).with_name("kwok-stages.yaml")
+KWOK_PORT_FORWARD_CRD = Path(__file__).with_name("kwok-portforward.yaml")
+KWOK_GROUP, KWOK_VERSION, CLUSTER_PORT_FORWARDS = "kwok.x-k8s.io", "v1alpha1", "clusterportforwards"
 BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
@@ -109,6 +114,7 @@ class ControlPlane:
             self._write_kubeconfig()
             self._start_controller_manager(assets)
             self._start_scheduler(assets)
+            self._install_port_forward_crd()
             self._start_kwok(assets)
             self._create_fake_nodes()
             self._wait_until_usable()
@@ -255,6 +261,20 @@ class ControlPlane:
         healthz = f"https://127.0.0.1:{port}/healthz"
         self._await("kube-scheduler healthy", lambda: _http_ok(healthz, _no_verify()), scheduler)
 
+    def _install_port_forward_crd(self) -> None:
+        """kwok's informer for ClusterPortForwards needs their CRD served before kwok starts."""
+        crd = yaml.safe_load(KWOK_PORT_FORWARD_CRD.read_text(encoding="utf-8"))
+        with self.api_client() as client:
+            extensions = kubernetes.client.ApiextensionsV1Api(client)
+            extensions.create_custom_resource_definition(crd)
+            name = crd["metadata"]["name"]
+            by_name = {p.name: p for p in self._processes}
+            self._await(
+                f"CRD {name} established",
+                lambda: _crd_established(extensions, name),
+                by_name["kube-apiserver"],
+            )
+
     def _start_kwok(self, assets: Path) -> None:
         port = free_port()
         kwok = self._launch(
@@ -265,6 +285,14 @@ class ControlPlane:
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
                 f"--server-address=127.0.0.1:{port}",
+                # The nodes' InternalIP and kubelet port (node-initialize stage): the apiserver sends
+                # pods/portforward there. It speaks TLS with kwok's built-in test certificate, which
+                # it accepts because it has no --kubelet-certificate-authority to verify it with.
+                "--node-ip=127.0.0.1",
+                f"--node-port={port}",
+                # Port forwards come from the API (forwarding_ports), not --config: the ports to
+                # forward are only known once a test has picked them.
+                "--enable-crds=ClusterPortForward",
                 f"--config={KWOK_STAGES}",
                 # kwok's default pod CIDR (10.0.0.1/24) overlaps the service range above.
                 "--cidr=10.244.0.1/16",
@@ -328,6 +356,31 @@ def service_account_exists(core: kubernetes.client.CoreV1Api, namespace: str, na
     return True
 
 
+@contextmanager
+def forwarding_ports(
+    api: kubernetes.client.ApiClient, namespace: str, ports: Iterable[int]
+) -> Iterator[None]:
+    """While open, `kubectl port-forward` to port P of any pod in `namespace` reaches 127.0.0.1:P.
+
+    That is where LocalKubelet runs the pod's processes (all pods share loopback), so the forward
+    reaches the pod's own process, as kubelet's would. A kwok ClusterPortForward, deleted on exit.
+    """
+    objects = kubernetes.client.CustomObjectsApi(api)
+    name = f"ports-{namespace}"
+    forwards = [{"ports": [port], "target": {"address": "127.0.0.1", "port": port}} for port in ports]
+    body = {
+        "apiVersion": f"{KWOK_GROUP}/{KWOK_VERSION}",
+        "kind": "ClusterPortForward",
+        "metadata": {"name": name},
+        "spec": {"selector": {"matchNamespaces": [namespace]}, "forwards": forwards},
+    }
+    objects.create_cluster_custom_object(KWOK_GROUP, KWOK_VERSION, CLUSTER_PORT_FORWARDS, body)
+    try:
+        yield
+    finally:
+        objects.delete_cluster_custom_object(KWOK_GROUP, KWOK_VERSION, CLUSTER_PORT_FORWARDS, name)
+
+
 def exit_pod(core: kubernetes.client.CoreV1Api, name: str, namespace: str, code: int = 0) -> None:
     """Plays kubelet: the Running pod's containers exit with `code` (KWOK stage pod-exit)."""
     core.patch_namespaced_pod(
@@ -345,6 +398,12 @@ def eventually(probe: Callable[[], T], *, what: str, timeout: float = 30.0, inte
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {value!r})")
         time.sleep(interval)
+
+
+def _crd_established(extensions: kubernetes.client.ApiextensionsV1Api, name: str) -> bool:
+    status = extensions.read_custom_resource_definition(name).status
+    conditions = (status and status.conditions) or []
+    return any(c.type == "Established" and c.status == "True" for c in conditions)
 
 
 def _schedulable(node: Any) -> bool:

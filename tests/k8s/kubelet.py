@@ -32,6 +32,7 @@ class LocalKubelet:
         self.workdir = workdir
         self.processes: dict[str, ManagedProcess] = {}
         self.reported: set[str] = set()
+        self.stopping: set[str] = set()  # one SIGTERM per deleted pod, as a kubelet sends it
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"kubelet-{namespace}", daemon=True)
         self.errors: list[str] = []
@@ -68,7 +69,8 @@ class LocalKubelet:
             pod = pods.get(name)
             if pod is None or pod.metadata.deletion_timestamp is not None:
                 grace = 30 if pod is None else (pod.metadata.deletion_grace_period_seconds or 30)
-                if process.poll() is None:
+                if process.poll() is None and name not in self.stopping:
+                    self.stopping.add(name)
                     threading.Thread(target=process.stop, kwargs={"timeout": grace}, daemon=True).start()
             elif process.poll() is not None and name not in self.reported:
                 self._report_exit(name, process.poll())

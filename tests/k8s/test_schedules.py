@@ -95,7 +95,7 @@ NEEDED = [
     ("delete", "jobs", "batch", ""),
     ("patch", "jobs", "batch", ""),
     ("watch", "pods", "", ""),
-    ("delete", "pods", "", ""),
+    ("get", "pods", "", ""),
     ("get", "pods", "", "log"),
     ("create", "pods", "", "portforward"),
     ("list", "events", "", ""),
@@ -119,6 +119,7 @@ def test_the_schedules_service_account_can_run_loads_in_its_namespace_only(clust
         )
     for verb, resource, group, sub in [
         ("create", "pods", "", "exec"),
+        ("delete", "pods", "", ""),
         ("create", "roles", "rbac.authorization.k8s.io", ""),
         ("update", "serviceaccounts", "", ""),
     ]:
