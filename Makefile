@@ -33,6 +33,8 @@ WITH_K8S = scripts/ensure-tool.sh openssl openssl OPENSSL_BIN \
 	&& assets=$$(scripts/ensure-k8s.sh) && LOADCTL_K8S_ASSETS=$$assets
 
 test: setup
+	@scripts/ensure-tool.sh redis-server redis-server REDIS_SERVER_BIN
+	@scripts/ensure-postgres.sh
 	@$(WITH_K8S) $(VENV)/bin/pytest -q
 
 test-k8s: setup  ## only tests/k8s, against the loopback control plane
@@ -42,6 +44,8 @@ test-unit: setup
 	$(VENV)/bin/pytest -q tests/unit
 
 test-integration: setup
+	@scripts/ensure-tool.sh redis-server redis-server REDIS_SERVER_BIN
+	@scripts/ensure-postgres.sh
 	$(VENV)/bin/pytest -q tests/integration
 
 lint: setup

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from controller.cli_grafana import grafana_run_options, run_annotator
 from controller.cli_k8s import k8s_backend, k8s_connection_options
 from controller.errors import EXIT_INPUT, InfraError, InputError, LoadctlError
 from controller.profiles import build_plan, load_profile, resolve_profile_path
@@ -75,6 +76,7 @@ def cli() -> None:
     help="[k8s] How long the pods may take to become ready.",
 )
 @click.option("--keep-on-fail", is_flag=True, help="[k8s] Keep the release when the verdict is fail.")
+@grafana_run_options
 def run(
     profile: str | None,
     locustfile: str | None,
@@ -96,6 +98,8 @@ def run(
     values_files: tuple[Path, ...],
     ready_timeout: str,
     keep_on_fail: bool,
+    grafana_url: str | None,
+    grafana_token_env: str | None,
 ) -> None:
     """Run PROFILE (a name under profiles/ or a YAML path); flags override it."""
     from controller.runs import execute
@@ -133,6 +137,7 @@ def run(
         raise InputError(
             f"{plan.run_dir} already exists; choose another --run-id", source="command line", field="--run-id"
         )
+    observer = run_annotator(plan, url=grafana_url, token_env=grafana_token_env, console=console)
     if backend == "k8s":
         runner = k8s_backend(
             plan,
@@ -150,7 +155,7 @@ def run(
         from controller.backends.local import LocalBackend
 
         runner = LocalBackend(plan)
-    record = execute(plan, backend=runner, console=console)
+    record = execute(plan, backend=runner, console=console, observer=observer)
     style = {"interrupted": "yellow", "error": "red"}.get(record.verdict, "green")
     totals = "" if record.requests is None else f", {record.requests} requests, {record.failures} failures"
     console.print(f"[{style}]verdict: {record.verdict}[/] (exit {record.exit_code}){totals}", highlight=False)
@@ -200,9 +205,11 @@ def prometheus(run_dir: Path, port: int | None) -> None:
 
 def _register_gates() -> None:
     from controller.cli_gates import gates
+    from controller.cli_grafana import grafana
     from controller.cli_k8s import ls, teardown
 
     cli.add_command(gates)
+    cli.add_command(grafana)
     cli.add_command(ls)
     cli.add_command(teardown)
 

@@ -13,9 +13,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from locust_workers.probes.config import ProbeList
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
 PHASE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 RUN_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
 
 
 def parse_duration(value: Any) -> float:
@@ -92,8 +95,12 @@ class Profile(_Frozen):
     user_weights: dict[str, Annotated[int, Field(ge=1, le=1_000_000)]] = Field(default_factory=dict)
     gates: str | None = None
     scrape_targets: tuple[ScrapeTarget, ...] = ()
+    # Samplers of the system under test, in their own process beside the master (locust_workers/probes).
+    probes: ProbeList = ()
     # Scheduled (k8s) runs are skipped while Prometheus shows any of these alerts firing.
-    skip_if_alerts: tuple[Annotated[str, Field(pattern=r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")], ...] = ()
+    skip_if_alerts: tuple[Annotated[str, Field(pattern=METRIC_NAME_PATTERN)], ...] = ()
+    # Gauges of the system under test whose peak over the run the summary and report.md show.
+    summary_peaks: tuple[Annotated[str, Field(pattern=METRIC_NAME_PATTERN)], ...] = ()
 
     @field_validator("host")
     @classmethod
@@ -142,7 +149,9 @@ class RunPlan(_Frozen):
     user_weights: dict[str, int] = Field(default_factory=dict)
     gates: Path | None = None
     scrape_targets: tuple[ScrapeTarget, ...] = ()
+    probes: ProbeList = ()
     skip_if_alerts: tuple[str, ...] = ()
+    summary_peaks: tuple[str, ...] = ()
     results_dir: Path
 
     @field_validator("host")
@@ -172,6 +181,14 @@ class PhaseWindow(_Frozen):
 Verdict = Literal["pass", "warn", "fail", "no_gates", "interrupted", "error", "skipped"]
 
 
+class Peak(_Frozen):
+    """The maximum of one series of a system-under-test gauge over the run."""
+
+    metric: str
+    labels: str  # e.g. '{domain="food.example.com"}'; empty for a single series
+    value: float
+
+
 class RunRecord(_Frozen):
     """run.json: what happened in one run, enough to query its Prometheus data again later."""
 
@@ -197,6 +214,7 @@ class RunRecord(_Frozen):
     files: tuple[str, ...] = ()
     # Where stats.csv/failures.csv came from: Locust's own CSVs, or rebuilt from Prometheus (k8s).
     stats_source: Literal["locust", "prometheus"] | None = None
+    peaks: tuple[Peak, ...] = ()  # the profile's summary_peaks
     release: str | None = None  # the Helm release of a k8s run
     namespace: str | None = None
     loadctl_version: str

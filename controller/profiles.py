@@ -180,7 +180,9 @@ def build_plan(
         "user_weights": dict(profile.user_weights) if profile else {},
         "gates": gates_path,
         "scrape_targets": tuple(profile.scrape_targets) if profile else (),
+        "probes": tuple(profile.probes) if profile else (),
         "skip_if_alerts": tuple(profile.skip_if_alerts) if profile else (),
+        "summary_peaks": tuple(profile.summary_peaks) if profile else (),
         "results_dir": results_dir.resolve(),
     }
     try:

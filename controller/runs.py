@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from importlib.metadata import version
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from rich.console import Console
@@ -34,10 +34,11 @@ from controller.gates.load import load_gate_file
 from controller.gates.models import GateFile
 from controller.gates.runner import Target, evaluate_gates
 from controller.locustfile_check import check_user_weights, list_user_classes
-from controller.models import PhaseWindow, RunPlan, RunRecord, Verdict
-from controller.progress import format_snapshot, read_snapshot
+from controller.models import Peak, PhaseWindow, RunPlan, RunRecord, Verdict
+from controller.progress import Snapshot, format_snapshot, read_snapshot
+from controller.prom.peaks import read_peaks
 from controller.reports.gates import gates_table, write_gate_reports
-from controller.reports.run_report import run_report_markdown
+from controller.reports.run_report import peaks_table, run_report_markdown
 from controller.results import csv_rows, locust_totals, read_timeline, write_record
 
 FINAL_SCRAPE_TIMEOUT_S = 5.0
@@ -51,6 +52,14 @@ class Outcome:
     exit_code: int = EXIT_PASS
     reasons: list[str] = field(default_factory=list)
     aborted_by: str | None = None
+
+
+class RunObserver(Protocol):
+    """Hears a run's events live (Grafana annotations); must neither raise nor block the run."""
+
+    def progress(self, snapshot: Snapshot) -> None: ...
+    def aborted(self, reason: str) -> None: ...
+    def finished(self, record: RunRecord) -> None: ...
 
 
 class GateAbort(Exception):
@@ -138,7 +147,14 @@ def check_live_gates(plan: RunPlan, backend: Backend, gate_file: GateFile, http:
             raise GateAbort(result)
 
 
-def follow(backend: Backend, *, console: Console, gate_file: GateFile | None, interval: float = 2.0) -> None:
+def follow(
+    backend: Backend,
+    *,
+    console: Console,
+    gate_file: GateFile | None,
+    interval: float = 2.0,
+    observer: RunObserver | None = None,
+) -> None:
     """Show live progress until the master ends the load; raise InfraError if the backend breaks."""
     plan = backend.plan
     deadline = time.monotonic() + plan.duration + OVERRUN_GRACE_S
@@ -158,7 +174,10 @@ def follow(backend: Backend, *, console: Console, gate_file: GateFile | None, in
                 raise InfraError(
                     f"the run overran its planned {plan.duration:.0f}s by {OVERRUN_GRACE_S:.0f}s"
                 )
-            line = format_snapshot(read_snapshot(client=http, run_id=plan.run_id), planned_s=plan.duration)
+            snapshot = read_snapshot(client=http, run_id=plan.run_id)
+            if observer is not None:
+                observer.progress(snapshot)
+            line = format_snapshot(snapshot, planned_s=plan.duration)
             if live is not None:
                 live.update(line, refresh=True)
             elif time.monotonic() - last_printed >= 10:
@@ -177,7 +196,9 @@ def follow(backend: Backend, *, console: Console, gate_file: GateFile | None, in
             time.sleep(interval)
 
 
-def execute(plan: RunPlan, *, backend: Backend, console: Console) -> RunRecord:
+def execute(
+    plan: RunPlan, *, backend: Backend, console: Console, observer: RunObserver | None = None
+) -> RunRecord:
     gate_file = preflight(plan)
     outcome = Outcome()
     console.print(
@@ -189,10 +210,12 @@ def execute(plan: RunPlan, *, backend: Backend, console: Console) -> RunRecord:
         try:
             backend.deploy()
             console.print(f"prometheus {backend.prometheus_url}  results {plan.run_dir}", highlight=False)
-            follow(backend, console=console, gate_file=gate_file)
+            follow(backend, console=console, gate_file=gate_file, observer=observer)
         except GateAbort as e:
             outcome = Outcome("fail", EXIT_GATE_FAILED, [str(e)], aborted_by=e.result.name)
             console.print(f"[red]{e}: stopping the load[/]", highlight=False)
+            if observer is not None:
+                observer.aborted(str(e))
         except Interrupted as e:
             outcome = Outcome("interrupted", e.exit_code, [str(e)])
             console.print(f"[yellow]{e}: stopping the load[/]")
@@ -204,6 +227,8 @@ def execute(plan: RunPlan, *, backend: Backend, console: Console) -> RunRecord:
         finally:
             quiet()
             record = finish(plan, backend, outcome, console=console, gate_file=gate_file)
+            if observer is not None:
+                observer.finished(record)
     return record
 
 
@@ -225,6 +250,7 @@ def finish(
     started = stopped = None
     phases: tuple[PhaseWindow, ...] = ()
     report: GateReport | None = None
+    peaks: tuple[Peak, ...] = ()
     try:
         backend.stop_load()
         try:
@@ -244,6 +270,11 @@ def finish(
                         plan, backend, started=started, ended=stopped or time.time(), phases=phases
                     )
                     report = evaluate_gates(gate_file, source=str(plan.gates), target=Target(http, judged))
+                if plan.summary_peaks and started is not None:
+                    end = stopped or time.time()
+                    peaks = read_peaks(
+                        http, run_id=plan.run_id, metrics=plan.summary_peaks, start=started, end=end
+                    )
         except PrometheusError as e:
             outcome.reasons.append(f"Prometheus: {e}")
         except _NothingToRead:
@@ -258,6 +289,8 @@ def finish(
             EXIT_INFRA,
             [f"the load never started (locust exit code {locust_code})", *outcome.reasons],
         )
+    if peaks:
+        console.print(peaks_table(peaks))
     if report is not None:
         files.update(write_gate_reports(report, run_dir=plan.run_dir))
         console.print(gates_table(report))
@@ -285,6 +318,7 @@ def finish(
         requests=totals[0] if totals else None,
         failures=totals[1] if totals else None,
         files=tuple(sorted(files | {"run.json", "report.md"})),
+        peaks=peaks,
     )
     write_record(plan.run_dir, record)
     report_md = run_report_markdown(record, stats=stats, failures=failures, gates=report)

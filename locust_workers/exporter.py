@@ -12,6 +12,8 @@ Metric contract (names and labels are relied on by gates and dashboards):
   locust_run_info{run_id,profile,phase}                     1 for the current phase
   locust_stage_start_timestamp_seconds{run_id,stage,phase}  when each stage of the table began
   locust_test_start_timestamp_seconds{run_id}, locust_test_stop_timestamp_seconds{run_id}
+  locust_custom_<metric>{run_id,name}                       the locustfile's own (metrics.py): histogram
+                                                            (_bucket/_sum/_count) or counter (_total)
 """
 
 from __future__ import annotations
@@ -20,13 +22,16 @@ import re
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from locust.stats import StatsError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from locust_workers.histogram import bucket_bounds_ms, cumulative_counts
+
+if TYPE_CHECKING:
+    from locust_workers.custom_totals import CustomTotals
 
 OTHER_NAME = "__other__"
 WORKER_STATES = ("ready", "spawning", "running", "stopped", "missing")
@@ -54,8 +59,17 @@ def failure_status(error: str) -> str:
 class LocustCollector(Collector):
     """Yields metric families from `environment.runner.stats` at scrape time."""
 
-    def __init__(self, environment: Any, *, run_id: str, profile: str, max_names: int = 200) -> None:
+    def __init__(
+        self,
+        environment: Any,
+        *,
+        run_id: str,
+        profile: str,
+        max_names: int = 200,
+        custom: CustomTotals | None = None,
+    ) -> None:
         self.environment = environment
+        self.custom = custom
         self.run_id = run_id
         self.profile = profile
         self.max_names = max_names
@@ -74,6 +88,8 @@ class LocustCollector(Collector):
         yield from self._request_metrics(entries, allowed)
         yield self._failure_metric(list(runner.stats.errors.values()), allowed)
         yield from self._runner_metrics(runner)
+        if self.custom is not None:
+            yield from self.custom.metric_families(self.run_id)
         self.last_scrape_at = time.time()
 
     def _bounded_names(self, names: Any) -> set[str]:

@@ -6,8 +6,12 @@ the same for local processes and for pods:
   LOADCTL_RUN_ID, LOADCTL_PROFILE        labels on every metric
   LOADCTL_EXPORTER_HOST/PORT             where the master serves /metrics (default 0.0.0.0:9646)
   LOADCTL_STAGES                         JSON stage table; when set, this file defines the run's shape
-  LOADCTL_USER_WEIGHTS                   JSON {UserClass: weight}, overriding the classes' weights
+  LOADCTL_USER_WEIGHTS                   JSON {UserClass: weight}, overriding the classes' weights (a class
+                                         whose own weight is 0 is left out of runs unless this names it)
   LOADCTL_FINAL_SCRAPE_TIMEOUT           seconds the master waits after the load for one more scrape
+
+Custom metrics (metrics.py): workers ship what their users observed with every stats report; the
+master adds the reports up (custom_totals.py) and the exporter serves them.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import logging
 import os
 import signal
 import time
+from collections.abc import Iterable
 
 import gevent
 from gevent.pywsgi import WSGIServer
@@ -24,7 +29,9 @@ from locust import events
 from locust.runners import WorkerRunner
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
+from locust_workers.custom_totals import CustomTotals, merge_worker_reports
 from locust_workers.exporter import LocustCollector
+from locust_workers.metrics import custom, ship_with_worker_reports
 from locust_workers.shapes import STAGES_ENV, StageTableShape
 
 logger = logging.getLogger("loadctl")
@@ -35,21 +42,30 @@ if os.environ.get(STAGES_ENV):
         """The profile's stage table (from LOADCTL_STAGES), picked up by Locust as the run's shape."""
 
 
-def apply_user_weights(user_classes: list[type], weights: dict[str, int]) -> None:
-    by_name = {cls.__name__: cls for cls in user_classes}
+def apply_user_weights(
+    user_classes: list[type], weights: dict[str, int], available: Iterable[type] = ()
+) -> None:
+    by_name = {cls.__name__: cls for cls in [*available, *user_classes]}
     unknown = sorted(set(weights) - set(by_name))
     if unknown:
         raise ValueError(f"user_weights names classes not in the locustfile: {', '.join(unknown)}")
     for name, weight in weights.items():
         by_name[name].weight = weight  # type: ignore[attr-defined]
+        if weight > 0 and by_name[name] not in user_classes:
+            # Locust drops classes of weight 0 before plugins run; weights name them to take part.
+            user_classes.append(by_name[name])
 
 
 @events.init.add_listener
 def _on_init(environment, **_kwargs) -> None:
     weights = json.loads(os.environ.get("LOADCTL_USER_WEIGHTS") or "{}")
     if weights:
-        apply_user_weights(environment.user_classes, weights)
+        available = (getattr(environment, "available_user_classes", None) or {}).values()
+        apply_user_weights(environment.user_classes, weights, available)
+    max_names = int(os.environ.get("LOADCTL_MAX_NAMES", "200"))
+    custom.max_names = max_names
     if isinstance(environment.runner, WorkerRunner):
+        ship_with_worker_reports(environment, custom)
         return  # workers only run users; the master aggregates and exports
 
     # Locust (2.47) installs its SIGTERM handler only after a headless shape test has finished, so
@@ -57,11 +73,15 @@ def _on_init(environment, **_kwargs) -> None:
     # Until then, treat SIGTERM like Ctrl-C, which Locust handles gracefully at every point.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
 
+    # In a local run the users observe in this process: the totals drain its store at each scrape.
+    totals = CustomTotals(max_names=max_names, local=custom)
+    merge_worker_reports(environment, totals)
     collector = LocustCollector(
         environment,
         run_id=os.environ.get("LOADCTL_RUN_ID", "adhoc"),
         profile=os.environ.get("LOADCTL_PROFILE", "none"),
-        max_names=int(os.environ.get("LOADCTL_MAX_NAMES", "200")),
+        max_names=max_names,
+        custom=totals,
     )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)

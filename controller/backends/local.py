@@ -1,4 +1,4 @@
-"""The local backend: Prometheus, a Locust master and N worker processes on this machine."""
+"""The local backend: Prometheus, the probes (if any), a Locust master and N workers on this machine."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom.client import wait_for_scrapes_after
 from controller.prom.config import scrape_config
 from controller.prom.server import PrometheusServer
+from locust_workers.probes.config import dump_config
 
 LOCUST_CSV_PREFIX = "locust"
 # Locust's CSV names (prefix_stats.csv ...) -> the names a run directory promises.
@@ -55,11 +56,13 @@ class LocalBackend:
         self.logs = self.run_dir / "logs"
         self.exporter_port = free_port()
         self.master_port = free_port()
+        self.probes_port = free_port() if plan.probes else None
         self.prometheus = PrometheusServer(
             config=scrape_config(
                 run_id=plan.run_id,
                 exporter_address=f"127.0.0.1:{self.exporter_port}",
                 targets=plan.scrape_targets,
+                probes_address=f"127.0.0.1:{self.probes_port}" if self.probes_port else None,
             ),
             config_path=self.run_dir / "prometheus.yml",
             data_dir=self.run_dir / "tsdb",
@@ -67,6 +70,7 @@ class LocalBackend:
         )
         self.master: ManagedProcess | None = None
         self.workers: list[ManagedProcess] = []
+        self.probes: ManagedProcess | None = None
         self._workers_gone_since: float | None = None
 
     @property
@@ -84,6 +88,8 @@ class LocalBackend:
     def deploy(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.prometheus.start()
+        if self.probes_port is not None:
+            self._start_probes(self.probes_port)
         env = locust_env(self.plan, exporter_port=self.exporter_port)
         common = [
             sys.executable,
@@ -141,6 +147,25 @@ class LocalBackend:
         if not ready:
             raise InfraError(f"locust master exporter not serving after 60s: {self.master.log_tail()}")
 
+    def _start_probes(self, port: int) -> None:
+        # Their own process, never inside Locust's gevent loop; credentials reach it only through
+        # the environment (the config names variables), so probes.json is safe to keep.
+        config = self.run_dir / "probes.json"
+        config.write_text(dump_config(self.plan.probes), encoding="utf-8")
+        argv = [sys.executable, "-m", "locust_workers.probes", "--config", str(config), "--port", str(port)]
+        self.probes = ManagedProcess(
+            "probes",
+            [*argv, "--host", "127.0.0.1", "--run-id", self.plan.run_id],
+            log_path=self.logs / "probes.log",
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            cwd=self.run_dir,
+        )
+        url = f"http://127.0.0.1:{port}/metrics"
+        with httpx.Client(timeout=2.0) as http:
+            ready = wait_until(lambda: _answers(http, url), timeout=30, watch=[self.probes])
+        if not ready:
+            raise InfraError(f"probes not serving after 30s: {self.probes.log_tail()}")
+
     def health(self) -> str | None:
         if self.master is None:
             return "not deployed"
@@ -172,6 +197,8 @@ class LocalBackend:
             self.master.stop(timeout=10.0)
         for worker in self.workers:
             worker.stop(timeout=5.0)
+        if self.probes is not None:  # after the final scrape, so the last samples are in the tsdb
+            self.probes.stop(timeout=10.0)
         self.prometheus.stop()
 
     def collect(self) -> tuple[str, ...]:

@@ -95,6 +95,8 @@ def run_values(
             "files": dict(files),
         }
     }
+    if plan.probes:  # the master pod's probes sidecar; only names of credential variables in here
+        values["run"]["probes"] = [probe.model_dump(mode="json") for probe in plan.probes]
     if image:
         values["image"] = image_values(image)
     if prometheus_url:

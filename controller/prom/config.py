@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -10,7 +11,10 @@ from controller.models import ScrapeTarget
 from controller.profiles import scrape_target_parts
 
 EXPORTER_JOB = "loadctl-exporter"
+PROBES_JOB = "loadctl-probes"
 SCRAPE_INTERVAL_S = 1
+# The one rules file, loaded as is here and rendered by the chart's templates/prometheusrule.yaml
+RULES_FILE = Path(__file__).resolve().parents[2] / "charts" / "loadctl" / "rules" / "loadctl.rules.yaml"
 
 
 def scrape_config(
@@ -19,8 +23,9 @@ def scrape_config(
     exporter_address: str,
     targets: tuple[ScrapeTarget, ...] = (),
     interval_s: int = SCRAPE_INTERVAL_S,
+    probes_address: str | None = None,
 ) -> dict[str, Any]:
-    """Scrape the exporter and each extra target every `interval_s`; every series gets run_id."""
+    """Scrape the exporter, the probes (if any) and each extra target every `interval_s`; all get run_id."""
     interval = f"{interval_s}s"
     jobs: list[dict[str, Any]] = [
         {
@@ -28,6 +33,8 @@ def scrape_config(
             "static_configs": [{"targets": [exporter_address]}],
         }
     ]
+    if probes_address is not None:
+        jobs.append({"job_name": PROBES_JOB, "static_configs": [{"targets": [probes_address]}]})
     for target in targets:
         scheme, address, path = scrape_target_parts(target)
         jobs.append(
@@ -46,6 +53,7 @@ def scrape_config(
         job["honor_labels"] = True
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "rule_files": [str(RULES_FILE)],
         "scrape_configs": jobs,
     }
 

@@ -1,8 +1,9 @@
 """report.md: the run written up the way the pilot load-test reports are (../shared/reference/000_...).
 
-Run Metadata, Headline Results, Endpoint Detail, Failure Analysis, Gate Results, Verdict. The
-numbers are Locust's own (stats.csv, failures.csv); gate values come from Prometheus. Pure: the
-caller reads the CSVs and passes rows in.
+Run Metadata, Headline Results, Endpoint Detail, Failure Analysis, System Under Test, Gate
+Results, Verdict. The numbers are Locust's own (stats.csv, failures.csv; rebuilt from Prometheus
+for k8s runs); gate values and system-under-test peaks come from Prometheus. Pure: the caller
+reads the CSVs and passes rows in.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+from rich.table import Table
+
 from controller.gates.evaluate import GateReport
-from controller.models import RunRecord
+from controller.models import Peak, RunRecord
 from controller.reports.gates import gates_markdown
 from controller.reports.markdown import code, table
 
@@ -140,6 +143,29 @@ def verdict(record: RunRecord) -> list[str]:
     return lines
 
 
+def _value(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
+def system_under_test(peaks: Sequence[Peak]) -> list[str]:
+    """Peaks of the profile's summary_peaks gauges (pool, crawler, probes) over the run."""
+    lines = ["## System Under Test"]
+    if not peaks:
+        return [*lines, "- No system-under-test gauges were recorded (profile `summary_peaks:`)."]
+    rows = [[code(p.metric + p.labels), _value(p.value)] for p in peaks]
+    return [*lines, "Peak over the run:", "", *table(["Gauge", "Peak"], rows, right=[1])]
+
+
+def peaks_table(peaks: Sequence[Peak]) -> Table:
+    """The same peaks for the terminal, printed after the run."""
+    table_ = Table(title="System under test: peaks over the run", title_justify="left", box=None)
+    table_.add_column("gauge")
+    table_.add_column("peak", justify="right")
+    for peak in peaks:
+        table_.add_row(peak.metric + peak.labels, _value(peak.value))
+    return table_
+
+
 def run_report_markdown(
     record: RunRecord, *, stats: Sequence[Row], failures: Sequence[Row], gates: GateReport | None
 ) -> str:
@@ -149,6 +175,7 @@ def run_report_markdown(
         headline(stats),
         endpoints(stats),
         failure_analysis(failures),
+        system_under_test(record.peaks),
         gates_markdown(gates).rstrip("\n").splitlines()
         if gates is not None
         else ["## Gate Results", "- No gate file was given for this run."],

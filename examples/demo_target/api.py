@@ -206,6 +206,13 @@ async def analytics_summary(request: Request) -> Response:
     )
 
 
+async def crawler_stats(request: Request) -> Response:
+    """The crawler's per-domain figures as JSON: what loadctl's http_json probe exports as the
+    crawler_domain_* gauges (a service with a stats page and no Prometheus metrics of its own)."""
+    crawler = _services(request).crawler
+    return JSONResponse({**crawler.ledger.report(), "queue_depth": crawler.depth})
+
+
 async def make_now(request: Request) -> Response:
     svc = _services(request)
     await svc.latency.pause(10, 60)

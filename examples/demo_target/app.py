@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from . import api
 from .auth import TokenSigner
+from .chat import stream as chat_stream
 from .config import DemoConfig
 from .crawler import Crawler
 from .latency import Latency
@@ -40,6 +41,8 @@ ROUTES = [
     Route("/v1/studio/sessions/{session_id}/generate", api.generate, methods=["POST"]),
     Route("/v1/studio/sessions/{session_id}/versions", api.list_versions, methods=["GET"]),
     Route("/v1/studio/analytics/summary", api.analytics_summary, methods=["GET"]),
+    Route("/v1/crawler/stats", api.crawler_stats, methods=["GET"]),
+    Route("/v1/chat/stream", chat_stream, methods=["POST"]),
 ]
 
 

@@ -13,6 +13,7 @@ import random
 import zlib
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 from urllib.parse import urlsplit
 
 # Label used once too many distinct domains have been seen: domains come from user input and
@@ -133,6 +134,30 @@ class CrawlLedger:
         stats.retry_pending = max(0, stats.retry_pending - 1)
         stats.finished += 1
         stats.failures += 1
+
+    def report(self) -> dict[str, Any]:
+        """Per-domain figures and their totals, as GET /v1/crawler/stats serves them."""
+
+        def figures(stats: DomainStats) -> dict[str, Any]:
+            return {
+                "finished": stats.finished,
+                "failures": stats.failures,
+                "parser_fallbacks": stats.parser_fallbacks,
+                "retryable_jobs": stats.retry_pending,
+                "parser_fallback_rate": stats.parser_fallback_rate,
+                "failure_rate": stats.failure_rate,
+            }
+
+        total = DomainStats(
+            finished=sum(s.finished for s in self._stats.values()),
+            parser_fallbacks=sum(s.parser_fallbacks for s in self._stats.values()),
+            failures=sum(s.failures for s in self._stats.values()),
+            retry_pending=sum(s.retry_pending for s in self._stats.values()),
+        )
+        return {
+            "domains": {label: figures(stats) for label, stats in sorted(self._stats.items())},
+            "totals": {"domains": len(self._stats), **figures(total)},
+        }
 
     def totals(self) -> dict[str, int]:
         return {

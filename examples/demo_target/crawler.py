@@ -87,7 +87,6 @@ class Crawler:
         self._metrics.crawler_jobs.labels(domain=job.domain, outcome=outcome.value).inc()
         if outcome is Outcome.RETRYABLE:
             self._schedule_retry(replace(job, attempt=job.attempt + 1))
-        self._publish(job.domain)
         return outcome
 
     def _schedule_retry(self, job: CrawlJob) -> None:
@@ -103,16 +102,9 @@ class Crawler:
                 # Retries do not jump the queue nor grow it: no room means the job has failed.
                 self.ledger.retry_dropped(job.domain)
                 self._metrics.crawler_jobs.labels(domain=job.domain, outcome=Outcome.FAILED.value).inc()
-                self._publish(job.domain)
 
         timer = asyncio.get_running_loop().call_later(delay, fire)
         self._retry_timers.add(timer)
-
-    def _publish(self, domain: str) -> None:
-        stats = self.ledger.stats(domain)
-        self._metrics.domain_retryable.labels(domain=domain).set(stats.retry_pending)
-        self._metrics.domain_fallback_rate.labels(domain=domain).set(stats.parser_fallback_rate)
-        self._metrics.domain_failure_rate.labels(domain=domain).set(stats.failure_rate)
 
     async def _drain(self) -> None:
         while True:

@@ -59,24 +59,9 @@ class DemoMetrics:
             ["domain", "outcome"],
             registry=r,
         )
-        self.domain_retryable = Gauge(
-            "crawler_domain_retryable_jobs",
-            "Jobs of this domain currently waiting for a retry.",
-            ["domain"],
-            registry=r,
-        )
-        self.domain_fallback_rate = Gauge(
-            "crawler_domain_parser_fallback_rate",
-            "Share (0..1) of this domain's finished jobs that needed the fallback parser.",
-            ["domain"],
-            registry=r,
-        )
-        self.domain_failure_rate = Gauge(
-            "crawler_domain_failure_rate",
-            "Share (0..1) of this domain's finished jobs that failed.",
-            ["domain"],
-            registry=r,
-        )
+        # The per-domain figures (retryable jobs, parser fallback and failure rates) are not here:
+        # GET /v1/crawler/stats serves them as JSON and loadctl's http_json probe exports them as
+        # crawler_domain_* gauges, as for a real service that has only a stats page.
 
     def watch_pool(
         self, pool: str, size: int, in_use: Callable[[], float], queued: Callable[[], float]

@@ -177,10 +177,16 @@ def test_harvests_feed_domain_metrics_inline_and_queued() -> None:
         jobs = await _samples(client, "crawler_jobs_total")
         assert sum(v for labels, v in jobs if labels["domain"] == "in.example") == 2
         assert sum(v for labels, v in jobs if labels["domain"] == "q.example") >= 1
-        for name in ("crawler_domain_failure_rate", "crawler_domain_parser_fallback_rate"):
-            values = dict((labels["domain"], v) for labels, v in await _samples(client, name))
-            assert set(values) == {"in.example", "q.example"}
-            assert all(0.0 <= v <= 1.0 for v in values.values())
+        # the per-domain figures are on the JSON stats page (loadctl's http_json probe exports them)
+        stats = (await client.get("/v1/crawler/stats")).json()
+        assert set(stats["domains"]) == {"in.example", "q.example"}
+        inline = stats["domains"]["in.example"]
+        assert inline["finished"] + inline["retryable_jobs"] == 2  # each job is done or awaits a retry
+        for figures in (*stats["domains"].values(), stats["totals"]):
+            assert 0.0 <= figures["failure_rate"] <= 1.0 and 0.0 <= figures["parser_fallback_rate"] <= 1.0
+        assert stats["totals"]["domains"] == 2 and stats["queue_depth"] == 0
+        exported = {f.name for f in text_string_to_metric_families((await client.get("/metrics")).text)}
+        assert "crawler_jobs" in exported and not any(n.startswith("crawler_domain_") for n in exported)
 
     _run(scenario, _config(harvest_burst=5))
 

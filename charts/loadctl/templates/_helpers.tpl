@@ -134,6 +134,9 @@ Fails the render with a clear message when a run is enabled without what it need
 {{- if not .Values.run.stages }}
 {{- fail "run.stages needs at least one stage when run.enabled, e.g. [{duration: 300, users: 50, spawnRate: 5}]" }}
 {{- end }}
+{{- if and .Values.run.probes (hasKey .Values.run.files "probes.json") }}
+{{- fail "run.files has a probes.json: with run.probes that name is the probes sidecar's config, rename the file" }}
+{{- end }}
 {{- if not (hasKey .Values.run.files .Values.run.locustfile) }}
 {{- fail (printf "run.files has no %q: run.locustfile must name one of run.files (have: %s)" .Values.run.locustfile (keys .Values.run.files | sortAlpha | join ", " | default "none")) }}
 {{- end }}

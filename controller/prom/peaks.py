@@ -1,0 +1,37 @@
+"""Peaks of the system under test over a run: the pool, crawler and probe gauges a profile names.
+
+The seeds watched pool usage and crawler figures by hand during a run and wrote their peaks into
+the report; a profile's `summary_peaks:` lists the gauges whose run maximum the end-of-run summary,
+run.json and report.md show. `read_peaks` does the I/O; `peak_label` is pure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import httpx
+
+from controller.models import Peak
+from controller.prom.client import query
+
+# Labels that say where a series was scraped from, not what it measures.
+SOURCE_LABELS = frozenset({"__name__", "run_id", "job", "instance", "probe", "type"})
+
+
+def peak_label(labels: Mapping[str, str]) -> str:
+    """`{domain="food.example.com"}` for the labels that tell series of one metric apart."""
+    shown = sorted((k, v) for k, v in labels.items() if k not in SOURCE_LABELS)
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in shown) + "}" if shown else ""
+
+
+def read_peaks(
+    client: httpx.Client, *, run_id: str, metrics: Sequence[str], start: float, end: float
+) -> tuple[Peak, ...]:
+    """Each metric's maximum over [start, end], per series; metrics without data are left out."""
+    window = f"[{max(1, round(end - start))}s]"
+    peaks = []
+    for metric in metrics:
+        promql = f'max_over_time({metric}{{run_id="{run_id}"}}{window} @ {end:.3f})'
+        for sample in sorted(query(client=client, promql=promql), key=lambda s: peak_label(s.labels)):
+            peaks.append(Peak(metric=metric, labels=peak_label(sample.labels), value=sample.value))
+    return tuple(peaks)

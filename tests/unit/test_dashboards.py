@@ -1,0 +1,287 @@
+"""The Grafana dashboards (dashboards/*.py -> dashboards/*.json and charts/loadctl/dashboards/*.json).
+
+The committed JSON must be what the generator produces now; every panel has queries, every query
+selects the dashboard's run and parses in a real Prometheus; the metrics they use are in the
+contracts of the exporter, the probes and the demo target; the gates of the gate file are drawn
+on the panels they judge. Whether each query returns data from a real run:
+tests/integration/test_dashboards_data.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from controller.prom.config import empty_config
+from controller.prom.server import PrometheusServer
+from dashboards import generate as generator
+from dashboards import load_overview, system_under_test
+from tests.support import CHART, REPO_ROOT
+
+# Grafana's variables, as a test substitutes them: any run id and window parse the same way.
+VARIABLES = {
+    "$run_id": "dashboards-test",
+    "$__rate_interval": "30s",
+    "$__interval": "5s",
+    "$__range": "5m",
+}
+
+
+def substitute(expr: str, variables: dict[str, str] = VARIABLES) -> str:
+    # longest first: $__range must not eat the start of a longer name
+    for name in sorted(variables, key=len, reverse=True):
+        expr = expr.replace(name, variables[name])
+    return expr
+
+
+@pytest.fixture(scope="module")
+def generated() -> dict[str, str]:
+    return generator.generate()
+
+
+def boards(files: dict[str, str]) -> dict[str, dict[str, Any]]:
+    return {name: json.loads(text) for name, text in files.items()}
+
+
+def panels(board: dict[str, Any]) -> list[dict[str, Any]]:
+    return [panel for panel in board["panels"] if panel["type"] != "row"]
+
+
+def by_title(board: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {panel["title"]: panel for panel in panels(board)}
+
+
+def exprs(panel: dict[str, Any]) -> list[str]:
+    return [t["expr"] for t in panel["targets"]]
+
+
+def steps(panel: dict[str, Any]) -> list[tuple[float | None, str]]:
+    thresholds = panel["fieldConfig"]["defaults"].get("thresholds", {"steps": []})
+    return [(step["value"], step["color"]) for step in thresholds["steps"]]
+
+
+def lines(*values: float, color: str = "red") -> list[tuple[float | None, str]]:
+    """Threshold steps of gates drawn as lines: a transparent base, then one step per value."""
+    return [(None, "transparent"), *((value, color) for value in values)]
+
+
+# --- the committed JSON is current --------------------------------------------------------------
+
+
+def test_the_committed_json_is_what_the_generator_produces(generated):
+    assert set(generated) == {"loadctl-load-overview.json", "loadctl-system-under-test.json"}
+    stale = generator.out_of_date(generated)
+    assert not stale, f"run `python -m dashboards.generate`: {[str(p) for p in stale]}"
+    for directory in (REPO_ROOT / "dashboards", CHART / "dashboards"):
+        assert sorted(p.name for p in directory.glob("*.json")) == sorted(generated)
+
+
+def test_the_check_finds_edited_missing_and_extra_files(tmp_path, generated):
+    one, two = tmp_path / "one", tmp_path / "two"
+    assert sorted(generator.write(generated, (one, two))) == sorted(
+        d / name for d in (one, two) for name in generated
+    )
+    assert generator.out_of_date(generated, (one, two)) == []
+    name = sorted(generated)[0]
+    (one / name).write_text(generated[name].replace("5s", "10s"))  # a hand edit
+    (two / sorted(generated)[1]).unlink()
+    (two / "old-board.json").write_text("{}")
+    wrong = generator.out_of_date(generated, (one, two))
+    assert sorted(wrong) == sorted([one / name, two / sorted(generated)[1], two / "old-board.json"])
+    generator.write(generated, (one, two))
+    assert generator.out_of_date(generated, (one, two)) == []
+    assert not (two / "old-board.json").exists()
+
+
+def test_generate_check_exit_code():
+    assert generator.main(["--check"]) == 0
+
+
+# --- structure ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["loadctl-load-overview.json", "loadctl-system-under-test.json"])
+def test_every_panel_has_queries_of_this_run(generated, name):
+    board = boards(generated)[name]
+    assert board["uid"] == name.removesuffix(".json")
+    assert board["refresh"] == "5s"
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert variables["run_id"]["type"] == "query"
+    assert variables["run_id"]["query"] == "label_values(locust_run_info, run_id)"
+    assert variables["run_id"]["datasource"]["uid"] == "${datasource}"
+    ids = [panel["id"] for panel in board["panels"]]
+    assert len(ids) == len(set(ids))
+    assert len(panels(board)) >= 10
+    for panel in panels(board):
+        assert panel["targets"], f"{panel['title']}: no query"
+        assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+        assert [t["refId"] for t in panel["targets"]] == [chr(65 + i) for i in range(len(panel["targets"]))]
+        for expr in exprs(panel):
+            assert 'run_id="$run_id"' in expr, (panel["title"], expr)
+            # every selector of the query selects the run: count selectors against run matchers
+            selectors = re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*\{[^}]*\}", expr)
+            assert selectors and all('run_id="$run_id"' in s for s in selectors), (panel["title"], expr)
+    # the run's events, as `loadctl run` annotates them (controller/grafana/annotations.py)
+    (events,) = board["annotations"]["list"]
+    assert events["target"]["tags"] == ["loadctl", "run_id:$run_id"]
+
+
+def test_the_load_overview_has_the_panels_sres_watch(generated):
+    panels_ = by_title(boards(generated)["loadctl-load-overview.json"])
+    want = {
+        "Phase": "locust_run_info",
+        "Phases": "locust_run_info",
+        "Users": "locust_users",
+        "Requests/s": "locust_requests_total",
+        "Failures/s by status": "locust_request_failures_total",
+        "Error ratio": "locust_request_failures_total",
+        "Response time p50": "locust_response_time_seconds_bucket",
+        "Response time p95": "locust_response_time_seconds_bucket",
+        "Response time p99": "locust_response_time_seconds_bucket",
+        "Workers by state": "locust_workers",
+        "Worker CPU": "locust_worker_cpu_percent",
+    }
+    for title, metric in want.items():
+        assert any(metric + "{" in e for e in exprs(panels_[title])), title
+    assert exprs(panels_["Failures/s by status"]) == [
+        'sum by (status) (rate(locust_request_failures_total{run_id="$run_id"}[$__rate_interval]))'
+    ]
+    assert 'sum by (state) (locust_workers{run_id="$run_id"})' in exprs(panels_["Workers by state"])
+    for label, q in (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99")):
+        assert exprs(panels_[f"Response time {label}"])[0] == (
+            f"histogram_quantile({q}, sum by (name, le) "
+            '(rate(locust_response_time_seconds_bucket{run_id="$run_id"}[$__rate_interval])))'
+        )
+
+
+def test_the_system_under_test_board_shows_pool_crawler_redis_processes_probes(generated):
+    board = boards(generated)["loadctl-system-under-test.json"]
+    used = {m for panel in panels(board) for e in exprs(panel) for m in re.findall(r"(\w+)\{", e)}
+    assert used >= {
+        "demo_pool_in_use",
+        "demo_pool_size",
+        "demo_pool_queued",
+        "crawler_domain_retryable_jobs",
+        "crawler_domain_parser_fallback_rate",
+        "crawler_domain_failure_rate",
+        "loadctl_redis_keyspace_hit_ratio",
+        "loadctl_redis_used_memory_bytes",
+        "loadctl_process_cpu_percent",
+        "loadctl_process_resident_memory_bytes",
+        "loadctl_probe_up",
+    }
+
+
+def contract_names(path: Path, prefix: str) -> set[str]:
+    return set(re.findall(rf"\b({prefix}[a-z_]+)\{{", path.read_text()))
+
+
+def test_every_metric_is_in_a_contract(generated):
+    """Names checked against where they are defined, so a rename there fails here."""
+    demo_metrics = (REPO_ROOT / "examples" / "demo_target" / "metrics.py").read_text()
+    demo_profile = (REPO_ROOT / "profiles" / "demo.yaml").read_text()
+    known = (
+        contract_names(REPO_ROOT / "locust_workers" / "exporter.py", "locust_")
+        | contract_names(REPO_ROOT / "locust_workers" / "probes" / "__init__.py", "loadctl_")
+        | set(re.findall(r'"(demo_[a-z_]+)"', demo_metrics))
+        # the demo profile's http_json probe exports the crawler's per-domain figures
+        | set(re.findall(r"^\s+(crawler_domain_[a-z_]+):", demo_profile, re.M))
+    )
+    for board in boards(generated).values():
+        for panel in panels(board):
+            for expr in exprs(panel):
+                for metric in re.findall(r"(\w+)\{", expr):
+                    name = re.sub(r"_bucket$", "", metric)
+                    assert name in known, f"{panel['title']}: {metric} is in no metric contract"
+
+
+# --- gate thresholds ----------------------------------------------------------------------------
+
+
+def test_the_pilot_gates_are_drawn_on_the_panels_they_judge(generated):
+    panels_ = by_title(boards(generated)["loadctl-load-overview.json"])
+    # latency_p95_ms gates of gates/pilot.yaml: 1200, 1000 and 1500 ms
+    assert steps(panels_["Response time p95"]) == lines(1.0, 1.2, 1.5)
+    assert panels_["Response time p95"]["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"] == {
+        "mode": "dashed"
+    }
+    assert "search_p95: max 1.2 s" in panels_["Response time p95"]["description"]
+    # error_rate 0.02, 0.01, 0.01 and the 429 status_rate 0.10
+    assert steps(panels_["Error ratio"]) == lines(0.01, 0.02, 0.1)
+    assert "harvest_429_rate: max 10 % of status 429" in panels_["Error ratio"]["description"]
+    assert steps(panels_["Requests/s"]) == lines(5)  # throughput: min 5
+    assert steps(panels_["Response time p99"]) == []
+
+
+def test_thresholds_follow_the_gate_file(tmp_path):
+    gates = tmp_path / "gates.yaml"
+    gates.write_text(
+        "version: 1\nname: custom\ngates:\n"
+        "  - {name: slow_p99, metric: latency_p99_ms, max: 2500}\n"
+        "  - {name: soft_p99, metric: latency_p99_ms, max: 800, severity: warn}\n"
+        "  - {name: errors, metric: error_rate, max: 0.05}\n"
+        "  - {name: relative, metric: latency_p95_ms, max_change: '+10%'}\n"  # no absolute value: not drawn
+    )
+    panels_ = by_title(json.loads(generator.generate(gates)["loadctl-load-overview.json"]))
+    assert steps(panels_["Response time p99"]) == [(None, "transparent"), (0.8, "orange"), (2.5, "red")]
+    assert steps(panels_["Error ratio"]) == lines(0.05)
+    assert steps(panels_["Response time p95"]) == []
+    assert steps(panels_["Requests/s"]) == []
+    assert str(gates) in panels_["Response time p99"]["description"]  # outside the repository: as given
+
+
+# --- every query parses in a real Prometheus ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory) -> Iterator[PrometheusServer]:
+    root = tmp_path_factory.mktemp("dashboards-prometheus")
+    server = PrometheusServer(
+        config=empty_config(),
+        config_path=root / "prometheus.yml",
+        data_dir=root / "tsdb",
+        log_path=root / "prometheus.log",
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def all_queries() -> list[tuple[str, str, str]]:
+    out = []
+    for name, text in generator.generate().items():
+        for panel in panels(json.loads(text)):
+            for expr in exprs(panel):
+                out.append((name.removesuffix(".json"), panel["title"], expr))
+    return out
+
+
+@pytest.mark.integration
+def test_every_query_parses_in_prometheus(prometheus):
+    queries = all_queries()
+    assert len(queries) > 20
+    errors = []
+    with prometheus.client() as http:
+        for board, title, expr in queries:
+            body = http.get("/api/v1/query", params={"query": substitute(expr)}).json()
+            if body["status"] != "success":
+                errors.append(f"{board} / {title}: {body.get('error')}: {expr}")
+        # and a broken query does fail here, so the check is not vacuous
+        assert http.get("/api/v1/query", params={"query": "sum by (name (x)"}).json()["status"] == "error"
+    assert not errors, "\n".join(errors)
+
+
+def test_variables_are_substituted():
+    assert substitute('rate(x{run_id="$run_id"}[$__rate_interval]) [$__range] [$__interval]') == (
+        'rate(x{run_id="dashboards-test"}[30s]) [5m] [5s]'
+    )
+    assert load_overview.UID != system_under_test.UID
