@@ -104,19 +104,20 @@ def run(
     """Run PROFILE (a name under profiles/ or a YAML path); flags override it."""
     from controller.runs import execute
 
-    k8s_flags = {
-        "--namespace": namespace,
-        "--context": context,
-        "--kubeconfig": kubeconfig,
-        "--in-cluster": in_cluster,
-        "--image": image,
-        "--values": values_files,
-        "--keep-on-fail": keep_on_fail,
+    k8s_only = {
+        "namespace": namespace,
+        "context": context,
+        "kubeconfig": kubeconfig,
+        "in_cluster": in_cluster,
+        "image": image,
+        "values_files": values_files,
+        "keep_on_fail": keep_on_fail,
     }
     if backend == "local":
-        given = [flag for flag, value in k8s_flags.items() if value]
+        given = [name for name, value in k8s_only.items() if value]
         if given:
-            raise InputError("only with --backend k8s", source="command line", field=given[0])
+            flag = "--" + given[0].removesuffix("_files").replace("_", "-")
+            raise InputError("only with --backend k8s", source="command line", field=flag)
 
     profile_file = resolve_profile_path(profile) if profile else None
     loaded = load_profile(profile_file) if profile_file else None
@@ -161,11 +162,9 @@ def run(
     console.print(f"[{style}]verdict: {record.verdict}[/] (exit {record.exit_code}){totals}", highlight=False)
     if record.reason:
         console.print(f"reason: {record.reason}", highlight=False)
-    console.print(
-        f"results: {plan.run_dir}  (report: {plan.run_dir / 'report.md'}; "
-        f"query again: loadctl prometheus {plan.run_dir})",
-        highlight=False,
-    )
+    # a k8s run followed by the cluster's Prometheus keeps no tsdb of its own
+    again = f"; query again: loadctl prometheus {plan.run_dir}" if (plan.run_dir / "tsdb").is_dir() else ""
+    console.print(f"results: {plan.run_dir}  (report: {plan.run_dir / 'report.md'}{again})", highlight=False)
     sys.exit(record.exit_code)
 
 

@@ -180,3 +180,24 @@ def test_gates_eval_with_a_bad_gate_file(tmp_path):
         ]
     )
     assert_input_error(done, tmp_path, "g.yaml: gates:")
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--keep-on-fail"], "--keep-on-fail"),
+        (["--values", "pyproject.toml"], "--values"),
+        (["-n", "loadtest"], "--namespace"),
+        (["--in-cluster"], "--in-cluster"),
+    ],
+)
+def test_k8s_flags_without_the_k8s_backend_are_refused(tmp_path, flags, named):
+    done = run_loadctl([*ADHOC_RUN, "--results-dir", str(tmp_path / "results"), *flags])
+    assert_input_error(done, tmp_path, named, "only with --backend k8s")
+
+
+def test_a_k8s_run_with_a_missing_kubeconfig_is_an_input_error(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    env = {**os.environ, "KUBECONFIG": str(missing)}
+    done = run_loadctl([*ADHOC_RUN, "--results-dir", str(tmp_path / "results"), "--backend", "k8s"], env=env)
+    assert_input_error(done, tmp_path, "kubeconfig", "No configuration found")
