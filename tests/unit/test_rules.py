@@ -17,11 +17,14 @@ import httpx
 import pytest
 import yaml
 
+from controller.chart import rules_file
 from controller.gates.load import find_promtool
 from controller.processes import wait_until
-from controller.prom.config import RULES_FILE, scrape_config
+from controller.prom.config import scrape_config
 from controller.prom.server import PrometheusServer
 from tests.support import CHART, REPO_ROOT
+
+RULES_FILE = rules_file()
 
 RULE_TESTS = REPO_ROOT / "tests" / "rules" / "loadctl.rules.test.yaml"
 ALL_RUNS = 'run_id!=""'
