@@ -29,8 +29,10 @@ def local_argv(container: Mapping[str, Any], mounts: Mapping[str, Path], hosts: 
         return "127.0.0.1" if arg in hosts else arg
 
     argv = [*container.get("command", []), *container.get("args", [])]
-    assert argv[0] == "locust", argv
-    return [sys.executable, "-m", "locust", *(mapped(a) for a in argv[1:])]
+    # the image's entry points, run with this checkout's interpreter
+    local = {"locust": [sys.executable, "-m", "locust"], "python": [sys.executable]}
+    assert argv[0] in local, argv
+    return [*local[argv[0]], *(mapped(a) for a in argv[1:])]
 
 
 def local_env(container: Mapping[str, Any], home: Path) -> dict[str, str]:

@@ -42,6 +42,7 @@ from controller.prom.server import PrometheusServer
 from controller.prom.stats import write_stats_from_prometheus
 
 DEFAULT_EXPORTER_PORT = 9646
+DEFAULT_PROBES_PORT = 9647
 # The master waits this long for a final scrape (chart: run.finalScrapeTimeoutSeconds) + margin.
 STOP_GRACE_S = 45
 # A cluster Prometheus scrapes every 5-30 s; the chart's master waits 15 s for it.
@@ -268,10 +269,15 @@ class K8sBackend:
         master = next((p for p in self._pods if component(p) == "master"), None)
         if master is None:
             raise InfraError("no master pod to port-forward to")
-        port = int(self.values.get("run", {}).get("exporterPort", DEFAULT_EXPORTER_PORT))
+        run = self.values.get("run", {})
         local = free_port()
+        pairs = [f"{local}:{int(run.get('exporterPort', DEFAULT_EXPORTER_PORT))}"]
+        # the probes sidecar shares the master pod: one forward carries both ports
+        local_probes = free_port() if self.plan.probes else None
+        if local_probes is not None:
+            pairs.append(f"{local_probes}:{int(run.get('probesPort', DEFAULT_PROBES_PORT))}")
         argv = [find_tool("kubectl", "KUBECTL_BIN"), "port-forward", "--address", "127.0.0.1"]
-        argv += ["-n", self.namespace, f"pod/{master['metadata']['name']}", f"{local}:{port}"]
+        argv += ["-n", self.namespace, f"pod/{master['metadata']['name']}", *pairs]
         if self.cluster.kubeconfig:
             argv += ["--kubeconfig", str(self.cluster.kubeconfig)]
         if self.cluster.context:
@@ -287,6 +293,7 @@ class K8sBackend:
                 run_id=self.plan.run_id,
                 exporter_address=f"127.0.0.1:{local}",
                 targets=self.plan.scrape_targets,
+                probes_address=None if local_probes is None else f"127.0.0.1:{local_probes}",
             ),
             config_path=self.plan.run_dir / "prometheus.yml",
             data_dir=self.plan.run_dir / "tsdb",

@@ -31,6 +31,7 @@ class LocalKubelet:
         self.namespace = namespace
         self.workdir = workdir
         self.processes: dict[str, ManagedProcess] = {}
+        self.sidecars: dict[str, list[ManagedProcess]] = {}  # native sidecars (restartPolicy Always)
         self.reported: set[str] = set()
         self.stopping: set[str] = set()  # one SIGTERM per deleted pod, as a kubelet sends it
         self._stop = threading.Event()
@@ -46,6 +47,9 @@ class LocalKubelet:
         self._thread.join(timeout=30)
         for process in self.processes.values():
             process.stop(timeout=15)
+        for sidecars in self.sidecars.values():
+            for sidecar in sidecars:
+                sidecar.stop(timeout=15)
 
     def log_tails(self) -> dict[str, str]:
         return {name: p.log_tail(600) for name, p in self.processes.items()}
@@ -71,8 +75,12 @@ class LocalKubelet:
                 grace = 30 if pod is None else (pod.metadata.deletion_grace_period_seconds or 30)
                 if process.poll() is None and name not in self.stopping:
                     self.stopping.add(name)
-                    threading.Thread(target=process.stop, kwargs={"timeout": grace}, daemon=True).start()
+                    for each in [process, *self.sidecars.get(name, [])]:
+                        threading.Thread(target=each.stop, kwargs={"timeout": grace}, daemon=True).start()
             elif process.poll() is not None and name not in self.reported:
+                # as a kubelet does: sidecars end once the main container has
+                for sidecar in self.sidecars.get(name, []):
+                    sidecar.stop(timeout=10)
                 self._report_exit(name, process.poll())
         for name, pod in pods.items():
             if (
@@ -104,7 +112,6 @@ class LocalKubelet:
                 for key, content in data.items():
                     (local / key).write_text(content)
             volumes[volume["name"]] = local
-        container = spec["containers"][0]
         services = {s.metadata.name for s in self.core.list_namespaced_service(self.namespace).items}
         hosts = (
             services
@@ -112,10 +119,17 @@ class LocalKubelet:
             | {f"{s}.{self.namespace}.svc.cluster.local" for s in services}
         )
         scratch = volumes.get("tmp", home)
-        return ManagedProcess(
-            f"pod {pod.metadata.name}",
-            local_argv(container, pod_mounts(container, volumes), hosts),
-            log_path=home / "container.log",
-            env=local_env(container, scratch),
-            cwd=scratch,
-        )
+
+        def run(container: dict[str, Any]) -> ManagedProcess:
+            return ManagedProcess(
+                f"pod {pod.metadata.name} container {container['name']}",
+                local_argv(container, pod_mounts(container, volumes), hosts),
+                log_path=home / f"{container['name']}.log",
+                env=local_env(container, scratch),
+                cwd=scratch,
+            )
+
+        # native sidecars start first, as the kubelet starts them before the main containers
+        sidecars = [c for c in spec.get("initContainers", []) if c.get("restartPolicy") == "Always"]
+        self.sidecars[pod.metadata.name] = [run(c) for c in sidecars]
+        return run(spec["containers"][0])

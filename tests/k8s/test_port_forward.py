@@ -21,9 +21,10 @@ import yaml
 
 from controller.k8s.helm import find_tool
 from controller.processes import ManagedProcess, free_port, wait_until
+from controller.prom.client import query
 from tests.k8s.controlplane import ControlPlane, eventually, forwarding_ports
 from tests.k8s.harness import Cluster
-from tests.support import run_loadctl
+from tests.support import run_loadctl, served_run
 
 GREETING = b"hello through the port-forward\n"
 
@@ -147,22 +148,56 @@ def aggregated_requests(stats_csv: Path) -> int:
 def test_a_run_without_prometheus_follows_the_master_through_a_port_forward(
     cluster: Cluster, k8s_client: kubernetes.client.ApiClient
 ) -> None:
-    exporter_port = yaml.safe_load(cluster.values_file.read_text())["run"]["exporterPort"]
-    with forwarding_ports(k8s_client, cluster.namespace, [exporter_port]):
-        done = run_loadctl(cluster.run_args("k8s-port-forward"), timeout=240)
+    values = yaml.safe_load(cluster.values_file.read_text())
+    exporter_port = values["run"]["exporterPort"]
+    # the master pod's probes sidecar (an http_json probe of the demo target's crawler page)
+    probes_port = values["run"]["probesPort"] = free_port()
+    cluster.values_file.write_text(yaml.safe_dump(values))
+    profile = cluster.tmp / "probed.yaml"
+    crawler = {"each": "domains", "label": "domain", "value": "failure_rate"}
+    probe = {
+        "name": "crawler",
+        "type": "http_json",
+        "url": f"{cluster.target}/v1/crawler/stats",
+        "interval": "1s",
+    }
+    profile.write_text(
+        yaml.safe_dump(
+            {"name": "probed", "probes": [{**probe, "fields": {"crawler_domain_failure_rate": crawler}}]}
+        )
+    )
+    args = cluster.run_args("k8s-port-forward")
+    args.insert(1, str(profile))  # the profile's probes; the flags give the load
+    with forwarding_ports(k8s_client, cluster.namespace, [exporter_port, probes_port]):
+        done = run_loadctl(args, timeout=240)
     text = done.stdout + done.stderr
     assert done.returncode == 0, (text, cluster.kubelet.log_tails())
     assert "following the master's exporter through a port-forward" in text
     assert "helm uninstall lt-k8s-port-forward" in text
     run_dir = cluster.results / "k8s-port-forward"
     # what the run read came from its own Prometheus, which scraped only the forwarded local port
-    scraped = yaml.safe_load((run_dir / "prometheus.yml").read_text())["scrape_configs"][0]
+    jobs = yaml.safe_load((run_dir / "prometheus.yml").read_text())["scrape_configs"]
+    scraped = jobs[0]
     assert scraped["static_configs"][0]["targets"] != [f"127.0.0.1:{exporter_port}"], scraped
+    assert [job["job_name"] for job in jobs] == ["loadctl-exporter", "loadctl-probes"]
     assert "Handling connection for" in (run_dir / "logs" / "port-forward.log").read_text()
     run = json.loads((run_dir / "run.json").read_text())
     assert run["stats_source"] == "prometheus" and run["requests"] > 0, run
     assert aggregated_requests(run_dir / "stats.csv") > 0
     # the local Prometheus kept its TSDB in the run directory, like a local run's
     assert (run_dir / "tsdb").is_dir() and any((run_dir / "tsdb").iterdir())
+    # ...including the sidecar's probe series, through the same port-forward
+    with served_run(run_dir) as prom:
+        at = run["ended_at"]
+        series = query(
+            client=prom,
+            promql='last_over_time(crawler_domain_failure_rate{run_id="k8s-port-forward"}[10m])',
+            at=at,
+        )
+        (up,) = query(
+            client=prom, promql='last_over_time(loadctl_probe_up{run_id="k8s-port-forward"}[10m])', at=at
+        )
+    assert series and all(s.labels["domain"] for s in series)
+    assert up.value == 1
     assert cluster.leftovers() == []
     assert port_forwards_of(cluster.namespace) == []
