@@ -99,11 +99,12 @@ def ls(namespace: str | None, context: str | None, kubeconfig: Path | None, in_c
     """List the load-test runs (Helm releases of charts/loadctl) in a namespace."""
     from controller.k8s.helm import Helm
     from controller.k8s.inventory import format_age, run_rows
+    from controller.k8s.release import RUN_LABEL
 
     with _cluster(namespace, context, kubeconfig, in_cluster) as cluster:
         helm = Helm(namespace=cluster.namespace, kubeconfig=cluster.kubeconfig, context=cluster.context)
         releases = [(r.name, r.status, r.updated, helm.run_id_of(r.name)) for r in helm.releases()]
-        rows = run_rows(releases, cluster.master_jobs(), cluster.pods("loadctl.io/run-id"))
+        rows = run_rows(releases, cluster.master_jobs(), cluster.pods(RUN_LABEL))
         if not rows:
             console.print(f"no loadctl runs in namespace {cluster.namespace}", highlight=False)
             return

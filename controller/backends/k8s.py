@@ -33,7 +33,14 @@ from controller.k8s.pod_health import (
     master_finished,
     run_pods,
 )
-from controller.k8s.release import VERDICT_ANNOTATION, release_name, run_files, run_selector, run_values
+from controller.k8s.release import (
+    RUN_LABEL,
+    VERDICT_ANNOTATION,
+    release_name,
+    run_files,
+    run_selector,
+    run_values,
+)
 from controller.models import RunPlan, Verdict
 from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom import client as prom
@@ -69,7 +76,7 @@ def busy_runs(master_jobs: Sequence[dict[str, Any]], *, own_run_id: str) -> list
     for job in master_jobs:
         conditions = job.get("status", {}).get("conditions") or ()
         done = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
-        run_id = job["metadata"].get("labels", {}).get("loadctl.io/run-id")
+        run_id = job["metadata"].get("labels", {}).get(RUN_LABEL)
         if not done and run_id and run_id != own_run_id:
             busy.append(run_id)
     return sorted(set(busy))
