@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+from controller.chart import REPO_ROOT, chart_path
 from controller.errors import InputError
 
-# Where `loadctl grafana push` looks without --dashboards: the generated boards, else the chart's copy.
-DASHBOARD_DIRS = (Path("dashboards"), Path("charts/loadctl/dashboards"))
+# Where `loadctl grafana push` looks without --dashboards: the generated boards, else the chart's
+# copy (from the checkout or $LOADCTL_CHART, whatever the working directory).
+DASHBOARD_DIRS = (REPO_ROOT / "dashboards", chart_path() / "dashboards")
 DEFAULT_FOLDER = "loadctl"
 # Grafana's own limit on uids (dashboards and folders)
 _UID = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
