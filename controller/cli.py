@@ -157,7 +157,13 @@ def run(
 
         runner = LocalBackend(plan)
     record = execute(plan, backend=runner, console=console, observer=observer)
-    style = {"interrupted": "yellow", "error": "red"}.get(record.verdict, "green")
+    style = {
+        "interrupted": "yellow",
+        "error": "red",
+        "fail": "red",
+        "inconclusive": "red",
+        "warn": "yellow",
+    }.get(record.verdict, "green")
     totals = "" if record.requests is None else f", {record.requests} requests, {record.failures} failures"
     console.print(f"[{style}]verdict: {record.verdict}[/] (exit {record.exit_code}){totals}", highlight=False)
     if record.reason:

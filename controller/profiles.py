@@ -16,7 +16,15 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from controller.errors import InputError
-from controller.models import Profile, RunPlan, ScrapeTarget, Stage, parse_duration, simple_stages
+from controller.models import (
+    GATES_OPT_OUT,
+    Profile,
+    RunPlan,
+    ScrapeTarget,
+    Stage,
+    parse_duration,
+    simple_stages,
+)
 
 M = TypeVar("M", bound=BaseModel)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -162,7 +170,12 @@ def build_plan(
     worker_count = workers or (profile.workers if profile else "auto")
     if worker_count == "auto":
         worker_count = cpu_count or os.cpu_count() or 1
-    gates_path = Path(gates).resolve() if gates else from_profile(profile.gates if profile else None)
+    gates_ref = gates or (profile.gates if profile else None)
+    opt_out = gates_ref == GATES_OPT_OUT
+    if opt_out:
+        gates_path = None
+    else:
+        gates_path = Path(gates).resolve() if gates else from_profile(profile.gates if profile else None)
     if gates_path is not None and not gates_path.is_file():
         raise InputError(
             f"gates file not found: {gates_path}", source=source, field="--gates" if gates else "gates"
@@ -179,6 +192,7 @@ def build_plan(
         "workers": worker_count,
         "user_weights": dict(profile.user_weights) if profile else {},
         "gates": gates_path,
+        "gates_opt_out": opt_out,
         "scrape_targets": tuple(profile.scrape_targets) if profile else (),
         "probes": tuple(profile.probes) if profile else (),
         "skip_if_alerts": tuple(profile.skip_if_alerts) if profile else (),
