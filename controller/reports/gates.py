@@ -178,7 +178,7 @@ def _timestamp(timestamp: float) -> str:
 def _details(result: GateResult) -> str:
     return "\n".join(
         [
-            f"gate: {result.name} ({result.severity})",
+            f"gate: {result.name} (severity: {result.severity})",
             f"value: {number(result.value)}",
             f"target: {target(result)}",
             f"window: {window(result)}",
