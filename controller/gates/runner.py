@@ -86,6 +86,7 @@ def evaluate_gates(
     until: float | None = None,
 ) -> GateReport:
     results: list[GateResult] = []
+    names = tuple(g.name for g in gate_file.gates if only is None or g.name in only)
     try:
         for gate in gate_file.gates:
             if only is not None and gate.name not in only:
@@ -116,6 +117,8 @@ def evaluate_gates(
             evaluated_at=time.time(),
             reason=f"Prometheus unreachable for {retry_s:.0f}s: {e}",
             baseline_run_id=baseline.record.run_id if baseline else None,
+            suite=gate_file.name,
+            gate_names=names,
         )
     return GateReport(
         verdict=overall(results),
@@ -124,4 +127,6 @@ def evaluate_gates(
         run_id=target.record.run_id,
         evaluated_at=time.time(),
         baseline_run_id=baseline.record.run_id if baseline else None,
+        suite=gate_file.name,
+        gate_names=names,
     )
