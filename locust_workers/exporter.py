@@ -2,6 +2,8 @@
 
 Why a collector and not counters updated per request: the master already aggregates every
 worker's stats; reading them at scrape time costs nothing per request and nothing on workers.
+(The one exception: workers note each *failed* request's response time, failed_times.py,
+because Locust's stats mix failures into the response times and gates judge successful ones.)
 It works with any locustfile: plugin.py registers it, the user's file does not import it.
 
 Metric contract (names and labels are relied on by gates and dashboards):
