@@ -361,7 +361,7 @@ def test_multi_segment_window_adds_up_every_segment(staged, window, metric, labe
     assert result.verdict == "pass"
     segments = [(30, 90), (120, 180)] if window == "steady" else [(0, 30), (90, 120)]
     assert (result.start, result.end) == (STAGED.start + segments[0][0], STAGED.start + segments[1][1])
-    for begin, end in segments:  # one increase() per segment, each pinned to the segment's end
+    for begin, end in segments:  # one end-minus-start difference per segment, pinned to its end
         assert f"[{(end - begin) * 1000}ms] @ {STAGED.start + end:.3f}" in result.promql
 
 
