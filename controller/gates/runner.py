@@ -34,10 +34,16 @@ class Unreachable(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """A run and the Prometheus that holds its data."""
+    """A run and the Prometheus that holds its data.
+
+    `stopped_at_end`: the record's ended_at is when the load stopped (run.json), so a segment
+    ending there also reads the exporter's final scrape just after it. False for a window given
+    by hand (--start/--end), whose end is taken as it is.
+    """
 
     client: httpx.Client
     record: RunRecord
+    stopped_at_end: bool = True
 
 
 def query_one(
@@ -90,7 +96,7 @@ def measure(
         )
     except WindowError as e:
         return None, str(e), "", None
-    run_end = record.ended_at  # a segment ending there also takes the exporter's final scrape
+    run_end = record.ended_at if target.stopped_at_end else None  # then also the final scrape
     if until is not None:
         segments = tuple((s, min(e, until)) for s, e in segments if s < until)
         if not segments:

@@ -156,6 +156,11 @@ def test_run_counts_include_the_final_scrape_after_the_stop(exact):
     )
 
 
+def test_a_window_given_by_hand_ends_where_it_says(exact):
+    by_hand = Target(exact.client, RECORD, stopped_at_end=False)  # gates eval --start/--end
+    assert value_of(by_hand, metric="requests", labels=A) == (600.0, None)  # not the scrape at S+62
+
+
 def test_phase_boundaries_split_counts_exactly(exact):
     # p1 = (S, S+30]: 300 (the series was born inside, at 10); the failure (born at S+20) is in p1
     assert value_of(exact, "p1", metric="requests", labels=A) == (300.0, None)
