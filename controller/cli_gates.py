@@ -181,16 +181,16 @@ def eval_command(
     with ExitStack() as stack:
         client = stack.enter_context(prometheus_client(prometheus, run_dir, "gates"))
         if given is not None:
-            record = given
+            target = Target(client, given)
         else:
             assert run_id is not None and start is not None and end is not None
-            record = record_from_window(client, run_id, start, end)
+            target = Target(client, record_from_window(client, run_id, start, end), stopped_at_end=False)
         base = None
         if baseline is not None and base_record is not None:
             base_client = stack.enter_context(prometheus_client(None, baseline, "baseline"))
             base = Target(base_client, base_record)
         report = evaluate_gates(
-            gate_file, source=str(gates_path), target=Target(client, record), baseline=base, retry_s=retry
+            gate_file, source=str(gates_path), target=target, baseline=base, retry_s=retry
         )
     if fmt == "table":
         from controller.reports.gates import gates_table
