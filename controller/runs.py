@@ -39,7 +39,12 @@ from controller.locustfile_check import check_user_weights, list_user_classes
 from controller.models import Peak, PhaseWindow, RunPlan, RunRecord
 from controller.progress import Snapshot, format_snapshot, read_snapshot
 from controller.prom.client import is_ready
-from controller.prom.health import read_alerts_fired, read_generator_problems, read_last_seen
+from controller.prom.health import (
+    read_alerts_fired,
+    read_generator_problems,
+    read_last_seen,
+    read_totals,
+)
 from controller.prom.peaks import read_peaks
 from controller.reports.gates import gates_table, write_gate_reports
 from controller.reports.run_report import peaks_table, run_report_markdown
@@ -298,6 +303,7 @@ class Readings:
     generator: list[str] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    totals: tuple[int, int] | None = None  # the exporter's, before teardown; run.json has Locust's own
 
 
 def judged_windows(
@@ -353,6 +359,9 @@ def read_back(
         started=readings.started,
         ended=readings.ended,
         judged=judged_windows(plan, gate_file, readings),
+    )
+    readings.totals = read_totals(
+        client=http, run_id=plan.run_id, started=readings.started, ended=readings.ended
     )
     readings.alerts = read_alerts_fired(
         client=http, run_id=plan.run_id, started=readings.started, ended=readings.ended + 5
@@ -415,7 +424,7 @@ def finish(
                 readings.gates_unjudged = str(e)
     finally:
         # Where the run is heading, for a k8s release kept on "fail" (Locust's totals come later).
-        heading = decide(happened(plan, followed, readings, locust_exit_code=None, totals=None))
+        heading = decide(happened(plan, followed, readings, locust_exit_code=None, totals=readings.totals))
         backend.teardown(verdict=heading.verdict)
     files = set(backend.collect())
     stats, failures = csv_rows(plan.run_dir / "stats.csv"), csv_rows(plan.run_dir / "failures.csv")

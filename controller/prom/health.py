@@ -144,3 +144,13 @@ def read_last_seen(*, client: httpx.Client, run_id: str, lookback_s: float, at: 
         promql=f"max(max_over_time(timestamp(locust_users{_sel(run_id)})[{round(lookback_s) + 60}s:1s] "
         f"@ {at:.3f}))",
     )
+
+
+def read_totals(*, client: httpx.Client, run_id: str, started: float, ended: float) -> tuple[int, int]:
+    """(requests, failures) as the exporter's final counters say; Locust's CSVs come later."""
+    span = f"[{_range(started, ended + 60)}] @ {ended + 60:.3f}"
+    totals = []
+    for metric in ("locust_requests_total", "locust_request_failures_total"):
+        value = query_value(client=client, promql=f"sum(max_over_time({metric}{_sel(run_id)}{span}))")
+        totals.append(round(value or 0))
+    return totals[0], totals[1]
