@@ -129,6 +129,7 @@ def test_a_killed_locust_process_makes_the_run_inconclusive(tmp_path, words, wor
     assert "The load generator was not healthy" in report and "INCONCLUSIVE" in report
     assert "verdict: inconclusive" in output
     # the 40 s stage table was not run to its end with a broken generator
+    print(f"kill -9 {cause}: {record['verdict']}, exit {run.returncode}, run over {stopped_after:.1f}s later")
     assert stopped_after < 30, f"the run went on {stopped_after:.0f}s after the kill"
 
 
@@ -170,6 +171,10 @@ def test_prometheus_killed_stops_the_load_within_10s_and_names_prometheus(tmp_pa
     assert record["verdict"] == "error"
     assert "Prometheus" in record["reason"] and "stopped answering" in record["reason"], record["reason"]
     assert "workers exited" not in record["reason"]
+    print(
+        f"kill -9 prometheus: {record['verdict']}, exit {run.returncode}, "
+        f"load stopped {stopped_after:.1f}s later"
+    )
     assert stopped_after <= 10 + 1, f"load went on {stopped_after:.1f}s after Prometheus died"
     report = (results / "blind" / "report.md").read_text()
     assert "No gate file was given" not in report and "could not be evaluated" in report
