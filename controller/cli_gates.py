@@ -15,6 +15,7 @@ import click
 import httpx
 from rich.console import Console
 
+from controller.baseline import baseline_target, read_baseline
 from controller.errors import InputError
 from controller.gates.evaluate import GateReport
 from controller.gates.load import load_gate_file
@@ -111,6 +112,8 @@ def eval_command(
 ) -> None:
     """Evaluate a gate file; exit 0 pass/warn, 1 fail, 3 error."""
     gate_file = load_gate_file(gates_path)
+    if baseline is not None:
+        read_baseline(baseline)  # before serving anything
     if run_dir is None and (run_id is None or start is None or end is None):
         raise InputError(
             "give --run RUN_DIR, or --run-id with --start and --end", source="command line", field="--run"
@@ -122,10 +125,7 @@ def eval_command(
         else:
             assert run_id is not None and start is not None and end is not None
             record = record_from_window(client, run_id, start, end)
-        base = None
-        if baseline is not None:
-            base_client = stack.enter_context(prometheus_client(None, baseline, "baseline"))
-            base = Target(base_client, read_record(baseline))
+        base = stack.enter_context(baseline_target(baseline))
         report = evaluate_gates(
             gate_file, source=str(gates_path), target=Target(client, record), baseline=base, retry_s=retry
         )

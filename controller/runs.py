@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.live import Live
 
 from controller.backends.base import Backend
+from controller.baseline import baseline_target
 from controller.errors import (
     EXIT_GATE_FAILED,
     EXIT_INFRA,
@@ -30,11 +31,10 @@ from controller.errors import (
     RunSkipped,
 )
 from controller.gates.evaluate import GateReport, GateResult
-from controller.gates.load import load_gate_file
 from controller.gates.models import GateFile
 from controller.gates.runner import Target, evaluate_gates
-from controller.locustfile_check import check_user_weights, list_user_classes
 from controller.models import Peak, PhaseWindow, RunPlan, RunRecord, Verdict
+from controller.preflight import check_run, claim_run_dir
 from controller.progress import Snapshot, format_snapshot, read_snapshot
 from controller.prom.peaks import read_peaks
 from controller.reports.gates import gates_table, write_gate_reports
@@ -69,11 +69,10 @@ class GateAbort(Exception):
 
 
 def preflight(plan: RunPlan) -> GateFile | None:
-    """Everything that can be checked before any load is sent (exit 2 on bad input)."""
-    gate_file = load_gate_file(plan.gates) if plan.gates is not None else None
-    classes = list_user_classes(plan.locustfile)
-    source = str(plan.profile_file) if plan.profile_file else "command line"
-    check_user_weights(plan.user_weights, classes, source=source)
+    """Everything that can be checked before any load is sent (exit 2 on bad input), then the
+    run's folder claimed (last, so a rejected run leaves no folder behind)."""
+    gate_file = check_run(plan)
+    claim_run_dir(plan)
     return gate_file
 
 
@@ -269,7 +268,10 @@ def finish(
                     judged = draft_record(
                         plan, backend, started=started, ended=stopped or time.time(), phases=phases
                     )
-                    report = evaluate_gates(gate_file, source=str(plan.gates), target=Target(http, judged))
+                    with baseline_target(plan.baseline) as baseline:
+                        report = evaluate_gates(
+                            gate_file, source=str(plan.gates), target=Target(http, judged), baseline=baseline
+                        )
                 if plan.summary_peaks and started is not None:
                     end = stopped or time.time()
                     peaks = read_peaks(
