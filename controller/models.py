@@ -20,6 +20,8 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
 PHASE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 RUN_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+# A week: longer is a typo (99999999999h once started a load and broke every PromQL range after it).
+MAX_DURATION_S = 7 * 24 * 3600.0
 
 
 def parse_duration(value: Any) -> float:
@@ -42,6 +44,8 @@ def parse_duration(value: Any) -> float:
         raise ValueError("expected a duration like 90, '90s', '5m' or '1h30m'")
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError("a duration must be greater than 0")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"a duration must be at most {MAX_DURATION_S / 3600:.0f}h")
     return seconds
 
 

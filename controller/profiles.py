@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from controller.errors import InputError
 from controller.models import (
+    MAX_DURATION_S,
     Profile,
     RunPlan,
     ScrapeTarget,
@@ -317,6 +318,10 @@ def _stages(
 ) -> tuple[Stage, ...]:
     flags_given = any(v is not None for v in (users, spawn_rate, duration))
     if profile is not None and profile.stages is not None and not flags_given:
+        if sum(stage.duration for stage in profile.stages) > MAX_DURATION_S:
+            raise InputError(
+                f"the stages add up to more than {MAX_DURATION_S / 3600:.0f}h", source=source, field="stages"
+            )
         slow = slow_stage(profile.stages)
         if slow is not None:
             index, needed = slow
@@ -354,6 +359,16 @@ def _stages(
         raise InputError("spawn rate must be a number greater than 0", source="command line", field="-r")
     try:
         return simple_stages(users=u, spawn_rate=r or 1.0, duration=t)
+    except ValidationError as e:  # a bound of Stage (users, spawn_rate)
+        first = e.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        flag = {"users": "-u", "spawn_rate": "-r", "duration": "-t"}.get(name, "-u")
+        from_flags = {"-u": users, "-r": spawn_rate, "-t": duration}[flag] is not None
+        raise InputError(
+            f"{first['msg']}",
+            source="command line" if from_flags else source,
+            field=flag if from_flags else name or None,
+        ) from None
     except ValueError as e:
         # name what the user wrote: the flags, or the profile's fields
         if duration is not None or spawn_rate is not None:

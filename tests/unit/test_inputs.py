@@ -248,3 +248,28 @@ def test_long_promql_and_labels_are_bounded():
         gate_file(f"{{name: a, promql: '{'x' * 100_000}', max: 1}}")
     text = one_line_error(caught)
     assert "gates[0] (a).promql: String should have at most" in text and len(text) < 700
+
+
+@pytest.mark.parametrize(
+    ("flags", "field"),
+    [
+        ({"users": 2_000_000, "spawn_rate": 100_000, "duration": "1h"}, "-u"),
+        ({"users": 10, "spawn_rate": 1e9, "duration": "10s"}, "-r"),
+        ({"users": 10, "duration": "99999999999h"}, "-t"),
+    ],
+)
+def test_out_of_range_flags_name_the_flag(tmp_path, flags, field):
+    (tmp_path / "l.py").write_text("")
+    with pytest.raises(InputError) as caught:
+        build_plan(None, profile_file=None, locustfile=str(tmp_path / "l.py"), host="http://h", **flags)
+    assert f"command line: {field}: " in one_line_error(caught)
+    assert "pydantic" not in str(caught.value)
+
+
+def test_a_stage_table_longer_than_a_week_is_refused(tmp_path):
+    (tmp_path / "l.py").write_text("")
+    path = tmp_path / "p.yaml"
+    rows = "".join("  - {duration: 100h, users: 1, spawn_rate: 1}\n" for _ in range(2))
+    path.write_text(f"name: p\nlocustfile: l.py\nhost: http://h\nstages:\n{rows}")
+    with pytest.raises(InputError, match=r"p.yaml: stages: the stages add up to more than 168h"):
+        build_plan(load_profile(path, env={}), profile_file=path)
