@@ -1,0 +1,44 @@
+"""`loadctl run --baseline`: relative gates judged against an earlier run's kept TSDB after the load."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.support import DEMO_LOCUSTFILE, demo_server, run_loadctl
+
+pytestmark = pytest.mark.integration
+
+GATES = """version: 1
+name: relative
+window: run
+gates:
+  - {name: throughput, metric: requests, min: 1}
+  - {name: no_collapse, metric: requests, min_change: "-95%"}
+  - {name: no_explosion, metric: requests, max_change: "+2000%"}
+"""
+
+
+def test_a_run_is_judged_against_its_baseline(tmp_path):
+    gates = tmp_path / "relative.yaml"
+    gates.write_text(GATES)
+    results = tmp_path / "results"
+    with demo_server(tmp_path / "target.log") as target:
+        common = ["run", "-f", str(DEMO_LOCUSTFILE), "--host", target, "-u", "2", "-r", "2", "-t", "6s"]
+        common += ["--workers", "1", "--results-dir", str(results)]
+        first = run_loadctl([*common, "--run-id", "first"], timeout=120)
+        assert first.returncode == 0, first.stdout + first.stderr
+        refused = run_loadctl([*common, "--run-id", "second", "--gates", str(gates)], timeout=60)
+        assert refused.returncode == 2 and "--baseline" in refused.stderr, refused.stderr
+        assert not (results / "second").exists()
+        second = run_loadctl(
+            [*common, "--run-id", "second", "--gates", str(gates), "--baseline", str(results / "first")],
+            timeout=120,
+        )
+    assert second.returncode == 0, second.stdout + second.stderr
+    report = json.loads((results / "second" / "gates.json").read_text())
+    assert report["verdict"] == "pass" and report["baseline_run_id"] == "first"
+    by_name = {g["name"]: g for g in report["gates"]}
+    assert by_name["no_collapse"]["baseline"] > 0 and by_name["no_explosion"]["verdict"] == "pass"
+    assert json.loads((results / "second" / "run.json").read_text())["verdict"] == "pass"
