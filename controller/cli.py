@@ -172,12 +172,24 @@ def run(
 @click.argument("profile")
 @click.option("--gates", help="Gate file (YAML), as `run --gates`.")
 @click.option("--baseline", type=click.Path(path_type=Path), help=BASELINE_HELP)
-def validate(profile: str, gates: str | None, baseline: Path | None) -> None:
+@click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+)
+def validate(profile: str, gates: str | None, baseline: Path | None, results_dir: Path) -> None:
     """Check a profile as `run` would (locustfile, gates, windows, baseline), without sending any load."""
     from controller.preflight import check_run
 
     profile_file = resolve_profile_path(profile)
-    plan = build_plan(load_profile(profile_file), profile_file=profile_file, gates=gates, baseline=baseline)
+    plan = build_plan(
+        load_profile(profile_file),
+        profile_file=profile_file,
+        gates=gates,
+        baseline=baseline,
+        results_dir=results_dir,
+    )
     check_run(plan)
     console.print(
         f"{profile_file}: ok ({len(plan.stages)} stages, {plan.duration:.0f}s, {plan.workers} workers)",
