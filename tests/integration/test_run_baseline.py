@@ -42,3 +42,25 @@ def test_a_run_is_judged_against_its_baseline(tmp_path):
     by_name = {g["name"]: g for g in report["gates"]}
     assert by_name["no_collapse"]["baseline"] > 0 and by_name["no_explosion"]["verdict"] == "pass"
     assert json.loads((results / "second" / "run.json").read_text())["verdict"] == "pass"
+    # `gates eval --baseline` shares the same baseline code: judged again offline, same verdict
+    judge = ["gates", "eval", "--gates", str(gates), "--run", str(results / "second")]
+    again = run_loadctl([*judge, "--baseline", str(results / "first"), "--format", "json"], timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert json.loads(again.stdout)["baseline_run_id"] == "first"
+    (tmp_path / "empty").mkdir()
+    bad = run_loadctl(
+        [
+            "gates",
+            "eval",
+            "--gates",
+            str(gates),
+            "--run",
+            str(results / "second"),
+            "--baseline",
+            str(tmp_path / "empty"),
+        ]
+    )
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        f"loadctl: error: command line: --baseline: {tmp_path / 'empty'} has no run.json: "
+        "not a finished loadctl run's results folder"
+    ]
