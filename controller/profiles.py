@@ -79,9 +79,11 @@ def expand_env(value: Any, *, source: str, env: dict[str, str], where: str = "")
 # Profiles and gate files are hand-written and small; these bounds keep a hostile or broken file
 # (a 2 MB paste, 500-deep nesting, a billion-laughs alias bomb) a one-line error, found in
 # milliseconds, instead of a RecursionError or a hang.
-MAX_FILE_BYTES = 256 * 1024
+MAX_FILE_BYTES = 128 * 1024
 MAX_DEPTH = 32  # mappings and sequences inside each other, aliases expanded
-MAX_NODES = 20_000  # scalars, mappings and sequences, aliases expanded
+# Scalars, mappings and sequences (aliases expanded): ~300 gates or ~500 stages. PyYAML (pure
+# Python) composes ~20k nodes a second on a busy 2-core machine, so this bound keeps a refusal fast.
+MAX_NODES = 5_000
 
 
 class _TooBig(Exception):
@@ -89,18 +91,22 @@ class _TooBig(Exception):
 
 
 class _BoundedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with the nesting depth bounded while composing (composition is
-    recursive: ~330 levels would raise RecursionError)."""
+    """PyYAML's safe loader with nesting depth and node count bounded while composing (composition
+    is recursive: ~330 levels would raise RecursionError; 100k nodes take seconds)."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
+        self._nodes = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         self._depth += 1
+        self._nodes += 1
         try:
             if self._depth > MAX_DEPTH + 1:
                 raise _TooBig(f"nested deeper than {MAX_DEPTH} levels")
+            if self._nodes > MAX_NODES:  # stop parsing early; aliases are counted after composing
+                raise _TooBig(f"more than {MAX_NODES} values")
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
