@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from controller.errors import InfraError, InputError, PrometheusError
+from controller.gates.models import GateFile
 from controller.gates.runner import Target
 from controller.models import RunRecord
 from controller.results import RUN_FILE, read_record
@@ -21,35 +22,42 @@ from controller.results import RUN_FILE, read_record
 FLAG = "--baseline"
 
 
-def read_baseline(run_dir: Path) -> RunRecord:
-    """The baseline's run.json, checked before any load: exit 2 naming --baseline otherwise."""
+def read_run_folder(run_dir: Path, *, flag: str) -> RunRecord:
+    """A finished run's run.json, checked: an InputError naming `flag` instead of a traceback."""
     if not (run_dir / RUN_FILE).is_file():
         raise InputError(
             f"{run_dir} has no {RUN_FILE}: not a finished loadctl run's results folder",
             source="command line",
-            field=FLAG,
+            field=flag,
         )
-    if not (run_dir / "tsdb").is_dir():
-        raise InputError(f"{run_dir} has no tsdb/ to compare with", source="command line", field=FLAG)
     try:
         return read_record(run_dir)
     except (OSError, UnicodeDecodeError, ValidationError) as e:
-        problem = f"{type(e).__name__}" if not isinstance(e, OSError) else (e.strerror or str(e))
+        problem = e.strerror or str(e) if isinstance(e, OSError) else type(e).__name__
         raise InputError(
             f"{run_dir / RUN_FILE} is not a readable run record ({problem})",
             source="command line",
-            field=FLAG,
+            field=flag,
         ) from None
 
 
+def read_baseline(run_dir: Path) -> RunRecord:
+    """The baseline's run.json, and its tsdb/ there, checked before any load (exit 2 naming --baseline)."""
+    record = read_run_folder(run_dir, flag=FLAG)
+    if not (run_dir / "tsdb").is_dir():
+        raise InputError(f"{run_dir} has no tsdb/ to compare with", source="command line", field=FLAG)
+    return record
+
+
 @contextmanager
-def baseline_target(run_dir: Path | None) -> Iterator[Target | None]:
-    """The baseline run behind its own Prometheus while the gates are judged; None without one.
+def baseline_target(run_dir: Path | None, *, gate_file: GateFile | None = None) -> Iterator[Target | None]:
+    """The baseline run behind its own Prometheus while the gates are judged; None without one, or
+    when `gate_file` has no relative gate (nothing to serve a Prometheus for).
 
     A baseline that cannot be served is a Prometheus problem of this evaluation (the gates are
     then not evaluated: verdict error), not a crash of the run that has already sent its load.
     """
-    if run_dir is None:
+    if run_dir is None or (gate_file is not None and not any(g.needs_baseline for g in gate_file.gates)):
         yield None
         return
     from controller.prom.server import serve_run_tsdb

@@ -15,13 +15,13 @@ import click
 import httpx
 from rich.console import Console
 
-from controller.baseline import baseline_target, read_baseline
+from controller.baseline import baseline_target, read_baseline, read_run_folder
 from controller.errors import InputError
 from controller.gates.evaluate import GateReport
 from controller.gates.load import load_gate_file
 from controller.gates.runner import Target, evaluate_gates
 from controller.models import RunRecord
-from controller.results import read_record, read_timeline
+from controller.results import read_timeline
 
 console = Console(soft_wrap=True)
 RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -121,7 +121,7 @@ def eval_command(
     with ExitStack() as stack:
         client = stack.enter_context(prometheus_client(prometheus, run_dir, "gates"))
         if run_dir is not None:
-            record = read_record(run_dir)
+            record = read_run_folder(run_dir, flag="--run")
         else:
             assert run_id is not None and start is not None and end is not None
             record = record_from_window(client, run_id, start, end)
@@ -176,7 +176,7 @@ def lock_command(
     from controller.profiles import load_yaml_mapping
 
     gate_file = load_gate_file(gates_path)
-    record = read_record(run_dir)
+    record = read_run_folder(run_dir, flag="--run")
     with prometheus_client(prometheus, run_dir, "lock") as client:
         report = evaluate_gates(gate_file, source=str(gates_path), target=Target(client, record))
     if report.verdict == "error":

@@ -268,7 +268,7 @@ def finish(
                     judged = draft_record(
                         plan, backend, started=started, ended=stopped or time.time(), phases=phases
                     )
-                    with baseline_target(plan.baseline) as baseline:
+                    with baseline_target(plan.baseline, gate_file=gate_file) as baseline:
                         report = evaluate_gates(
                             gate_file, source=str(plan.gates), target=Target(http, judged), baseline=baseline
                         )
