@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 DEMO_PORT ?= 8765
 export DEMO_PORT
 
-.PHONY: setup run test test-unit test-integration test-k8s lint bench-overhead clean
+.PHONY: setup run test test-unit test-integration test-k8s lint bench-overhead bench-gate-accuracy clean
 
 TOOLS := .tools
 # helm: a HELM_BIN you set wins; otherwise set-up installs it into .tools/bin (scripts/ensure-helm.sh)
@@ -56,6 +56,9 @@ lint: setup
 bench-overhead: setup  ## plain locust vs loadctl run throughput, against a local nginx
 	@scripts/ensure-tool.sh nginx nginx-light NGINX_BIN
 	$(PY) bench/overhead.py
+
+bench-gate-accuracy: setup  ## gate values vs Locust's numbers over 15 s and 60 s windows (ARGS=--long: + 5 min)
+	$(PY) bench/gate_accuracy.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) results .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -17,36 +17,40 @@ from controller.errors import InfraError, InputError, PrometheusError
 from controller.gates.models import GateFile
 from controller.gates.runner import Target
 from controller.models import RunRecord
+from controller.profiles import field_path
 from controller.results import RUN_FILE, read_record
 
 FLAG = "--baseline"
 
 
-def read_run_folder(run_dir: Path, *, flag: str) -> RunRecord:
-    """A finished run's run.json, checked: an InputError naming `flag` instead of a traceback."""
-    if not (run_dir / RUN_FILE).is_file():
-        raise InputError(
-            f"{run_dir} has no {RUN_FILE}: not a finished loadctl run's results folder",
-            source="command line",
-            field=flag,
-        )
+def run_record(run_dir: Path) -> RunRecord:
+    """DIR/run.json, or one line saying why it cannot be read: missing, unreadable, corrupt."""
+    source = str(run_dir / RUN_FILE)
     try:
         return read_record(run_dir)
-    except (OSError, UnicodeDecodeError, ValidationError) as e:
-        problem = e.strerror or str(e) if isinstance(e, OSError) else type(e).__name__
-        raise InputError(
-            f"{run_dir / RUN_FILE} is not a readable run record ({problem})",
-            source="command line",
-            field=flag,
-        ) from None
+    except FileNotFoundError:
+        raise InputError("not found: not a loadctl run directory", source=source) from None
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror}", source=source) from e
+    except UnicodeDecodeError as e:
+        raise InputError("corrupt: not UTF-8 text", source=source) from e
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = field_path(tuple(first["loc"]))
+        raise InputError(f"corrupt: {where + ': ' if where else ''}{first['msg']}", source=source) from e
 
 
 def read_baseline(run_dir: Path) -> RunRecord:
     """The baseline's run.json, and its tsdb/ there, checked before any load (exit 2 naming --baseline)."""
-    record = read_run_folder(run_dir, flag=FLAG)
+    if not (run_dir / RUN_FILE).is_file():
+        raise InputError(
+            f"{run_dir} has no {RUN_FILE}: not a finished loadctl run's results folder",
+            source="command line",
+            field=FLAG,
+        )
     if not (run_dir / "tsdb").is_dir():
         raise InputError(f"{run_dir} has no tsdb/ to compare with", source="command line", field=FLAG)
-    return record
+    return run_record(run_dir)
 
 
 @contextmanager

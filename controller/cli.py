@@ -12,7 +12,8 @@ from rich.console import Console
 
 from controller.cli_grafana import grafana_run_options, run_annotator
 from controller.cli_k8s import k8s_backend, k8s_connection_options
-from controller.errors import EXIT_INPUT, InfraError, InputError, LoadctlError
+from controller.crash import remember_run_dir, report_crash
+from controller.errors import EXIT_INPUT, EXIT_INTERRUPTED, InfraError, InputError, LoadctlError
 from controller.profiles import build_plan, load_profile, resolve_profile_path
 
 console = Console(soft_wrap=True)
@@ -138,6 +139,7 @@ def run(
         results_dir=results_dir,
         baseline=baseline,
     )
+    remember_run_dir(plan.run_dir)  # a crash from here on leaves its traceback in the run's logs/
     observer = run_annotator(plan, url=grafana_url, token_env=grafana_token_env, console=console)
     if backend == "k8s":
         runner = k8s_backend(
@@ -157,7 +159,13 @@ def run(
 
         runner = LocalBackend(plan)
     record = execute(plan, backend=runner, console=console, observer=observer)
-    style = {"interrupted": "yellow", "error": "red"}.get(record.verdict, "green")
+    style = {
+        "interrupted": "yellow",
+        "error": "red",
+        "fail": "red",
+        "inconclusive": "red",
+        "warn": "yellow",
+    }.get(record.verdict, "green")
     totals = "" if record.requests is None else f", {record.requests} requests, {record.failures} failures"
     console.print(f"[{style}]verdict: {record.verdict}[/] (exit {record.exit_code}){totals}", highlight=False)
     if record.reason:
@@ -231,10 +239,14 @@ _register_gates()
 
 
 def main() -> None:
+    """Every way out is an exit code and at most one line on stderr; a traceback goes to a file."""
     try:
         cli.main(standalone_mode=False)
-    except click.exceptions.Abort:
-        sys.exit(130)
+    except (click.exceptions.Abort, KeyboardInterrupt) as e:
+        # click turns Ctrl-C (and EOF at a prompt) into Abort; a run handles its own Ctrl-C
+        interrupted = isinstance(e, KeyboardInterrupt) or isinstance(e.__cause__, KeyboardInterrupt)
+        _error(": interrupted" if interrupted else ": aborted")
+        sys.exit(EXIT_INTERRUPTED)
     except click.UsageError as e:
         where = f" ({e.ctx.command_path})" if e.ctx else ""
         _error(f"{where}: {e.format_message()}")
@@ -245,3 +257,5 @@ def main() -> None:
     except LoadctlError as e:
         _error(f": {e}")
         sys.exit(e.exit_code)
+    except Exception as e:  # a bug, or an OSError (full disk, permissions) nobody turned into one line
+        sys.exit(report_crash(e))

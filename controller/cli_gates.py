@@ -6,6 +6,8 @@ run (and a baseline run) can be judged again offline.
 
 from __future__ import annotations
 
+import math
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -15,8 +17,9 @@ import click
 import httpx
 from rich.console import Console
 
-from controller.baseline import baseline_target, read_baseline, read_run_folder
-from controller.errors import InputError
+from controller.baseline import baseline_target, read_baseline, run_record
+from controller.crash import remember_run_dir
+from controller.errors import InfraError, InputError
 from controller.gates.evaluate import GateReport
 from controller.gates.load import load_gate_file
 from controller.gates.runner import Target, evaluate_gates
@@ -25,6 +28,39 @@ from controller.results import read_timeline
 
 console = Console(soft_wrap=True)
 RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+
+
+def check_output(path: Path | None, option: str) -> None:
+    """Fail before Prometheus is started (or queried) when the report could not be written."""
+    if path is None:
+        return
+    folder = path.parent
+    if not folder.is_dir():
+        raise InputError(f"folder {folder} does not exist", source="command line", field=option)
+    if path.is_dir():
+        raise InputError(f"{path} is a directory", source="command line", field=option)
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"folder {folder} is not writable", source="command line", field=option)
+
+
+def write_output(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8", errors="replace")
+    except OSError as e:  # a full disk after the verdict: exit 3, the verdict never reached CI
+        raise InfraError(f"{path}: cannot write: {e.strerror}") from e
+
+
+def check_prometheus_url(url: str | None) -> None:
+    if url is None:
+        return
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as e:
+        raise InputError(f"invalid URL {url!r}: {e}", source="command line", field="--prometheus") from e
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise InputError(
+            f"expected an http(s)://host[:port] URL, got {url!r}", source="command line", field="--prometheus"
+        )
 
 
 @contextmanager
@@ -45,6 +81,8 @@ def prometheus_client(url: str | None, run_dir: Path | None, label: str) -> Iter
 
 def record_from_window(client: httpx.Client, run_id: str, start: float, end: float) -> RunRecord:
     """A run known only by id and times: phases come from the exporter's series in Prometheus."""
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise InputError("--start and --end must be unix times", source="command line", field="--start")
     if end <= start:
         raise InputError("--end must be after --start", source="command line", field="--end")
     _, _, phases = read_timeline(client=client, run_id=run_id, lookback_s=end - start, at=end)
@@ -111,34 +149,39 @@ def eval_command(
     retry: float,
 ) -> None:
     """Evaluate a gate file; exit 0 pass/warn, 1 fail, 3 error."""
+    remember_run_dir(run_dir)
     gate_file = load_gate_file(gates_path)
-    if baseline is not None:
-        read_baseline(baseline)  # before serving anything
     if run_dir is None and (run_id is None or start is None or end is None):
         raise InputError(
             "give --run RUN_DIR, or --run-id with --start and --end", source="command line", field="--run"
         )
+    check_prometheus_url(prometheus)
+    check_output(output, "--output")
+    # every file is read before any Prometheus is started: bad input fails fast, nothing to stop
+    given = run_record(run_dir) if run_dir is not None else None
+    if baseline is not None:
+        read_baseline(baseline)
     with ExitStack() as stack:
         client = stack.enter_context(prometheus_client(prometheus, run_dir, "gates"))
-        if run_dir is not None:
-            record = read_run_folder(run_dir, flag="--run")
+        if given is not None:
+            target = Target(client, given)
         else:
             assert run_id is not None and start is not None and end is not None
-            record = record_from_window(client, run_id, start, end)
+            target = Target(client, record_from_window(client, run_id, start, end), stopped_at_end=False)
         base = stack.enter_context(baseline_target(baseline))
         report = evaluate_gates(
-            gate_file, source=str(gates_path), target=Target(client, record), baseline=base, retry_s=retry
+            gate_file, source=str(gates_path), target=target, baseline=base, retry_s=retry
         )
     if fmt == "table":
         from controller.reports.gates import gates_table
 
         console.print(gates_table(report))
         if output is not None:
-            output.write_text(render(report, "md"), encoding="utf-8")
+            write_output(output, render(report, "md"))
     else:
         text = render(report, fmt)
         if output is not None:
-            output.write_text(text, encoding="utf-8")
+            write_output(output, text)
         else:
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.exit(report.exit_code)
@@ -175,21 +218,25 @@ def lock_command(
     from controller.gates.lock import dump_gate_file, lock_gate_file, lock_report_markdown
     from controller.profiles import load_yaml_mapping
 
+    remember_run_dir(run_dir)
     gate_file = load_gate_file(gates_path)
-    record = read_run_folder(run_dir, flag="--run")
+    check_prometheus_url(prometheus)
+    report_path = report_path or run_dir / "gates_lock.md"
+    check_output(output, "--output")
+    check_output(report_path, "--report")
+    record = run_record(run_dir)
     with prometheus_client(prometheus, run_dir, "lock") as client:
         report = evaluate_gates(gate_file, source=str(gates_path), target=Target(client, record))
     if report.verdict == "error":
         raise InputError(f"cannot lock: {report.reason}", source=str(run_dir))
     data, rows = lock_gate_file(load_yaml_mapping(gates_path), report.gates, headroom=headroom)
-    output.write_text(dump_gate_file(data, run_id=record.run_id, source=str(gates_path)), encoding="utf-8")
+    write_output(output, dump_gate_file(data, run_id=record.run_id, source=str(gates_path)))
     load_gate_file(output)  # the locked file must itself be valid
-    report_path = report_path or run_dir / "gates_lock.md"
-    report_path.write_text(
+    write_output(
+        report_path,
         lock_report_markdown(
             rows, gate_file=str(gates_path), run_id=record.run_id, headroom=headroom, output=str(output)
         ),
-        encoding="utf-8",
     )
     console.print(
         f"locked {sum(1 for r in rows if r.locked != r.previous)} thresholds -> {output}  "

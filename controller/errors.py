@@ -3,8 +3,10 @@
     LoadctlError                 base; .exit_code, one-line str() for the terminal
     ├── InputError               exit 2: bad profile, flag, locustfile; raised before any load is sent
     ├── InfraError               exit 3: a process, Prometheus or tool we depend on failed
+    │   ├── GeneratorLost        a worker or the master broke during the load (verdict inconclusive)
     │   └── PrometheusError      the Prometheus HTTP API failed or answered an error
-    │       └── PrometheusUnreachable   no answer at all (retry-worthy)
+    │       ├── PrometheusUnreachable   no answer at all (retry-worthy)
+    │       └── PrometheusLost   the run's Prometheus stopped answering during the load
     ├── RunSkipped               exit 0: a scheduled run's guardrail said "not now"
     └── Interrupted              exit 130: Ctrl-C or SIGTERM
 
@@ -48,12 +50,22 @@ class InfraError(LoadctlError):
     exit_code = EXIT_INFRA
 
 
+class GeneratorLost(InfraError):
+    """Part of the load generator broke during the load (a worker exited or went missing): the
+    load is stopped, the gates are still evaluated, and the verdict is inconclusive."""
+
+
 class PrometheusError(InfraError):
     pass
 
 
 class PrometheusUnreachable(PrometheusError):
     """No connection, or 502/503/504: worth retrying, unlike an error Prometheus answered with."""
+
+
+class PrometheusLost(PrometheusError):
+    """The run's Prometheus stopped answering while the load ran: the load is stopped, since
+    nothing could judge it (no live gates, no final numbers)."""
 
 
 class RunSkipped(LoadctlError):

@@ -235,6 +235,7 @@ class RunPlan(_Frozen):
     workers: int = Field(ge=1, le=1024)
     user_weights: dict[str, int] = Field(default_factory=dict)
     gates: Path | None = None
+    gates_opt_out: bool = False  # `gates: none`: not judged at all (never silently: it is explicit)
     scrape_targets: tuple[ScrapeTarget, ...] = ()
     probes: ProbeList = ()
     skip_if_alerts: tuple[str, ...] = ()
@@ -266,8 +267,11 @@ class PhaseWindow(_Frozen):
     end: float
 
 
-# "skipped": a scheduled run that a guardrail kept from sending any load (exit 0, reason says why).
-Verdict = Literal["pass", "warn", "fail", "no_gates", "interrupted", "error", "skipped"]
+# The verdicts and their exit codes are decided in controller/verdict.py (the table is there).
+# "no_gates" is no longer produced (a run without gates is judged on its failures); it stays so
+# that run.json files of older runs still load.
+Verdict = Literal["pass", "warn", "fail", "inconclusive", "interrupted", "error", "skipped", "no_gates"]
+GATES_OPT_OUT = "none"  # `gates: none` in a profile (or --gates none): the run is not judged
 
 
 class Peak(_Frozen):
@@ -306,4 +310,9 @@ class RunRecord(_Frozen):
     peaks: tuple[Peak, ...] = ()  # the profile's summary_peaks
     release: str | None = None  # the Helm release of a k8s run
     namespace: str | None = None
+    # Why the load generator's numbers are suspect (verdict "inconclusive"): a worker lost, users
+    # short of the plan, a saturated worker, the master killed.
+    generator_problems: tuple[str, ...] = ()
+    alerts_fired: tuple[str, ...] = ()  # the run's Prometheus alerts that fired during it
+    locust_warnings: tuple[str, ...] = ()  # WARNING/ERROR lines of Locust's own log (local runs)
     loadctl_version: str

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from controller.errors import InputError
 from controller.models import (
+    GATES_OPT_OUT,
     MAX_DURATION_S,
     Profile,
     RunPlan,
@@ -283,7 +284,12 @@ def build_plan(
     worker_count = workers or (profile.workers if profile else "auto")
     if worker_count == "auto":
         worker_count = cpu_count or os.cpu_count() or 1
-    gates_path = Path(gates).resolve() if gates else from_profile(profile.gates if profile else None)
+    gates_ref = gates or (profile.gates if profile else None)
+    opt_out = gates_ref == GATES_OPT_OUT
+    if opt_out:
+        gates_path = None
+    else:
+        gates_path = Path(gates).resolve() if gates else from_profile(profile.gates if profile else None)
     if gates_path is not None and not gates_path.is_file():
         raise InputError(
             f"gates file not found: {gates_path}", source=source, field="--gates" if gates else "gates"
@@ -300,6 +306,7 @@ def build_plan(
         "workers": worker_count,
         "user_weights": dict(profile.user_weights) if profile else {},
         "gates": gates_path,
+        "gates_opt_out": opt_out,
         "scrape_targets": tuple(profile.scrape_targets) if profile else (),
         "probes": tuple(profile.probes) if profile else (),
         "skip_if_alerts": tuple(profile.skip_if_alerts) if profile else (),

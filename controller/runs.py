@@ -2,7 +2,8 @@
 
 Teardown runs on every path (success, infrastructure error, Ctrl-C, SIGTERM, live abort), and
 run.json is written with whatever was collected, so an interrupted run still leaves a usable
-results folder. Gates are judged against the run's Prometheus before it is stopped.
+results folder. Gates and the generator's health are read from the run's Prometheus before it is
+stopped; controller/verdict.py turns all of it into the one verdict.
 """
 
 from __future__ import annotations
@@ -22,36 +23,52 @@ from rich.live import Live
 from controller.backends.base import Backend
 from controller.baseline import baseline_target
 from controller.errors import (
-    EXIT_GATE_FAILED,
     EXIT_INFRA,
-    EXIT_PASS,
+    GeneratorLost,
     InfraError,
     Interrupted,
     PrometheusError,
+    PrometheusLost,
     RunSkipped,
 )
+from controller.gates.compile import WindowError, window_segments
 from controller.gates.evaluate import GateReport, GateResult
 from controller.gates.models import GateFile
 from controller.gates.runner import Target, evaluate_gates
-from controller.models import Peak, PhaseWindow, RunPlan, RunRecord, Verdict
+from controller.models import Peak, PhaseWindow, RunPlan, RunRecord
 from controller.preflight import check_run, claim_run_dir
 from controller.progress import Snapshot, format_snapshot, read_snapshot
+from controller.prom.client import is_ready
+from controller.prom.health import (
+    read_alerts_fired,
+    read_generator_problems,
+    read_last_seen,
+    read_totals,
+)
 from controller.prom.peaks import read_peaks
 from controller.reports.gates import gates_table, write_gate_reports
 from controller.reports.run_report import peaks_table, run_report_markdown
 from controller.results import csv_rows, locust_totals, read_timeline, write_record
+from controller.verdict import Ending, Happened, decide, early_stop_problem, master_problem
 
 FINAL_SCRAPE_TIMEOUT_S = 5.0
 OVERRUN_GRACE_S = 180.0
 LIVE_GATE_INTERVAL_S = 5.0
+# The load stops when the run's Prometheus has not answered for this long (nothing could judge it).
+PROMETHEUS_LOST_AFTER_S = 5.0
+# ...or when fewer workers than planned are connected for this long while the stage table runs.
+WORKERS_SHORT_AFTER_S = 5.0
+_NOT_LOADING = ("stopped", "stopping", "ready", "cleanup", "missing")  # run_info phases off the table
 
 
 @dataclass
-class Outcome:
-    verdict: Verdict = "no_gates"
-    exit_code: int = EXIT_PASS
-    reasons: list[str] = field(default_factory=list)
+class Followed:
+    """How following the load ended, before anything is read back from Prometheus."""
+
+    ending: Ending = "completed"
+    reason: str | None = None
     aborted_by: str | None = None
+    generator: list[str] = field(default_factory=list)
 
 
 class RunObserver(Protocol):
@@ -120,8 +137,8 @@ def draft_record(
         "started_at": started,
         "ended_at": ended,
         "phases": phases,
-        "verdict": "no_gates",
-        "exit_code": EXIT_PASS,
+        "verdict": "error",  # a draft is never a pass; finish() writes the decided verdict
+        "exit_code": EXIT_INFRA,
         "loadctl_version": version("loadctl"),
         "gates_file": str(plan.gates) if plan.gates else None,
         **backend.record_fields,
@@ -154,26 +171,54 @@ def follow(
     interval: float = 2.0,
     observer: RunObserver | None = None,
 ) -> None:
-    """Show live progress until the master ends the load; raise InfraError if the backend breaks."""
+    """Show live progress until the master ends the load.
+
+    Raises PrometheusLost when the run's Prometheus stops answering, GeneratorLost when the backend
+    reports a broken worker or fewer workers than planned stay connected, InfraError on an overrun.
+    """
     plan = backend.plan
     deadline = time.monotonic() + plan.duration + OVERRUN_GRACE_S
     last_printed = last_gated = 0.0
+    prometheus_down_since: float | None = None
+    workers_short_since: float | None = None
     watch_gates = gate_file is not None and any(g.abort for g in gate_file.gates)
     live_view = (
         Live(console=console, auto_refresh=False, transient=True) if console.is_terminal else nullcontext()
     )
     if backend.prometheus_url is None:
         raise InfraError("the backend deployed without a Prometheus to follow")
-    with httpx.Client(base_url=backend.prometheus_url, timeout=5.0) as http, live_view as live:
+    url = backend.prometheus_url
+    with (
+        httpx.Client(base_url=url, timeout=5.0) as http,
+        httpx.Client(base_url=url, timeout=2.0) as probe,
+        live_view as live,
+    ):
         while not backend.load_finished():
+            if not is_ready(client=probe):
+                prometheus_down_since = prometheus_down_since or time.monotonic()
+                down_s = time.monotonic() - prometheus_down_since
+                if down_s >= PROMETHEUS_LOST_AFTER_S:
+                    raise PrometheusLost(f"the run's Prometheus at {url} stopped answering for {down_s:.0f}s")
+                time.sleep(1.0)
+                continue
+            prometheus_down_since = None
             problem = backend.health()
             if problem:
-                raise InfraError(problem)
+                raise GeneratorLost(problem)
             if time.monotonic() > deadline:
                 raise InfraError(
                     f"the run overran its planned {plan.duration:.0f}s by {OVERRUN_GRACE_S:.0f}s"
                 )
             snapshot = read_snapshot(client=http, run_id=plan.run_id)
+            if _workers_short(snapshot, plan.workers):
+                workers_short_since = workers_short_since or time.monotonic()
+                if time.monotonic() - workers_short_since >= WORKERS_SHORT_AFTER_S:
+                    raise GeneratorLost(
+                        f"only {snapshot.workers} of {plan.workers} workers connected during "
+                        f"phase {snapshot.phase}: the missing workers' users were not replaced"
+                    )
+            else:
+                workers_short_since = None
             if observer is not None:
                 observer.progress(snapshot)
             line = format_snapshot(snapshot, planned_s=plan.duration)
@@ -195,11 +240,17 @@ def follow(
             time.sleep(interval)
 
 
+def _workers_short(snapshot: Snapshot, planned: int) -> bool:
+    """Fewer workers than planned while the stage table runs (not before the start or after the end)."""
+    loading = snapshot.started_at is not None and snapshot.phase not in (None, *_NOT_LOADING)
+    return loading and snapshot.workers is not None and snapshot.workers < planned
+
+
 def execute(
     plan: RunPlan, *, backend: Backend, console: Console, observer: RunObserver | None = None
 ) -> RunRecord:
     gate_file = preflight(plan)
-    outcome = Outcome()
+    followed = Followed()
     console.print(
         f"run [bold]{plan.run_id}[/]: profile {plan.profile}, {len(plan.stages)} stages, "
         f"{plan.duration:.0f}s, {plan.workers} workers -> {plan.host}",
@@ -211,118 +262,221 @@ def execute(
             console.print(f"prometheus {backend.prometheus_url}  results {plan.run_dir}", highlight=False)
             follow(backend, console=console, gate_file=gate_file, observer=observer)
         except GateAbort as e:
-            outcome = Outcome("fail", EXIT_GATE_FAILED, [str(e)], aborted_by=e.result.name)
+            followed = Followed("aborted", str(e), aborted_by=e.result.name)
             console.print(f"[red]{e}: stopping the load[/]", highlight=False)
             if observer is not None:
                 observer.aborted(str(e))
         except Interrupted as e:
-            outcome = Outcome("interrupted", e.exit_code, [str(e)])
+            followed = Followed("interrupted", str(e))
             console.print(f"[yellow]{e}: stopping the load[/]")
         except RunSkipped as e:
-            outcome = Outcome("skipped", e.exit_code, [f"skipped: {e}"])
+            followed = Followed("skipped", f"skipped: {e}")
             console.print(f"[yellow]run skipped, no load sent: {e}[/]", highlight=False)
+        except PrometheusLost as e:
+            followed = Followed("prometheus_lost", str(e))
+            console.print(f"[red]{e}: stopping the load[/]", highlight=False)
+        except GeneratorLost as e:
+            followed = Followed("completed", generator=[f"{e} (the load was stopped)"])
+            console.print(f"[red]load generator broken: {e}: stopping the load[/]", highlight=False)
         except InfraError as e:
-            outcome = Outcome("error", e.exit_code, [str(e)])
+            followed = Followed("error", str(e))
         finally:
             quiet()
-            record = finish(plan, backend, outcome, console=console, gate_file=gate_file)
+            record = finish(plan, backend, followed, console=console, gate_file=gate_file)
             if observer is not None:
                 observer.finished(record)
     return record
 
 
-class _NothingToRead(Exception):
-    """No load was sent (a skipped run), or no Prometheus got to watch it (deploy failed first):
-    there is no final scrape, timeline or gate to read."""
+@dataclass
+class Readings:
+    """What finish() read back from the run's Prometheus (all empty when it could not)."""
+
+    started: float | None = None
+    stopped: float | None = None
+    ended: float | None = None
+    phases: tuple[PhaseWindow, ...] = ()
+    report: GateReport | None = None
+    gates_unjudged: str | None = None
+    peaks: tuple[Peak, ...] = ()
+    generator: list[str] = field(default_factory=list)
+    alerts: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    totals: tuple[int, int] | None = None  # the exporter's, before teardown; run.json has Locust's own
 
 
-def _expected_verdict(outcome: Outcome, report: GateReport | None) -> Verdict:
-    """The verdict finish() is heading for, known before teardown (which may keep a failed release)."""
-    if report is not None and outcome.aborted_by is None:
-        return report.verdict
-    return outcome.verdict
+def judged_windows(
+    plan: RunPlan, gate_file: GateFile | None, readings: Readings
+) -> list[tuple[str, float, float]]:
+    """(name, start, end) of every window a verdict rests on: the gates' windows, else the run."""
+    names = sorted({gate_file.window_of(g) for g in gate_file.gates}) if gate_file else ["run"]
+    spans = []
+    for name in names:
+        try:
+            segments = window_segments(
+                name, phases=readings.phases, started_at=readings.started, ended_at=readings.ended
+            )
+        except WindowError:
+            continue
+        spans += [(name, start, end) for start, end in segments]
+    return spans
+
+
+def read_back(
+    plan: RunPlan, backend: Backend, followed: Followed, gate_file: GateFile | None, http: httpx.Client
+) -> Readings:
+    """Everything the verdict needs from Prometheus: timeline, gates, generator health, alerts."""
+    readings = Readings()
+    if not backend.wait_final_scrape(http, moment=time.time(), timeout=FINAL_SCRAPE_TIMEOUT_S):
+        readings.notes.append("some targets were not scraped again after the load stopped")
+    lookback = plan.duration + OVERRUN_GRACE_S
+    readings.started, readings.stopped, readings.phases = read_timeline(
+        client=http, run_id=plan.run_id, lookback_s=lookback, at=time.time()
+    )
+    if readings.started is None:
+        return readings
+    readings.ended = readings.stopped
+    if readings.ended is None:  # the master died before stopping the test: its last scrape is the end
+        seen = read_last_seen(client=http, run_id=plan.run_id, lookback_s=lookback, at=time.time())
+        readings.ended = seen if seen is not None else time.time()
+        readings.phases = tuple(
+            p.model_copy(update={"end": min(p.end, readings.ended)})
+            for p in readings.phases
+            if p.start < readings.ended
+        )
+    judged = draft_record(
+        plan, backend, started=readings.started, ended=readings.ended, phases=readings.phases
+    )
+    if gate_file is not None and followed.ending in ("completed", "aborted"):
+        with baseline_target(plan.baseline, gate_file=gate_file) as baseline:
+            readings.report = evaluate_gates(
+                gate_file, source=str(plan.gates), target=Target(http, judged), baseline=baseline
+            )
+    readings.generator = read_generator_problems(
+        client=http,
+        run_id=plan.run_id,
+        stages=plan.stages,
+        phases=readings.phases,
+        workers=plan.workers,
+        started=readings.started,
+        ended=readings.ended,
+        judged=judged_windows(plan, gate_file, readings),
+    )
+    readings.totals = read_totals(
+        client=http, run_id=plan.run_id, started=readings.started, ended=readings.ended
+    )
+    readings.alerts = read_alerts_fired(
+        client=http, run_id=plan.run_id, started=readings.started, ended=readings.ended + 5
+    )
+    if plan.summary_peaks:
+        readings.peaks = read_peaks(
+            http, run_id=plan.run_id, metrics=plan.summary_peaks, start=readings.started, end=readings.ended
+        )
+    return readings
+
+
+def happened(
+    plan: RunPlan,
+    followed: Followed,
+    readings: Readings,
+    *,
+    locust_exit_code: int | None,
+    totals: tuple[int, int] | None,
+) -> Happened:
+    generator = [*followed.generator, *readings.generator]
+    if followed.ending == "completed" and readings.started is not None:
+        broken = master_problem(locust_exit_code, test_stopped=readings.stopped is not None)
+        if broken:
+            generator.insert(0, broken)
+        elif readings.stopped is not None and not followed.generator:
+            early = early_stop_problem(planned_s=plan.duration, ran_s=readings.stopped - readings.started)
+            if early:
+                generator.insert(0, early)
+    gates_unjudged = readings.gates_unjudged
+    if plan.gates is not None and readings.report is None and gates_unjudged is None:
+        gates_unjudged = "the run's data could not be read"
+    return Happened(
+        ending=followed.ending,
+        ending_reason=followed.reason,
+        load_started=readings.started is not None,
+        locust_exit_code=locust_exit_code,
+        gates="file" if plan.gates is not None else ("none" if plan.gates_opt_out else "absent"),
+        report=readings.report,
+        gates_unjudged=gates_unjudged,
+        generator=tuple(dict.fromkeys(generator)),
+        requests=totals[0] if totals else None,
+        failures=totals[1] if totals else None,
+        notes=tuple(readings.notes),
+    )
 
 
 def finish(
-    plan: RunPlan, backend: Backend, outcome: Outcome, *, console: Console, gate_file: GateFile | None
+    plan: RunPlan, backend: Backend, followed: Followed, *, console: Console, gate_file: GateFile | None
 ) -> RunRecord:
-    started = stopped = None
-    phases: tuple[PhaseWindow, ...] = ()
-    report: GateReport | None = None
-    peaks: tuple[Peak, ...] = ()
+    readings = Readings()
     try:
         backend.stop_load()
-        try:
-            if outcome.verdict == "skipped" or backend.prometheus_url is None:
-                raise _NothingToRead
-            with httpx.Client(base_url=backend.prometheus_url, timeout=10.0) as http:
-                if not backend.wait_final_scrape(http, moment=time.time(), timeout=FINAL_SCRAPE_TIMEOUT_S):
-                    outcome.reasons.append("some targets were not scraped again after the load stopped")
-                started, stopped, phases = read_timeline(
-                    client=http,
-                    run_id=plan.run_id,
-                    lookback_s=plan.duration + OVERRUN_GRACE_S,
-                    at=time.time(),
-                )
-                if gate_file is not None and started is not None and outcome.verdict in ("no_gates", "fail"):
-                    judged = draft_record(
-                        plan, backend, started=started, ended=stopped or time.time(), phases=phases
-                    )
-                    with baseline_target(plan.baseline, gate_file=gate_file) as baseline:
-                        report = evaluate_gates(
-                            gate_file, source=str(plan.gates), target=Target(http, judged), baseline=baseline
-                        )
-                if plan.summary_peaks and started is not None:
-                    end = stopped or time.time()
-                    peaks = read_peaks(
-                        http, run_id=plan.run_id, metrics=plan.summary_peaks, start=started, end=end
-                    )
-        except PrometheusError as e:
-            outcome.reasons.append(f"Prometheus: {e}")
-        except _NothingToRead:
-            pass
+        url = backend.prometheus_url
+        if url is not None and followed.ending not in ("skipped", "prometheus_lost"):
+            try:
+                with httpx.Client(base_url=url, timeout=10.0) as http:
+                    readings = read_back(plan, backend, followed, gate_file, http)
+            except PrometheusError as e:
+                readings.notes.append(f"Prometheus: {e}")
+                readings.gates_unjudged = str(e)
     finally:
-        backend.teardown(verdict=_expected_verdict(outcome, report))
+        # Where the run is heading, for a k8s release kept on "fail" (Locust's totals come later).
+        heading = decide(happened(plan, followed, readings, locust_exit_code=None, totals=readings.totals))
+        backend.teardown(verdict=heading.verdict)
     files = set(backend.collect())
-    locust_code = backend.locust_exit_code
-    if outcome.verdict == "no_gates" and started is None:
-        outcome = Outcome(
-            "error",
-            EXIT_INFRA,
-            [f"the load never started (locust exit code {locust_code})", *outcome.reasons],
-        )
-    if peaks:
-        console.print(peaks_table(peaks))
+    stats, failures = csv_rows(plan.run_dir / "stats.csv"), csv_rows(plan.run_dir / "failures.csv")
+    totals = locust_totals(stats)
+    facts = happened(plan, followed, readings, locust_exit_code=backend.locust_exit_code, totals=totals)
+    decision = decide(facts)
+    report = readings.report
+    if readings.peaks:
+        console.print(peaks_table(readings.peaks))
     if report is not None:
         files.update(write_gate_reports(report, run_dir=plan.run_dir))
         console.print(gates_table(report))
-        if outcome.aborted_by is None:
-            outcome.verdict, outcome.exit_code = report.verdict, report.exit_code
-            if report.reason:
-                outcome.reasons.append(report.reason)
-    elif gate_file is not None and outcome.verdict in ("no_gates", "fail"):
-        # gates were asked for and could not be judged: never a pass
-        outcome.verdict, outcome.exit_code = "error", EXIT_INFRA
-        outcome.reasons.append("gates were not evaluated")
-    stats, failures = csv_rows(plan.run_dir / "stats.csv"), csv_rows(plan.run_dir / "failures.csv")
-    totals = locust_totals(stats)
     record = draft_record(
         plan,
         backend,
-        started=started,
-        ended=stopped or time.time(),
-        phases=phases,
-        verdict=outcome.verdict,
-        exit_code=outcome.exit_code,
-        reason="; ".join(outcome.reasons) or None,
-        aborted_by=outcome.aborted_by,
-        locust_exit_code=locust_code,
+        started=readings.started,
+        ended=readings.ended or time.time(),
+        phases=readings.phases,
+        verdict=decision.verdict,
+        exit_code=decision.exit_code,
+        reason=decision.reason,
+        aborted_by=followed.aborted_by,
+        locust_exit_code=backend.locust_exit_code,
         requests=totals[0] if totals else None,
         failures=totals[1] if totals else None,
         files=tuple(sorted(files | {"run.json", "report.md"})),
-        peaks=peaks,
+        peaks=readings.peaks,
+        generator_problems=facts.generator,
+        alerts_fired=tuple(readings.alerts),
+        locust_warnings=backend.locust_warnings(),
     )
-    write_record(plan.run_dir, record)
-    report_md = run_report_markdown(record, stats=stats, failures=failures, gates=report)
-    (plan.run_dir / "report.md").write_text(report_md, encoding="utf-8")
+    write_results(plan, record, stats=stats, failures=failures, report=report, console=console)
     return record
+
+
+def write_results(
+    plan: RunPlan,
+    record: RunRecord,
+    *,
+    stats: list[dict[str, str]],
+    failures: list[dict[str, str]],
+    report: GateReport | None,
+    console: Console,
+) -> None:
+    """run.json and report.md, best effort: a full or unwritable disk must not hide the verdict."""
+    try:
+        write_record(plan.run_dir, record)
+        report_md = run_report_markdown(record, stats=stats, failures=failures, gates=report)
+        (plan.run_dir / "report.md").write_text(report_md, encoding="utf-8")
+    except OSError as e:
+        console.print(
+            f"[red]could not write the results to {plan.run_dir}: {e.strerror or e}[/]", highlight=False
+        )

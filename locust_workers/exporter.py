@@ -2,12 +2,16 @@
 
 Why a collector and not counters updated per request: the master already aggregates every
 worker's stats; reading them at scrape time costs nothing per request and nothing on workers.
+(The one exception: workers note each *failed* request's response time, failed_times.py,
+because Locust's stats mix failures into the response times and gates judge successful ones.)
 It works with any locustfile: plugin.py registers it, the user's file does not import it.
 
 Metric contract (names and labels are relied on by gates and dashboards):
   locust_requests_total{run_id,name,method}                 counter, every request
   locust_request_failures_total{run_id,name,method,status}  counter; status = HTTP code or exception class
   locust_response_time_seconds{run_id,name,method}          histogram (see histogram.py for buckets)
+  locust_failed_response_time_seconds{run_id,name,method}   histogram of failed requests alone, same buckets
+                                                            (failed_times.py): successful = all - failed
   locust_users{run_id}, locust_workers{run_id,state}, locust_worker_cpu_percent{run_id,worker}
   locust_run_info{run_id,profile,phase}                     1 for the current phase
   locust_stage_start_timestamp_seconds{run_id,stage,phase}  when each stage of the table began
@@ -32,6 +36,7 @@ from locust_workers.histogram import bucket_bounds_ms, cumulative_counts
 
 if TYPE_CHECKING:
     from locust_workers.custom_totals import CustomTotals
+    from locust_workers.failed_times import FailedTimes
 
 OTHER_NAME = "__other__"
 WORKER_STATES = ("ready", "spawning", "running", "stopped", "missing")
@@ -67,9 +72,11 @@ class LocustCollector(Collector):
         profile: str,
         max_names: int = 200,
         custom: CustomTotals | None = None,
+        failed: FailedTimes | None = None,
     ) -> None:
         self.environment = environment
         self.custom = custom
+        self.failed = failed
         self.run_id = run_id
         self.profile = profile
         self.max_names = max_names
@@ -86,6 +93,8 @@ class LocustCollector(Collector):
         entries = list(runner.stats.entries.items())
         allowed = self._bounded_names(name for (name, _method), _entry in entries)
         yield from self._request_metrics(entries, allowed)
+        if self.failed is not None:
+            yield self._failed_latency_metric(allowed)
         yield self._failure_metric(list(runner.stats.errors.values()), allowed)
         yield from self._runner_metrics(runner)
         if self.custom is not None:
@@ -119,6 +128,26 @@ class LocustCollector(Collector):
             latency.add_metric(label_values, buckets, sum_value=total_ms / 1000)
         yield requests
         yield latency
+
+    def _failed_latency_metric(self, allowed: set[str]) -> Metric:
+        assert self.failed is not None
+        family = HistogramMetricFamily(
+            "locust_failed_response_time_seconds",
+            "Response time of failed requests (also counted in locust_response_time_seconds).",
+            labels=["run_id", "name", "method"],
+        )
+        folded: dict[tuple[str, str], tuple[dict[float, int], float]] = {}
+        for (name, method), (failed_times, total_ms) in self.failed.totals().items():
+            key = (name if name in allowed else OTHER_NAME, method)
+            merged, total = folded.get(key, ({}, 0.0))
+            for value, n in failed_times.items():
+                merged[value] = merged.get(value, 0) + n
+            folded[key] = (merged, total + total_ms)
+        for (name, method), (times, total_ms) in sorted(folded.items()):
+            cumulative = cumulative_counts(times, self.bounds_ms)
+            buckets = [*zip(self._bucket_labels, cumulative, strict=True), ("+Inf", sum(times.values()))]
+            family.add_metric([self.run_id, name, method], buckets, sum_value=total_ms / 1000)
+        return family
 
     def _failure_metric(self, errors: list[Any], allowed: set[str]) -> Metric:
         family = CounterMetricFamily(

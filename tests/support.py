@@ -24,6 +24,20 @@ LOADCTL = str(Path(sys.executable).parent / "loadctl")
 DEMO_LOCUSTFILE = REPO_ROOT / "locust_workers" / "scenarios" / "demo.py"
 
 
+def served_requests(target: str) -> float:
+    """Load requests the demo target served: not Prometheus' scrapes, not health checks."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"{target}/metrics", timeout=5).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "demo_http_requests_total"
+        and sample.labels.get("route") not in ("/metrics", "/health")
+    )
+
+
 def _healthy(url: str) -> bool:
     try:
         return httpx.get(url, timeout=1.0).status_code == 200

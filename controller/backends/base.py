@@ -45,3 +45,6 @@ class Backend(Protocol):
 
     @property
     def locust_exit_code(self) -> int | None: ...
+
+    def locust_warnings(self) -> tuple[str, ...]:
+        """WARNING/ERROR lines Locust logged during the run (after teardown; empty if unknown)."""

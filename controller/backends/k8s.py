@@ -150,6 +150,9 @@ class K8sBackend:
     def locust_exit_code(self) -> int | None:
         return self._last_exit_code
 
+    def locust_warnings(self) -> tuple[str, ...]:
+        return ()  # the pods' logs go with the release; reading them needs pods/log (not granted)
+
     # -- deploy -------------------------------------------------------------------------------
     def deploy(self) -> None:
         self.plan.run_dir.mkdir(parents=True, exist_ok=True)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
-import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -71,7 +72,6 @@ class LocalBackend:
         self.master: ManagedProcess | None = None
         self.workers: list[ManagedProcess] = []
         self.probes: ManagedProcess | None = None
-        self._workers_gone_since: float | None = None
 
     @property
     def prometheus_url(self) -> str:
@@ -171,10 +171,18 @@ class LocalBackend:
             return "not deployed"
         if self.master.poll() is not None:
             return None  # the master ending is the normal end of the load
-        if self.workers and all(w.poll() is not None for w in self.workers):
-            self._workers_gone_since = self._workers_gone_since or time.monotonic()
-            if time.monotonic() - self._workers_gone_since > 5:
-                return f"all {len(self.workers)} workers exited: {self.workers[0].log_tail(300)}"
+        # A worker quits with 0 when the master tells it to (the test ended); any other exit while
+        # the master runs loses that worker's users, which Locust does not move to the others.
+        for index, worker in enumerate(self.workers):
+            code = worker.poll()
+            if code is not None and code != 0:
+                if code < 0:  # killed: its log ends mid-run and says nothing about why
+                    how = f"killed by {_signal_name(-code)}"
+                    return f"locust worker {index} of {len(self.workers)} exited ({how})"
+                return (
+                    f"locust worker {index} of {len(self.workers)} exited (exit code {code}): "
+                    f"{worker.log_tail(200) or 'no output'}"
+                )
         return None
 
     def load_finished(self) -> bool:
@@ -211,6 +219,39 @@ class LocalBackend:
     @property
     def locust_exit_code(self) -> int | None:
         return None if self.master is None else self.master.poll()
+
+    def locust_warnings(self) -> tuple[str, ...]:
+        logs = [self.logs / "master.log", *(self.logs / f"worker-{i}.log" for i in range(self.plan.workers))]
+        return locust_log_warnings(logs)
+
+
+MAX_WARNINGS = 20
+# Locust's log lines: "[2026-11-26 09:00:00,123] host/WARNING/locust.runners: message"
+_LOG_LEVEL = re.compile(r"^\[[^\]]*\] [^/\s]*/(WARNING|ERROR|CRITICAL)/([\w.]+): (.*)$")
+
+
+def locust_log_warnings(paths: list[Path]) -> tuple[str, ...]:
+    """Distinct WARNING/ERROR lines of Locust's logs, first MAX_WARNINGS, each cut to 300 chars."""
+    found: dict[str, None] = {}
+    for path in paths:
+        try:
+            lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            match = _LOG_LEVEL.match(line)
+            if match:
+                found.setdefault(f"{path.stem}: {match.group(1)} {match.group(2)}: {match.group(3)[:300]}")
+            if len(found) >= MAX_WARNINGS:
+                return tuple(found)
+    return tuple(found)
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def _answers(http: httpx.Client, url: str) -> bool:

@@ -1,8 +1,25 @@
 """Gate -> PromQL, pure. Every term is pinned to its window with the `@` modifier, so a gate means
 the same thing whenever (and against whichever Prometheus) it is evaluated.
 
+Counts are exact differences, not increase(): a counter's value at a segment's end minus its
+value at the segment's start, a series absent at the start counting from zero:
+
+    E - (S or E * 0)    E = last_over_time(x[end - start] @ end)   (last sample in the segment)
+                        S = last_over_time(x[5m] @ start)          (last sample before it began)
+
+increase() ignores a series' first sample and extrapolates each series on its own, so a failure
+series born at 1 read 0, counts read a few percent low and each histogram bucket was stretched
+separately (quantiles off by up to ~18 %). A difference reads what the exporter said, exactly.
+Range vectors skip staleness markers, so `last_over_time` still finds a series after its target
+has gone. A segment that ends when the run ends reads its end value up to FINAL_GRACE_S later:
+the exporter serves its final totals (the workers' last reports) a moment after the test stopped.
+
 A window can be several segments (a staged profile has several `steady` stages): counts and
 histogram buckets are summed over the segments before the rate or quantile is taken.
+
+`outcome` (rps and latency_* only): `successful` (the default) counts requests minus failures and
+takes quantiles over all buckets minus the failed requests' buckets
+(locust_failed_response_time_seconds, same bounds); `all` uses every request.
 """
 
 from __future__ import annotations
@@ -15,6 +32,13 @@ from controller.models import PhaseWindow
 Segment = tuple[float, float]
 SEGMENT_LABEL = "loadctl_segment"
 QUANTILES = {"latency_p50_ms": 0.5, "latency_p90_ms": 0.9, "latency_p95_ms": 0.95, "latency_p99_ms": 0.99}
+FINAL_GRACE_S = 60.0  # after the stop, a run's only samples are its final scrapes
+START_LOOKBACK_S = 300.0  # how far back a segment's start value is looked for (Prometheus' lookback)
+MIN_SCRAPES = 3  # fewer scrapes of the run's counters inside a segment: too short to judge
+REQUESTS = "locust_requests_total"
+FAILURES = "locust_request_failures_total"
+BUCKETS = "locust_response_time_seconds_bucket"
+FAILED_BUCKETS = "locust_failed_response_time_seconds_bucket"
 
 
 class WindowError(ValueError):
@@ -52,22 +76,52 @@ def _selector(metric: str, run_id: str, labels: str, extra: str = "") -> str:
     return f"{metric}{{{', '.join(matchers)}}}"
 
 
-def _summed(selector: str, segments: Sequence[Segment], by: str = "") -> str:
-    """sum(increase(...)) over the window's segments.
+def _is_final(end: float, run_end: float | None) -> bool:
+    return run_end is not None and abs(end - run_end) < 1e-6
+
+
+def _delta(selector: str, segment: Segment, run_end: float | None) -> str:
+    """What each series of `selector` counted during the segment: end value - start value (or 0)."""
+    start, end = segment
+    if _is_final(end, run_end):
+        end += FINAL_GRACE_S
+    last = f"last_over_time({selector}[{_duration(end - start)}] @ {end:.3f})"
+    first = f"last_over_time({selector}[{_duration(START_LOOKBACK_S)}] @ {start:.3f})"
+    return f"({last} - ({first} or {last} * 0))"
+
+
+def _summed(selector: str, segments: Sequence[Segment], run_end: float | None, by: str = "") -> str:
+    """Sum of every series' count over the window's segments.
 
     Several segments are joined as a union, each series tagged with its segment so none collapses
     into another, then aggregated once: a series present in only one segment (a status that first
     appears in the second steady stage) still counts, and with no series anywhere the result stays
     empty, so the gate fails closed. (Adding per-segment sums with `+` would drop such series.)
     """
-    increases = [f"increase({selector}[{_duration(end - start)}] @ {end:.3f})" for start, end in segments]
-    if len(increases) == 1:
-        return f"sum{by}({increases[0]})"
-    tagged = [f'label_replace({term}, "{SEGMENT_LABEL}", "{i}", "", "")' for i, term in enumerate(increases)]
+    deltas = [_delta(selector, segment, run_end) for segment in segments]
+    if len(deltas) == 1:
+        return f"sum{by}({deltas[0]})"
+    tagged = [f'label_replace({term}, "{SEGMENT_LABEL}", "{i}", "", "")' for i, term in enumerate(deltas)]
     return f"sum{by}(" + " or ".join(tagged) + ")"
 
 
-def compile_gate(gate: Gate, *, run_id: str, segments: Sequence[Segment]) -> str:
+def _minus(total: str, part: str) -> str:
+    """total - part, where a missing part (no such series in the window) counts as zero."""
+    return f"({total} - ({part} or {total} * 0))"
+
+
+def _requests(gate: Gate, run_id: str, segments: Sequence[Segment], run_end: float | None) -> str:
+    requests = _summed(_selector(REQUESTS, run_id, gate.labels), segments, run_end)
+    if gate.outcome == "all":
+        return requests
+    failed = _summed(_selector(FAILURES, run_id, gate.labels), segments, run_end)
+    return _minus(requests, failed)
+
+
+def compile_gate(
+    gate: Gate, *, run_id: str, segments: Sequence[Segment], run_end: float | None = None
+) -> str:
+    """The gate's PromQL. `run_end`: when the run stopped; a segment ending there takes the final scrape."""
     if gate.promql is not None:
         start, end = segments[0][0], segments[-1][1]
         return (
@@ -77,22 +131,47 @@ def compile_gate(gate: Gate, *, run_id: str, segments: Sequence[Segment]) -> str
             .replace("$end", f"{end:.3f}")
         )
     metric = gate.metric
-    requests = _summed(_selector("locust_requests_total", run_id, gate.labels), segments)
     if metric in QUANTILES:
-        buckets = _summed(
-            _selector("locust_response_time_seconds_bucket", run_id, gate.labels), segments, by=" by (le) "
-        )
+        buckets = _summed(_selector(BUCKETS, run_id, gate.labels), segments, run_end, by=" by (le) ")
+        if gate.outcome != "all":
+            failed = _summed(
+                _selector(FAILED_BUCKETS, run_id, gate.labels), segments, run_end, by=" by (le) "
+            )
+            buckets = _minus(buckets, failed)
         return f"1000 * histogram_quantile({QUANTILES[metric]}, {buckets})"
-    if metric == "requests":
-        return requests
     if metric == "rps":
         seconds = sum(end - start for start, end in segments)
-        return f"{requests} / {seconds:.3f}"
+        return f"{_requests(gate, run_id, segments, run_end)} / {seconds:.3f}"
+    requests = _summed(_selector(REQUESTS, run_id, gate.labels), segments, run_end)
+    if metric == "requests":
+        return requests
     status = f'status="{gate.status}"' if metric == "status_rate" else ""
-    failed = _summed(_selector("locust_request_failures_total", run_id, gate.labels, status), segments)
+    failed = _summed(_selector(FAILURES, run_id, gate.labels, status), segments, run_end)
     # No failure series means zero failures, but only when there were requests: with neither,
     # the query stays empty and the gate fails closed.
     failures = f"({failed} or 0 * {requests})"
     if metric == "failures":
         return failures
     return f"{failures} / {requests}"  # error_rate, status_rate
+
+
+def compile_judged_requests(
+    gate: Gate, *, run_id: str, segments: Sequence[Segment], run_end: float | None = None
+) -> str:
+    """How many requests a latency gate's quantile is taken over (successful ones unless outcome: all).
+
+    Asked only when the quantile has no value, to say why ("no successful requests in the window").
+    """
+    return _requests(gate, run_id, segments, run_end)
+
+
+def compile_scrape_counts(*, run_id: str, segments: Sequence[Segment]) -> tuple[str, ...]:
+    """Per segment: how many scrapes of the run's request counters fall inside it.
+
+    A segment with fewer than MIN_SCRAPES cannot be judged: its start and end values would come
+    from scrapes outside it. A query with no answer means no scrape at all.
+    """
+    return tuple(
+        f'max(count_over_time({REQUESTS}{{run_id="{run_id}"}}[{_duration(end - start)}] @ {end:.3f}))'
+        for start, end in segments
+    )

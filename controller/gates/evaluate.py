@@ -123,6 +123,12 @@ class GateReport:
     evaluated_at: float
     baseline_run_id: str | None = None
     reason: str | None = None  # why the verdict is "error" (Prometheus unreachable, ...)
+    # The gate file's `name`: unlike the run id or the file's path, the same from build to build,
+    # so CI test history (junit.xml classname) links runs of the same gates.
+    suite: str = ""
+    # Every gate that was to be judged, in file order, including those an outage left unevaluated:
+    # junit.xml has one testcase per gate whatever happened.
+    gate_names: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:

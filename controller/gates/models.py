@@ -10,10 +10,18 @@ Schema (version 1):
         metric: latency_p95_ms          # or promql: '...'
         labels: 'name="recipes_search"' # PromQL label matchers (metric gates only)
         status: "429"                   # status_rate only
+        outcome: successful             # rps and latency_* only: successful (default) | all
         max: 1200                       # and/or min; max_change/min_change vs a baseline; floor (locking)
         severity: fail                  # fail | warn
         abort: false                    # also evaluated live; a violation stops the load
         window: run                     # per-gate override
+
+Values: counts are what the run's counters counted inside the window (exact: the value at its
+end minus the value at its start). `rps` and `latency_*` judge successful requests by default
+(requests that did not fail, as k6's expected_response:true); `outcome: all` takes every request,
+failed ones included (a refused connection is fast and counts as throughput). A window with no
+successful request fails the latency gate ("no successful requests in the window"); a window
+too short to hold a few scrapes fails every metric gate with that reason.
 """
 
 from __future__ import annotations
@@ -86,6 +94,7 @@ class Gate(BaseModel):
     severity: Literal["fail", "warn"] = "fail"
     abort: bool = False
     window: str | None = Field(default=None, pattern=PHASE_PATTERN)
+    outcome: Literal["successful", "all"] | None = None  # None: successful (rps, latency_* only)
 
     @field_validator("labels")
     @classmethod
@@ -114,6 +123,10 @@ class Gate(BaseModel):
             raise ValueError("metric status_rate needs 'status' (e.g. \"429\")")
         if self.status and self.metric != "status_rate":
             raise ValueError("'status' only applies to metric status_rate")
+        if self.outcome is not None and not (
+            self.metric == "rps" or (self.metric or "").startswith("latency_")
+        ):
+            raise ValueError("'outcome' only applies to metrics rps and latency_* (successful | all)")
         if self.promql is not None and self.labels:
             raise ValueError("'labels' only applies to 'metric' gates; put matchers in the promql")
         if all(v is None for v in (self.max, self.min, self.max_change, self.min_change)):

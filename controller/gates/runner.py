@@ -12,8 +12,17 @@ from dataclasses import dataclass
 import httpx
 
 from controller.errors import PrometheusError, PrometheusUnreachable
-from controller.gates.compile import WindowError, compile_gate, window_segments
-from controller.gates.evaluate import GateReport, GateResult, judge, overall
+from controller.gates.compile import (
+    MIN_SCRAPES,
+    QUANTILES,
+    Segment,
+    WindowError,
+    compile_gate,
+    compile_judged_requests,
+    compile_scrape_counts,
+    window_segments,
+)
+from controller.gates.evaluate import GateReport, GateResult, judge, overall, usable
 from controller.gates.models import Gate, GateFile
 from controller.models import RunRecord
 from controller.prom.client import query
@@ -25,10 +34,16 @@ class Unreachable(Exception):
 
 @dataclass(frozen=True)
 class Target:
-    """A run and the Prometheus that holds its data."""
+    """A run and the Prometheus that holds its data.
+
+    `stopped_at_end`: the record's ended_at is when the load stopped (run.json), so a segment
+    ending there also reads the exporter's final scrape just after it. False for a window given
+    by hand (--start/--end), whose end is taken as it is.
+    """
 
     client: httpx.Client
     record: RunRecord
+    stopped_at_end: bool = True
 
 
 def query_one(
@@ -55,6 +70,21 @@ def query_one(
     return samples[0].value, None
 
 
+def too_short(run_id: str, segments: tuple[Segment, ...], client: httpx.Client, retry_s: float) -> str | None:
+    """Why the window cannot be judged (too few scrapes inside a segment), or None."""
+    for (start, end), promql in zip(
+        segments, compile_scrape_counts(run_id=run_id, segments=segments), strict=True
+    ):
+        scrapes, _ = query_one(client=client, promql=promql, at=end, retry_s=retry_s)
+        if scrapes is None or scrapes < MIN_SCRAPES:
+            seen = "no scrape" if not scrapes else f"{scrapes:.0f} scrape(s)"
+            return (
+                f"window too short to judge: {seen} of the run's counters inside {end - start:.1f} s "
+                f"({start:.3f}..{end:.3f}), need {MIN_SCRAPES}"
+            )
+    return None
+
+
 def measure(
     gate: Gate, window: str, target: Target, *, retry_s: float, until: float | None = None
 ) -> tuple[float | None, str | None, str, tuple[float, float] | None]:
@@ -66,13 +96,34 @@ def measure(
         )
     except WindowError as e:
         return None, str(e), "", None
+    run_end = record.ended_at if target.stopped_at_end else None  # then also the final scrape
     if until is not None:
         segments = tuple((s, min(e, until)) for s, e in segments if s < until)
         if not segments:
             return None, f"window '{window}' has not started yet", "", None
-    promql = compile_gate(gate, run_id=record.run_id, segments=segments)
+        run_end = None
+    promql = compile_gate(gate, run_id=record.run_id, segments=segments, run_end=run_end)
+    span = (segments[0][0], segments[-1][1])
+    if gate.metric is not None:
+        short = too_short(record.run_id, segments, target.client, retry_s)
+        if short is not None:
+            return None, short, promql, span
     value, reason = query_one(client=target.client, promql=promql, at=segments[-1][1], retry_s=retry_s)
-    return value, reason, promql, (segments[0][0], segments[-1][1])
+    if gate.metric in QUANTILES and not usable(value) and reason in (None, "no data"):
+        # A quantile of nothing is NaN: say whether there was nothing at all or nothing successful.
+        judged, _ = query_one(
+            client=target.client,
+            promql=compile_judged_requests(gate, run_id=record.run_id, segments=segments, run_end=run_end),
+            at=span[1],
+            retry_s=retry_s,
+        )
+        if judged == 0:
+            reason = (
+                "no requests in the window"
+                if gate.outcome == "all"
+                else "no successful requests in the window"
+            )
+    return value, reason, promql, span
 
 
 def evaluate_gates(
@@ -86,6 +137,7 @@ def evaluate_gates(
     until: float | None = None,
 ) -> GateReport:
     results: list[GateResult] = []
+    names = tuple(g.name for g in gate_file.gates if only is None or g.name in only)
     try:
         for gate in gate_file.gates:
             if only is not None and gate.name not in only:
@@ -116,6 +168,8 @@ def evaluate_gates(
             evaluated_at=time.time(),
             reason=f"Prometheus unreachable for {retry_s:.0f}s: {e}",
             baseline_run_id=baseline.record.run_id if baseline else None,
+            suite=gate_file.name,
+            gate_names=names,
         )
     return GateReport(
         verdict=overall(results),
@@ -124,4 +178,6 @@ def evaluate_gates(
         run_id=target.record.run_id,
         evaluated_at=time.time(),
         baseline_run_id=baseline.record.run_id if baseline else None,
+        suite=gate_file.name,
+        gate_names=names,
     )

@@ -28,7 +28,8 @@ MARKDOWN_FILE = "gates.md"
 JUNIT_FILE = "junit.xml"
 RESULT_STYLES = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red", "error": "bold red"}
 # XML 1.0 cannot carry most control characters; a Prometheus error body could contain them.
-_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# Lone surrogates (undecodable bytes read with surrogateescape) cannot even be encoded as UTF-8.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 # -- shared formatting: the one place numbers and thresholds become text ---------------------------
@@ -143,16 +144,41 @@ def gates_markdown(report: GateReport, *, title: str | None = None) -> str:
 
 
 # -- junit.xml -------------------------------------------------------------------------------------
+#
+# The shape CI servers read (the Jenkins/Ant junit.xsd, which GitLab and GitHub reporters follow):
+# testsuites > testsuite(name, tests, failures, errors, skipped, time, timestamp) > properties,
+# testcase(classname, name, time) > failure | error, system-out. CI history keys a test on
+# classname + name, so classname is the gate file's `name` (never the run id or a path): "pilot /
+# search_p95" is the same test in every build. Attributes stay short; PromQL goes in element text.
+
+# A message attribute is what a CI tab shows in one line; the details follow in the element text.
+_MESSAGE_LIMIT = 300
 
 
 def _xml(text: str) -> str:
     return _XML_ILLEGAL.sub("?", text)
 
 
+def _message(text: str) -> str:
+    text = one_line(text)
+    if len(text) > _MESSAGE_LIMIT:
+        text = text[: _MESSAGE_LIMIT - 3] + "..."
+    return _xml(text)
+
+
+def suite_name(report: GateReport) -> str:
+    """The gate file's `name`; a report without one falls back to the file's stem, never a path."""
+    return report.suite or Path(report.gate_file).stem or "gates"
+
+
+def _timestamp(timestamp: float) -> str:
+    return _when(timestamp).isoformat(timespec="seconds")  # 2025-11-24T16:05:05+00:00
+
+
 def _details(result: GateResult) -> str:
     return "\n".join(
         [
-            f"gate: {result.name} ({result.severity})",
+            f"gate: {result.name} (severity: {result.severity})",
             f"value: {number(result.value)}",
             f"target: {target(result)}",
             f"window: {window(result)}",
@@ -163,44 +189,77 @@ def _details(result: GateResult) -> str:
 
 
 def junit_xml(report: GateReport) -> str:
-    """One testsuite, one testcase per gate; a Prometheus outage is an extra errored testcase."""
+    """One testsuite, exactly one testcase per gate, whatever happened.
+
+    A gate an outage left unevaluated is an errored testcase (`<error>`), so the count of tests is
+    the same in every build. Only a report that does not know its gates' names (built without
+    `gate_names`) shows an outage as an extra `prometheus` testcase: an error must never look like
+    a pass.
+    """
+    results = {r.name: r for r in report.gates}
+    names = [*report.gate_names, *(r.name for r in report.gates if r.name not in report.gate_names)]
+    why = report.reason or "the gates could not be evaluated"
+    missing = [name for name in names if name not in results]
+    orphan_error = report.verdict == "error" and not missing
     failures = sum(r.verdict == "fail" for r in report.gates)
-    errors = int(report.verdict == "error")
-    counts = {"tests": str(len(report.gates) + errors), "failures": str(failures), "errors": str(errors)}
-    root = ET.Element("testsuites", {"name": "loadctl gates", **counts})
+    errors = len(missing) + orphan_error
+    tests = len(names) + orphan_error
+    name = suite_name(report)
+    root = ET.Element(
+        "testsuites",
+        {
+            "name": "loadctl gates",
+            "tests": str(tests),
+            "failures": str(failures),
+            "errors": str(errors),
+            "time": "0",
+        },
+    )
     suite = ET.SubElement(
         root,
         "testsuite",
         {
-            "name": _xml(f"loadctl gates: {report.gate_file}"),
-            **counts,
+            "name": _xml(f"loadctl gates: {name}"),
+            "tests": str(tests),
+            "failures": str(failures),
+            "errors": str(errors),
             "skipped": "0",
             "time": "0",
-            "timestamp": f"{_when(report.evaluated_at):%Y-%m-%dT%H:%M:%S}",
+            "timestamp": _timestamp(report.evaluated_at),
         },
     )
     properties = ET.SubElement(suite, "properties")
     for key, value in (
         ("verdict", report.verdict),
         ("exit_code", str(report.exit_code)),
+        ("gate_file", report.gate_file),
         ("run_id", report.run_id),
         ("baseline_run_id", report.baseline_run_id or ""),
     ):
-        ET.SubElement(properties, "property", name=key, value=_xml(value))
-    classname = _xml(f"loadctl.gates.{report.run_id}")
-    for r in report.gates:
-        case = ET.SubElement(suite, "testcase", classname=classname, name=_xml(r.name), time="0")
-        if r.verdict == "fail":
-            message = f"{outcome(r)}; promql: {r.promql or '-'}"
-            failure = ET.SubElement(case, "failure", message=_xml(one_line(message)), type="gate")
+        ET.SubElement(properties, "property", name=key, value=_message(value))
+    classname = _xml(name)
+    for gate in names:
+        case = ET.SubElement(suite, "testcase", classname=classname, name=_xml(gate), time="0")
+        r = results.get(gate)
+        if r is None:
+            error = ET.SubElement(
+                case, "error", message=_message(f"not evaluated: {why}"), type="not-evaluated"
+            )
+            error.text = _xml(f"gate: {gate}\nnot evaluated: {why}")
+        elif r.verdict == "fail":
+            failure = ET.SubElement(case, "failure", message=_message(outcome(r)), type="gate-failed")
             failure.text = _xml(_details(r))
-        elif r.verdict == "warn":
-            # a warning does not fail the build; CI shows system-out next to the passed test
-            ET.SubElement(case, "system-out").text = _xml(f"WARN: {outcome(r)}\n{_details(r)}")
-    if errors:
+        else:
+            # a pass says what was measured; a warning does not fail the build, CI shows it here
+            prefix = f"WARN: {outcome(r)}\n" if r.verdict == "warn" else ""
+            ET.SubElement(case, "system-out").text = _xml(prefix + _details(r))
+    if orphan_error:
         case = ET.SubElement(suite, "testcase", classname=classname, name="prometheus", time="0")
-        reason = report.reason or "the gates could not be evaluated"
-        ET.SubElement(case, "error", message=_xml(one_line(reason)), type="infra").text = _xml(reason)
+        ET.SubElement(case, "error", message=_message(why), type="not-evaluated").text = _xml(why)
+    summary = f"verdict: {report.verdict} (exit {report.exit_code})" + (
+        f"\n{report.reason}" if report.reason else ""
+    )
+    ET.SubElement(suite, "system-out").text = _xml(summary)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -249,7 +308,9 @@ def gates_table(report: GateReport) -> Table:
 def _write(path: Path, text: str) -> None:
     # write-then-rename: a CI step reading the run directory never sees half a file
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
+    # errors="replace": a JSON error body can decode to a lone surrogate ("\\ud83d"), which UTF-8
+    # cannot encode; one "?" in a reason beats losing the whole report.
+    partial.write_text(text, encoding="utf-8", errors="replace")
     os.replace(partial, path)
 
 

@@ -143,6 +143,34 @@ def verdict(record: RunRecord) -> list[str]:
     return lines
 
 
+def run_health(record: RunRecord) -> list[str]:
+    """What makes the numbers above suspect, and what the run's monitoring said during it."""
+    lines = ["## Run Health"]
+    if record.generator_problems:
+        lines.append(
+            "- **The load generator was not healthy: the numbers above describe it as much as the target.**"
+        )
+        lines += [f"  - {problem}" for problem in record.generator_problems]
+    else:
+        lines.append("- Load generator: healthy (workers connected, users reached, CPU below saturation).")
+    if record.alerts_fired:
+        lines.append(f"- Alerts that fired during the run: {', '.join(code(a) for a in record.alerts_fired)}")
+    else:
+        lines.append("- No alert fired during the run.")
+    if record.locust_warnings:
+        lines.append("- Locust's own warnings:")
+        lines += [f"  - {code(w)}" for w in record.locust_warnings]
+    return lines
+
+
+def gate_section(record: RunRecord, gates: GateReport | None) -> list[str]:
+    if gates is not None:
+        return gates_markdown(gates).rstrip("\n").splitlines()
+    if record.gates_file:
+        return ["## Gate Results", f"- The gate file {code(record.gates_file)} could not be evaluated."]
+    return ["## Gate Results", "- No gate file was given for this run."]
+
+
 def _value(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
@@ -176,9 +204,8 @@ def run_report_markdown(
         endpoints(stats),
         failure_analysis(failures),
         system_under_test(record.peaks),
-        gates_markdown(gates).rstrip("\n").splitlines()
-        if gates is not None
-        else ["## Gate Results", "- No gate file was given for this run."],
+        run_health(record),
+        gate_section(record, gates),
         verdict(record),
     ]
     return "\n\n".join("\n".join(section) for section in sections) + "\n"

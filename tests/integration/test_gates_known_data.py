@@ -246,8 +246,9 @@ STEADY_CASES = [
     ("status_rate", "", "429", 300 / 3720),
     ("status_rate", 'name="search"', "429", 60 / 1200),
     ("status_rate", "", "500", 120 / 3720),
-    ("rps", "", None, 31.0),
-    ("rps", 'name="browse"', None, 20.0),
+    # rps counts successful requests (outcome: successful, the default): (3720 - 420) / 120
+    ("rps", "", None, 27.5),
+    ("rps", 'name="browse"', None, (2400 - 240) / 120),  # 18
     # search, total 1200, cumulative 120, 480, 840, 1080, 1200
     ("latency_p50_ms", 'name="search"', None, 1000 * (0.05 + 0.05 * (600 - 480) / 360)),  # 66.67
     ("latency_p90_ms", 'name="search"', None, 1000 * (0.1 + 0.4 * (1080 - 840) / 240)),  # 500
@@ -295,9 +296,10 @@ WINDOW_CASES = [
     ("steady", "requests", "", 3720.0, (60, 180)),
     ("ramp_up", "requests", "", 780.0, (0, 60)),
     ("ramp_down", "requests", "", 210.0, (180, 210)),
-    ("run", "rps", "", 4710 / 210, (0, 210)),
-    ("ramp_up", "rps", "", 13.0, (0, 60)),
-    ("ramp_down", "rps", "", 7.0, (180, 210)),
+    # rps of successful requests: failures run 525, ramp_up 90, ramp_down 15
+    ("run", "rps", "", (4710 - 525) / 210, (0, 210)),
+    ("ramp_up", "rps", "", (780 - 90) / 60, (0, 60)),
+    ("ramp_down", "rps", "", (210 - 15) / 30, (180, 210)),
     # failures: search 500 30 + 120 + 15, search 429 60, browse 429 60 + 240
     ("run", "failures", "", 525.0, (0, 210)),
     ("ramp_up", "failures", "", 90.0, (0, 60)),
@@ -330,7 +332,7 @@ def test_each_window_has_its_own_value(main, window, metric, labels, expected, s
 STAGED_CASES = [
     ("steady", "requests", "", None, 600 + 1200 + 120.0),
     ("steady", "requests", 'name="search"', None, 1800.0),
-    ("steady", "rps", "", None, 1920 / 120),
+    ("steady", "rps", "", None, (1920 - 300) / 120),  # successful requests
     ("steady", "failures", "", None, 60 + 180 + 60.0),
     ("steady", "error_rate", "", None, 300 / 1920),
     ("steady", "status_rate", "", "500", 240 / 1920),
@@ -343,7 +345,7 @@ STAGED_CASES = [
     ("steady", "latency_p95_ms", "", None, 1000 * (0.5 + 0.5 * (1824 - 1740) / 120)),  # 850
     # ramp_up = offsets 0..30 (4 rps) + 90..120 (6 rps)
     ("ramp_up", "requests", "", None, 120 + 180.0),
-    ("ramp_up", "rps", "", None, 300 / 60),
+    ("ramp_up", "rps", "", None, 300 / 60),  # no failures in ramp_up
 ]
 
 
@@ -359,7 +361,7 @@ def test_multi_segment_window_adds_up_every_segment(staged, window, metric, labe
     assert result.verdict == "pass"
     segments = [(30, 90), (120, 180)] if window == "steady" else [(0, 30), (90, 120)]
     assert (result.start, result.end) == (STAGED.start + segments[0][0], STAGED.start + segments[1][1])
-    for begin, end in segments:  # one increase() per segment, each pinned to the segment's end
+    for begin, end in segments:  # one end-minus-start difference per segment, pinned to its end
         assert f"[{(end - begin) * 1000}ms] @ {STAGED.start + end:.3f}" in result.promql
 
 
@@ -434,8 +436,8 @@ def test_thresholds_max_min_and_both(main):
         main,
         metric_gate("max_equal", "requests", max=3720),  # 3720: a value equal to the limit passes
         metric_gate("max_over", "requests", max=3719),
-        metric_gate("min_equal", "rps", min=31),
-        metric_gate("min_under", "rps", min=31.5),
+        metric_gate("min_equal", "rps", min=31, outcome="all"),
+        metric_gate("min_under", "rps", min=31.5, outcome="all"),
         metric_gate("both_inside", "error_rate", min=0.1, max=0.12),  # 0.112903
         metric_gate("both_above", "error_rate", min=0.05, max=0.1),
         metric_gate("both_below", "error_rate", min=0.2, max=0.3),
@@ -625,8 +627,8 @@ def test_relative_gates_against_the_baseline_run(main, baseline):
         main,
         metric_gate("search_p95", "latency_p95_ms", 'name="search"', max_change="+10%"),  # 750 vs 493.33
         metric_gate("browse_p95", "latency_p95_ms", 'name="browse"', max_change="+10%"),  # 750 vs 725
-        metric_gate("search_rps", "rps", 'name="search"', min_change="-5%"),  # 10 vs 10.5: -4.8 %
-        metric_gate("total_rps", "rps", min_change="-5%"),  # 31 vs 33.5: -7.5 %
+        metric_gate("search_rps", "rps", 'name="search"', min_change="-5%", outcome="all"),  # 10 vs 10.5
+        metric_gate("total_rps", "rps", min_change="-5%", outcome="all"),  # 31 vs 33.5: -7.5 %
         baseline=baseline,
     )
     results = by_name(report)
@@ -688,7 +690,7 @@ def test_lock_from_known_data_gives_exact_thresholds_and_the_run_passes_them(mai
         "window": "steady",
         "gates": [
             metric_gate("requests_cap", "requests", max=10_000),  # observed 3720 -> 3720 x 1.2
-            metric_gate("throughput", "rps", min=20),  # observed 31 -> 31 / 1.2, up
+            metric_gate("throughput", "rps", min=20, outcome="all"),  # observed 31 -> 31 / 1.2, up
             metric_gate("errors", "error_rate", max=0.5, floor=0.2),  # 0.1129 x 1.2 < floor -> floor
             metric_gate("already_tight", "requests", max=4000),  # 3720 x 1.2 > 4000: stays
             metric_gate("nothing", "requests", labels='name="nope"', max=5),  # no data: not locked

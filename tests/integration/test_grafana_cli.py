@@ -405,7 +405,7 @@ def test_a_run_goes_on_when_grafana_fails_and_warns_once(tmp_path, grafana):
         )
     assert done.returncode == 0, done.stdout + done.stderr
     record = json.loads((tmp_path / "r" / "unannotated" / "run.json").read_text())
-    assert record["verdict"] == "no_gates" and record["requests"] > 0
+    assert record["verdict"] == "pass" and record["requests"] > 0
     assert len(grafana.seen("POST", "/api/annotations")) >= 2  # it kept trying: start and end at least
     warnings = [line for line in done.stdout.splitlines() if "warning" in line]
     assert len(warnings) == 1, done.stdout

@@ -7,27 +7,13 @@ import signal
 import subprocess
 import time
 
-import httpx
 import psutil
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from controller.errors import EXIT_INTERRUPTED
-from tests.support import DEMO_LOCUSTFILE, LOADCTL, REPO_ROOT, demo_server, wait_for
+from tests.support import DEMO_LOCUSTFILE, LOADCTL, REPO_ROOT, demo_server, served_requests, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-def served_requests(target: str) -> float:
-    text = httpx.get(f"{target}/metrics", timeout=5).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        # the load only: not Prometheus' scrapes, not the test's own start-up health checks
-        if sample.name == "demo_http_requests_total"
-        and sample.labels.get("route") not in ("/metrics", "/health")
-    )
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

@@ -119,3 +119,46 @@ def test_runner_gauges_and_phase(env):
     info = samples["locust_run_info"][0]
     assert info.value == 1 and info.labels["profile"] == "p" and info.labels["phase"] == "ready"
     assert "locust_workers" not in samples  # a local runner has no workers to report
+
+
+def test_failed_response_times_are_their_own_histogram_with_the_same_buckets(env):
+    from locust_workers.failed_times import FailedTimes, record_failures
+
+    failed = FailedTimes(local=True)  # a local runner: the users record in this process
+    record_failures(env, failed)
+    for i in range(50):
+        fire(env, "search", 40 + i)
+    for ms in (1.4, 2.6, 480.0):
+        fire(env, "search", ms, ConnectionRefusedError(111, "refused"))
+    fire(env, "search", None, ConnectionRefusedError(111, "refused"))  # untimed, as Locust leaves it
+
+    samples = scrape(env, failed=failed)
+    failed_buckets = {s.labels["le"]: s.value for s in samples["locust_failed_response_time_seconds_bucket"]}
+    all_buckets = {s.labels["le"]: s.value for s in samples["locust_response_time_seconds_bucket"]}
+    assert failed_buckets.keys() == all_buckets.keys()
+    assert failed_buckets["+Inf"] == 3 and samples["locust_failed_response_time_seconds_count"][0].value == 3
+    # rounded like Locust's keys (1.4 -> 1, 2.6 -> 3): inside every bucket, failed <= all
+    assert failed_buckets["0.001"] == 1 and failed_buckets["0.003"] == 2
+    assert all(failed_buckets[le] <= all_buckets[le] for le in all_buckets)
+    assert all_buckets["+Inf"] - failed_buckets["+Inf"] == 50  # the successful ones
+    assert samples["locust_failed_response_time_seconds_sum"][0].value == pytest.approx(
+        (1.4 + 2.6 + 480) / 1000
+    )
+
+
+def test_failed_times_travel_in_worker_reports():
+    from locust_workers.failed_times import FailedTimes
+
+    worker, master = FailedTimes(), FailedTimes()
+    worker.record("a", "GET", 12.4)
+    worker.record("a", "GET", 12.0)
+    worker.record("b", "", 150.0)
+    assert master.merge(worker.drain()) and worker.drain() == []
+    worker.record("a", "GET", 731.0)  # Locust rounds to 730
+    assert master.merge(worker.drain())
+    assert master.totals() == {
+        ("a", "GET"): ({12: 2, 730: 1}, 12.4 + 12.0 + 731.0),
+        ("b", ""): ({150: 1}, 150.0),
+    }
+    assert not master.merge([["a", "GET", "not a list", 1.0]])  # malformed: skipped, nothing added
+    assert master.totals()[("a", "GET")][0] == {12: 2, 730: 1}

@@ -3,11 +3,16 @@
 import json
 import math
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from typing import Any
 
+import httpx
 from rich.console import Console
 
 from controller.gates.evaluate import GateReport, GateResult, GateVerdict, Overall
+from controller.gates.models import GateFile
+from controller.gates.runner import Target, evaluate_gates
+from controller.models import PhaseWindow, RunRecord
 from controller.reports.gates import (
     gates_json,
     gates_markdown,
@@ -38,20 +43,29 @@ NO_DATA = result("studio_p99", "fail", None, max=5000.0, reason="no data | scrap
 RELATIVE = result("search_p50", "pass", 101.0, max_change="+10%", baseline=99.0)
 
 
-def report(*gates: GateResult, verdict: Overall = "fail", reason: str | None = None) -> GateReport:
-    return GateReport(
-        verdict=verdict,
-        gates=gates,
-        gate_file="gates/pilot.yaml",
-        run_id="r1",
-        evaluated_at=END + 5,
-        baseline_run_id="r0",
-        reason=reason,
-    )
+def report(
+    *gates: GateResult,
+    verdict: Overall = "fail",
+    reason: str | None = None,
+    names: tuple[str, ...] | None = None,
+    **kwargs: Any,
+) -> GateReport:
+    fields: dict[str, Any] = {
+        "gate_file": "gates/pilot.yaml",
+        "run_id": "r1",
+        "evaluated_at": END + 5,
+        "baseline_run_id": "r0",
+        "suite": "pilot",
+        "gate_names": tuple(g.name for g in gates) if names is None else names,
+    }
+    return GateReport(verdict=verdict, gates=gates, reason=reason, **(fields | kwargs))
 
 
 FULL = report(PASSED, WARNED, FAILED, NO_DATA, RELATIVE)
-OUTAGE = report(PASSED, verdict="error", reason="Prometheus unreachable for 30s: connection refused")
+ALL_NAMES = tuple(g.name for g in FULL.gates)
+UNREACHABLE = "Prometheus unreachable for 30s: connection refused"
+# Prometheus went away after the first gate: four gates have no result at all
+OUTAGE = report(PASSED, verdict="error", reason=UNREACHABLE, names=ALL_NAMES)
 
 
 def test_numbers_and_targets_read_like_a_person_wrote_them():
@@ -121,44 +135,209 @@ def test_markdown_says_prominently_when_prometheus_was_unreachable():
     assert "> **Error:** Prometheus unreachable for 30s: connection refused" in text
 
 
+# -- junit.xml: the Jenkins/Ant junit.xsd shape, checked rule by rule ------------------------------
+
+XSD_SUITE = ("name", "tests", "failures", "errors", "skipped", "time", "timestamp")
+OUTCOMES = ("failure", "error", "skipped")
+
+
+def junit_suite(text: str) -> ET.Element:
+    """Parse junit.xml and check it against the junit.xsd shape; returns the one testsuite."""
+    root = ET.fromstring(text)
+    assert root.tag == "testsuites"
+    assert {"name", "tests", "failures", "errors", "time"} <= set(root.keys())
+    suites = list(root)
+    assert [s.tag for s in suites] == ["testsuite"]
+    suite = suites[0]
+    assert set(XSD_SUITE) <= set(suite.keys()), suite.keys()
+    for count in ("tests", "failures", "errors", "skipped"):
+        assert int(suite.get(count, "")) >= 0
+        if root.get(count) is not None:
+            assert root.get(count) == suite.get(count)
+    assert float(suite.get("time", "")) >= 0
+    stamp = datetime.fromisoformat(suite.get("timestamp", ""))
+    assert stamp.tzinfo is not None, "timestamp must carry its time zone"
+    # xsd sequence: properties?, testcase*, system-out?, system-err?
+    tags = [child.tag for child in suite]
+    order = {"properties": 0, "testcase": 1, "system-out": 2, "system-err": 3}
+    assert [order[t] for t in tags] == sorted(order[t] for t in tags), tags
+    cases = suite.findall("testcase")
+    assert len(cases) == int(suite.get("tests", ""))
+    seen: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+    for case in cases:
+        assert {"classname", "name", "time"} <= set(case.keys())
+        float(case.get("time", ""))
+        children = [child.tag for child in case]
+        assert set(children) <= {*OUTCOMES, "system-out", "system-err"}, children
+        results = [t for t in children if t in OUTCOMES]
+        assert len(results) <= 1, children
+        assert children[: len(results)] == results  # the outcome comes before system-out
+        for tag in results:
+            seen[tag] += 1
+            assert {"message", "type"} <= set(case.find(tag).keys())  # type: ignore[union-attr]
+    assert (seen["failure"], seen["error"], seen["skipped"]) == (
+        int(suite.get("failures", "")),
+        int(suite.get("errors", "")),
+        int(suite.get("skipped", "")),
+    )
+    # attributes are one short line: long PromQL lives in element text
+    for element in root.iter():
+        for value in element.attrib.values():
+            assert "\n" not in value and len(value) <= 300, value
+    return suite
+
+
+def cases_of(suite: ET.Element) -> dict[str, ET.Element]:
+    return {case.get("name", ""): case for case in suite.iter("testcase")}
+
+
 def test_junit_counts_failures_and_explains_them():
-    root = ET.fromstring(junit_xml(FULL))
-    suite = root.find("testsuite")
-    assert suite is not None
-    assert suite.get("name") == "loadctl gates: gates/pilot.yaml"
+    suite = junit_suite(junit_xml(FULL))
+    assert suite.get("name") == "loadctl gates: pilot"
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == (
         "5",
         "2",
         "0",
         "0",
     )
-    cases = {case.get("name"): case for case in suite.iter("testcase")}
-    assert set(cases) == {g.name for g in FULL.gates}
-    assert all(case.get("classname") == "loadctl.gates.r1" for case in cases.values())
+    assert suite.get("timestamp") == "2025-11-24T16:05:05+00:00"
+    cases = cases_of(suite)
+    assert list(cases) == list(ALL_NAMES)
+    assert all(case.get("classname") == "pilot" for case in cases.values())
     failure = cases["non_harvest_error_rate"].find("failure")
     assert failure is not None
     message = failure.get("message", "")
-    assert "0.031" in message and "<= 0.02" in message and ERR_QUERY in message
+    assert "0.031" in message and "<= 0.02" in message
+    assert ERR_QUERY not in message and ERR_QUERY in (failure.text or "")
     no_data = cases["studio_p99"].find("failure")
     assert no_data is not None and "no data" in no_data.get("message", "")
     warned = cases["rps"]
     assert warned.find("failure") is None
     out = warned.find("system-out")
     assert out is not None and (out.text or "").startswith("WARN:")
-    assert list(cases["search_p95"]) == []
+    passed = cases["search_p95"]
+    assert [child.tag for child in passed] == ["system-out"]
+    assert P95_QUERY in (passed.findtext("system-out") or "")
+    props = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert props["run_id"] == "r1" and props["verdict"] == "fail" and props["exit_code"] == "1"
 
 
-def test_junit_reports_an_outage_as_an_error():
-    suite = ET.fromstring(junit_xml(OUTAGE)).find("testsuite")
-    assert suite is not None
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("2", "0", "1")
+def test_junit_tests_keep_their_identity_from_build_to_build():
+    first = junit_suite(junit_xml(FULL))
+    later = report(*FULL.gates, run_id="pilot-20261201-101010", evaluated_at=END + 86_400)
+    second = junit_suite(junit_xml(later))
+    ids = [(c.get("classname"), c.get("name")) for c in first.iter("testcase")]
+    assert ids == [(c.get("classname"), c.get("name")) for c in second.iter("testcase")]
+    assert first.get("name") == second.get("name")
+    assert "r1" not in str(ids)
+
+
+def test_junit_never_names_a_suite_by_path():
+    local = report(PASSED, verdict="pass", suite="", gate_file="/home/ci/checkout/gates/pilot.yaml")
+    suite = junit_suite(junit_xml(local))
+    assert suite.get("name") == "loadctl gates: pilot"
+    assert {c.get("classname") for c in suite.iter("testcase")} == {"pilot"}
+
+
+def test_junit_has_one_testcase_per_gate_when_prometheus_was_unreachable():
+    suite = junit_suite(junit_xml(OUTAGE))
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("5", "0", "4")
+    cases = cases_of(suite)
+    assert list(cases) == list(ALL_NAMES)  # the same tests as in a normal build
+    assert [child.tag for child in cases["search_p95"]] == ["system-out"]
+    for name in ALL_NAMES[1:]:
+        error = cases[name].find("error")
+        assert error is not None, name
+        assert error.get("type") == "not-evaluated"
+        assert "unreachable" in error.get("message", "")
+    assert UNREACHABLE in (suite.findtext("system-out") or "")
+
+
+def test_junit_of_a_report_without_gate_names_still_shows_the_error():
+    legacy = report(PASSED, verdict="error", reason=UNREACHABLE, names=())
+    suite = junit_suite(junit_xml(legacy))
+    assert (suite.get("tests"), suite.get("errors")) == ("2", "1")
     error = suite.find("testcase[@name='prometheus']/error")
     assert error is not None and "unreachable" in error.get("message", "")
 
 
-def test_junit_survives_control_characters():
-    dirty = report(result("x", "fail", None, max=1.0, reason="bad body \x00\x1b[0m"))
-    assert ET.fromstring(junit_xml(dirty)).find("testsuite") is not None
+def test_junit_survives_a_hostile_reason(tmp_path):
+    hostile = 'bad body \x00\x1b[0m\x07 \ud83d ]]> <tag attr="x"> & \u2603\nsecond line'
+    dirty = report(result("x", "fail", None, max=1.0, reason=hostile), reason=hostile, verdict="error")
+    suite = junit_suite(junit_xml(dirty))
+    failure = suite.find("testcase[@name='x']/failure")
+    assert failure is not None
+    message = failure.get("message", "")
+    assert ']]> <tag attr="x"> & \u2603 second line' in message  # escaped, not dropped
+    assert "second line" in (failure.text or "")
+    write_gate_reports(dirty, run_dir=tmp_path)  # a lone surrogate must not break the UTF-8 file
+    ET.parse(tmp_path / "junit.xml")
+
+
+def test_junit_keeps_long_promql_out_of_attributes():
+    long_query = "sum(" + " + ".join(f'rate(x_total{{run_id="r1",name="n{i}"}}[5m])' for i in range(40)) + ")"
+    long_reason = "Prometheus said: " + long_query
+    gate = result("wide", "fail", None, max=1.0, promql=long_query, reason=long_reason)
+    suite = junit_suite(junit_xml(report(gate)))
+    failure = suite.find("testcase/failure")
+    assert failure is not None and long_query in (failure.text or "")
+    assert failure.get("message", "").endswith("...")
+
+
+def prometheus_going_away() -> httpx.Client:
+    """Answers the first query, then refuses every connection."""
+    calls = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        if len(calls) > 1:
+            raise httpx.ConnectError("connection refused", request=request)
+        body = {
+            "status": "success",
+            "data": {"resultType": "vector", "result": [{"metric": {}, "value": [END, "1"]}]},
+        }
+        return httpx.Response(200, json=body)
+
+    return httpx.Client(base_url="http://prometheus.test", transport=httpx.MockTransport(handle))
+
+
+def test_runner_tells_the_report_every_gate_it_was_asked_for():
+    gate_file = GateFile.model_validate(
+        {
+            "version": 1,
+            "name": "pilot",
+            "gates": [
+                {"name": "rps", "metric": "rps", "min": 0.5},
+                {"name": "p95", "metric": "latency_p95_ms", "max": 900},
+                {"name": "errors", "metric": "error_rate", "max": 0.01},
+            ],
+        }
+    )
+    record = RunRecord(
+        run_id="pilot-1",
+        profile="pilot",
+        profile_file=None,
+        locustfile="demo.py",
+        host="http://127.0.0.1:1",
+        backend="local",
+        workers=1,
+        planned_duration_s=300.0,
+        started_at=START,
+        ended_at=END,
+        phases=(PhaseWindow(stage=0, phase="steady", start=START, end=END),),
+        verdict="fail",
+        exit_code=1,
+        loadctl_version="0.1.0",
+    )
+    with prometheus_going_away() as client:
+        outage = evaluate_gates(
+            gate_file, source="/abs/gates/pilot.yaml", target=Target(client, record), retry_s=0
+        )
+    assert outage.verdict == "error" and [r.name for r in outage.gates] == ["rps"]
+    assert (outage.suite, outage.gate_names) == ("pilot", ("rps", "p95", "errors"))
+    suite = junit_suite(junit_xml(outage))
+    assert [c.get("name") for c in suite.iter("testcase")] == ["rps", "p95", "errors"]
+    assert suite.get("errors") == "2" and suite.get("name") == "loadctl gates: pilot"
 
 
 def test_terminal_table_has_the_columns_and_results():

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from controller.errors import InputError
-from controller.gates.compile import WindowError, compile_gate, window_segments
+from controller.gates.compile import WindowError, compile_gate, compile_scrape_counts, window_segments
 from controller.gates.evaluate import GateResult, judge, overall
 from controller.gates.load import load_gate_file, parse_gate_file
 from controller.gates.models import Gate, check_matchers, parse_change
@@ -32,6 +32,13 @@ def gate(**kwargs) -> Gate:
         ({"metric": "rps", "max_change": "10"}, "relative change"),
         ({"metric": "rps", "max": 1, "labels": "name=harvest"}, "label matchers"),
         ({"metric": "latency_p42_ms", "max": 1}, "Input should be"),
+        (
+            {"metric": "requests", "max": 1, "outcome": "all"},
+            "'outcome' only applies to metrics rps and latency_",
+        ),
+        ({"metric": "error_rate", "max": 1, "outcome": "successful"}, "'outcome' only applies"),
+        ({"promql": "up", "max": 1, "outcome": "all"}, "'outcome' only applies"),
+        ({"metric": "rps", "min": 1, "outcome": "failed"}, "Input should be 'successful' or 'all'"),
     ],
 )
 def test_invalid_gates(kwargs, words):
@@ -88,38 +95,71 @@ def test_windows():
         window_segments("run", phases=(), started_at=None, ended_at=None)
 
 
+def delta(selector: str, start: float, end: float) -> str:
+    """The exact count of one segment, as compile.py writes it."""
+    last = f"last_over_time({selector}[{round((end - start) * 1000)}ms] @ {end:.3f})"
+    return f"({last} - (last_over_time({selector}[300000ms] @ {start:.3f}) or {last} * 0))"
+
+
 def test_compile_shorthands():
     seg = ((100.0, 160.0),)
     sel = 'run_id="r", name="x"'
+    requests = delta(f"locust_requests_total{{{sel}}}", 100, 160)
     assert compile_gate(gate(metric="requests", labels='name="x"', min=1), run_id="r", segments=seg) == (
-        f"sum(increase(locust_requests_total{{{sel}}}[60000ms] @ 160.000))"
+        f"sum({requests})"
+    )
+    # rps judges successful requests by default: requests minus failures (none counts as zero)
+    every, failed = (
+        delta(f'{m}{{run_id="r"}}', 100, 160)
+        for m in ("locust_requests_total", "locust_request_failures_total")
     )
     assert compile_gate(gate(metric="rps", min=1), run_id="r", segments=seg) == (
-        'sum(increase(locust_requests_total{run_id="r"}[60000ms] @ 160.000)) / 60.000'
+        f"(sum({every}) - (sum({failed}) or sum({every}) * 0)) / 60.000"
+    )
+    assert compile_gate(gate(metric="rps", min=1, outcome="all"), run_id="r", segments=seg) == (
+        f"sum({every}) / 60.000"
     )
     p99 = compile_gate(gate(metric="latency_p99_ms", labels='name="x"', max=1), run_id="r", segments=seg)
-    assert p99 == (
-        f"1000 * histogram_quantile(0.99, sum by (le) "
-        f"(increase(locust_response_time_seconds_bucket{{{sel}}}[60000ms] @ 160.000)))"
+    buckets = f"sum by (le) ({delta(f'locust_response_time_seconds_bucket{{{sel}}}', 100, 160)})"
+    failed_buckets = (
+        f"sum by (le) ({delta(f'locust_failed_response_time_seconds_bucket{{{sel}}}', 100, 160)})"
     )
+    assert p99 == (f"1000 * histogram_quantile(0.99, ({buckets} - ({failed_buckets} or {buckets} * 0)))")
+    p99_all = gate(metric="latency_p99_ms", labels='name="x"', max=1, outcome="all")
+    assert compile_gate(p99_all, run_id="r", segments=seg) == f"1000 * histogram_quantile(0.99, {buckets})"
     status = compile_gate(gate(metric="status_rate", status="429", max=0.1), run_id="r", segments=seg)
     assert 'locust_request_failures_total{run_id="r", status="429"}' in status
-    assert status.endswith('/ sum(increase(locust_requests_total{run_id="r"}[60000ms] @ 160.000))')
+    assert status.endswith(f"/ sum({every})")
     # no failure series counts as zero only when there were requests (fail closed otherwise)
-    assert " or 0 * sum(increase(locust_requests_total" in status
+    assert f" or 0 * sum({every})" in status
+    assert "increase(" not in status + p99  # increase() drops a series' first sample and extrapolates
+
+
+def test_a_segment_ending_with_the_run_reads_the_final_scrape():
+    seg = ((100.0, 160.0),)
+    final = compile_gate(gate(metric="requests", min=1), run_id="r", segments=seg, run_end=160.0)
+    assert "[120000ms] @ 220.000)" in final  # up to FINAL_GRACE_S after the stop
+    assert "[300000ms] @ 100.000)" in final  # the start is not moved
+    inner = compile_gate(gate(metric="requests", min=1), run_id="r", segments=seg, run_end=200.0)
+    assert "@ 160.000)" in inner and "@ 220.000" not in inner  # a phase boundary takes no later request
 
 
 def test_compile_sums_segments_and_substitutes_promql():
     segs = ((100.0, 160.0), (200.0, 230.5))
-    two = compile_gate(gate(metric="requests", min=1), run_id="r", segments=segs)
-    assert two.count("increase(") == 2 and "[30500ms] @ 230.500" in two
+    two = compile_gate(gate(metric="requests", min=1), run_id="r", segments=segs, run_end=230.5)
+    assert two.count("[300000ms] @") == 2 and "[90500ms] @ 290.500" in two and "[60000ms] @ 160.000" in two
     # a union of segment-tagged series, not `+` of per-segment sums (which drops a series that
     # exists in only one segment)
-    assert two.startswith("sum(label_replace(increase(") and " or label_replace(" in two and " + " not in two
+    assert two.startswith("sum(label_replace((last_over_time(") and " or label_replace(" in two
+    assert " + " not in two
     assert compile_gate(gate(metric="rps", min=1), run_id="r", segments=segs).endswith("/ 90.500")
     custom = gate(promql='max_over_time(x{run_id="$run_id"}[$__range]) + $start - $end', max=1)
     assert compile_gate(custom, run_id="r", segments=segs) == (
         'max_over_time(x{run_id="r"}[130500ms]) + 100.000 - 230.500'
+    )
+    assert compile_scrape_counts(run_id="r", segments=segs) == (
+        'max(count_over_time(locust_requests_total{run_id="r"}[60000ms] @ 160.000))',
+        'max(count_over_time(locust_requests_total{run_id="r"}[30500ms] @ 230.500))',
     )
 
 
@@ -182,6 +222,17 @@ def test_gate_file_errors_name_the_gate():
     with pytest.raises(InputError, match="version"):
         parse_gate_file(
             {"version": 2, "name": "t", "gates": [{"name": "x", "metric": "rps", "min": 1}]}, source="g.yaml"
+        )
+    with pytest.raises(
+        InputError, match=r"gates\[0\] \(x\): .*'outcome' only applies to metrics rps and latency_"
+    ):
+        parse_gate_file(
+            {
+                "version": 1,
+                "name": "t",
+                "gates": [{"name": "x", "metric": "failures", "max": 0, "outcome": "all"}],
+            },
+            source="g.yaml",
         )
     with pytest.raises(InputError, match="unique"):
         parse_gate_file(

@@ -1,0 +1,189 @@
+"""What a run's verdict is, from everything that happened: one pure function, no I/O.
+
+The verdict is what users take away from a run, so it must never say "pass" when the run cannot
+support it. The rules, first match wins (README "Verdicts and exit codes" is the same table):
+
+    skipped        a guardrail kept the run from sending load                       exit 0
+    interrupted    Ctrl-C / SIGTERM                                                  exit 130
+    error          the load never started; the run's Prometheus was lost; an
+                   infrastructure error; gates asked for but not evaluated;
+                   no request sent at all; (no gate file, or gates not failed)
+                   no successful request                                             exit 3
+    inconclusive   the load generator was sick (master died, a worker lost, users
+                   short of the plan, a worker's CPU saturated): its numbers describe
+                   the generator, not the target. Gate values are still shown.       exit 3
+    fail           a live gate aborted the run, a gate failed, or (no gate file)
+                   any request failed, as plain Locust judges it                     exit 1
+    warn           only warn-severity gates were broken                              exit 0
+    pass           every gate passed; or no gate file and no failed request;
+                   or the profile opted out of judgement (`gates: none`)             exit 0
+
+Why generator health outranks a failed gate: with the only worker killed, "rps 0 < min 5" would
+blame the target for a crash of the load generator (argo-rollouts calls such a measurement
+Inconclusive). Why no successful request is an error and not a fail: refused connections or
+users raising in on_start say nothing about how the target performs.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass
+from typing import Literal
+
+from controller.errors import EXIT_GATE_FAILED, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_PASS
+from controller.gates.evaluate import GateReport
+from controller.models import Verdict
+
+Ending = Literal["completed", "aborted", "interrupted", "skipped", "error", "prometheus_lost"]
+Gates = Literal["file", "none", "absent"]  # a gate file; `gates: none` (opted out); not given
+
+
+@dataclass(frozen=True)
+class Happened:
+    """Everything the verdict depends on, gathered by runs.py after teardown."""
+
+    ending: Ending  # how following the load ended
+    ending_reason: str | None = None  # the abort, interrupt, skip or error message
+    load_started: bool = False  # the exporter reported a test start to Prometheus
+    locust_exit_code: int | None = None
+    gates: Gates = "absent"
+    report: GateReport | None = None  # None when no gate file, or the gates could not be evaluated
+    gates_unjudged: str | None = None  # why a gate file's gates were not evaluated
+    generator: tuple[str, ...] = ()  # why the load generator's numbers are suspect
+    requests: int | None = None  # Locust's own totals (stats.csv)
+    failures: int | None = None
+    notes: tuple[str, ...] = ()  # context appended to the reasons (e.g. a missed final scrape)
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    exit_code: int
+    reasons: tuple[str, ...]
+
+    @property
+    def reason(self) -> str | None:
+        return "; ".join(self.reasons) or None
+
+
+def master_problem(exit_code: int | None, *, test_stopped: bool) -> str | None:
+    """Why the Locust master's end was not the normal end of the stage table, if it was not.
+
+    Locust exits 0, or 1 when requests failed; a negative code (local process) or 128+n (a
+    container) means it was killed by signal n. Without a stop time it never finished the test.
+    """
+    signum = None
+    if exit_code is not None and exit_code < 0:
+        signum = -exit_code
+    elif exit_code is not None and exit_code > 128:
+        signum = exit_code - 128
+    if signum is not None:
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        return f"the Locust master was killed by {name} before the stage table ended"
+    if not test_stopped:
+        return f"the Locust master ended (exit code {exit_code}) without stopping the test"
+    return None
+
+
+EARLY_STOP_TOLERANCE_S = 3.0
+
+
+def early_stop_problem(*, planned_s: float, ran_s: float) -> str | None:
+    """The stage table ended early without loadctl stopping it: Locust itself stopped the test
+    (e.g. "The last worker went missing, stopping test" when a saturated worker misses heartbeats)."""
+    if ran_s >= planned_s - max(EARLY_STOP_TOLERANCE_S, 0.05 * planned_s):
+        return None
+    return (
+        f"the load ran {ran_s:.0f}s of the planned {planned_s:.0f}s: Locust stopped the test early "
+        "(a worker that went missing or quit? see logs/master.log)"
+    )
+
+
+def _successes(happened: Happened) -> int | None:
+    if happened.requests is None:
+        return None
+    return happened.requests - (happened.failures or 0)
+
+
+def _no_success_reason(happened: Happened) -> str | None:
+    successes = _successes(happened)
+    if successes is None or successes > 0:
+        return None
+    if not happened.requests:
+        return "no request was sent (did every user fail in on_start, or no task run?)"
+    return f"no successful request: all {happened.requests:,} requests failed (is the target up?)"
+
+
+def _judged_without_gates(happened: Happened) -> Decision:
+    """No gate file: judged like plain Locust, where any failed request exits 1."""
+    if happened.requests is None:
+        return Decision("error", EXIT_INFRA, ("no gate file and Locust's totals are missing: not judged",))
+    no_success = _no_success_reason(happened)
+    if no_success:
+        return Decision("error", EXIT_INFRA, (no_success,))
+    failures = happened.failures or 0
+    if failures:
+        share = failures / happened.requests
+        return Decision(
+            "fail",
+            EXIT_GATE_FAILED,
+            (
+                f"{failures:,} of {happened.requests:,} requests failed ({share:.2%}); with no gate file "
+                "any failure fails the run, as in plain Locust (set `gates: none` in the profile to opt out)",
+            ),
+        )
+    return Decision("pass", EXIT_PASS, (f"no gate file: none of {happened.requests:,} requests failed",))
+
+
+def decide(happened: Happened) -> Decision:
+    """The one verdict of a run. See the module docstring for the table."""
+    decision = _decide(happened)
+    return Decision(decision.verdict, decision.exit_code, (*decision.reasons, *happened.notes))
+
+
+def _decide(happened: Happened) -> Decision:
+    why = (happened.ending_reason,) if happened.ending_reason else ()
+    generator = happened.generator
+    if happened.ending == "skipped":
+        return Decision("skipped", EXIT_PASS, why)
+    if happened.ending == "interrupted":
+        return Decision("interrupted", EXIT_INTERRUPTED, (*why, *generator))
+    if happened.ending == "prometheus_lost":  # before the start check: its data is gone with it
+        return Decision("error", EXIT_INFRA, (*why, "the load was stopped: nothing could judge it"))
+    if not happened.load_started:
+        code = happened.locust_exit_code
+        started = f"the load never started (locust exit code {code})"
+        return Decision("error", EXIT_INFRA, (*why, started) if happened.ending == "error" else (started,))
+    if happened.ending == "error":
+        return Decision("error", EXIT_INFRA, (*why, *generator))
+    if happened.gates == "file" and (happened.report is None or happened.report.verdict == "error"):
+        detail = happened.gates_unjudged or (happened.report.reason if happened.report else None)
+        return Decision(
+            "error", EXIT_INFRA, ("gates were not evaluated" + (f": {detail}" if detail else ""), *generator)
+        )
+    if happened.requests == 0:  # users that all raised in on_start: the generator never loaded
+        return Decision("error", EXIT_INFRA, (_no_success_reason(happened) or "", *generator))
+    if generator:
+        return Decision(
+            "inconclusive",
+            EXIT_INFRA,
+            ("the load generator was not healthy, its numbers are suspect", *generator, *why),
+        )
+    if happened.ending == "aborted":
+        return Decision("fail", EXIT_GATE_FAILED, why)
+    if happened.gates == "none":
+        return Decision("pass", EXIT_PASS, ("not judged: the profile says `gates: none`",))
+    if happened.report is None:
+        return _judged_without_gates(happened)
+    no_success = _no_success_reason(happened)
+    if no_success and happened.report.verdict != "fail":
+        return Decision("error", EXIT_INFRA, (no_success,))
+    report = happened.report
+    broken = [g for g in report.gates if g.verdict == report.verdict != "pass"]
+    why_broken = tuple(f"{g.name}: {g.reason}" for g in broken[:5])
+    return Decision(
+        report.verdict, report.exit_code, (*((report.reason,) if report.reason else ()), *why_broken)
+    )
