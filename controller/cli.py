@@ -17,6 +17,7 @@ from controller.errors import EXIT_INPUT, EXIT_INTERRUPTED, InfraError, InputErr
 from controller.profiles import build_plan, load_profile, resolve_profile_path
 
 console = Console(soft_wrap=True)
+BASELINE_HELP = "A finished run's results folder: what max_change/min_change gates compare with."
 
 
 def _error(message: str) -> None:
@@ -38,6 +39,7 @@ def cli() -> None:
 @click.option("-t", "--duration", "duration", help="Run time: 90s, 5m, 1h30m.")
 @click.option("--workers", type=click.IntRange(1, 1024), help="Worker processes (default: one per CPU core).")
 @click.option("--gates", help="Gate file (YAML).")
+@click.option("--baseline", type=click.Path(path_type=Path), help=BASELINE_HELP)
 @click.option(
     "--backend",
     type=click.Choice(["local", "k8s"]),
@@ -87,6 +89,7 @@ def run(
     duration: str | None,
     workers: int | None,
     gates: str | None,
+    baseline: Path | None,
     backend: str,
     run_id: str | None,
     results_dir: Path,
@@ -134,11 +137,8 @@ def run(
         gates=gates,
         run_id=run_id,
         results_dir=results_dir,
+        baseline=baseline,
     )
-    if plan.run_dir.exists():
-        raise InputError(
-            f"{plan.run_dir} already exists; choose another --run-id", source="command line", field="--run-id"
-        )
     remember_run_dir(plan.run_dir)  # a crash from here on leaves its traceback in the run's logs/
     observer = run_annotator(plan, url=grafana_url, token_env=grafana_token_env, console=console)
     if backend == "k8s":
@@ -178,13 +178,27 @@ def run(
 
 @cli.command()
 @click.argument("profile")
-def validate(profile: str) -> None:
-    """Check a profile (and its locustfile) without sending any load."""
-    from controller.locustfile_check import check_user_weights, list_user_classes
+@click.option("--gates", help="Gate file (YAML), as `run --gates`.")
+@click.option("--baseline", type=click.Path(path_type=Path), help=BASELINE_HELP)
+@click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+)
+def validate(profile: str, gates: str | None, baseline: Path | None, results_dir: Path) -> None:
+    """Check a profile as `run` would (locustfile, gates, windows, baseline), without sending any load."""
+    from controller.preflight import check_run
 
     profile_file = resolve_profile_path(profile)
-    plan = build_plan(load_profile(profile_file), profile_file=profile_file)
-    check_user_weights(plan.user_weights, list_user_classes(plan.locustfile), source=str(profile_file))
+    plan = build_plan(
+        load_profile(profile_file),
+        profile_file=profile_file,
+        gates=gates,
+        baseline=baseline,
+        results_dir=results_dir,
+    )
+    check_run(plan)
     console.print(
         f"{profile_file}: ok ({len(plan.stages)} stages, {plan.duration:.0f}s, {plan.workers} workers)",
         highlight=False,

@@ -15,37 +15,19 @@ from pathlib import Path
 
 import click
 import httpx
-from pydantic import ValidationError
 from rich.console import Console
 
+from controller.baseline import baseline_target, read_baseline, run_record
 from controller.crash import remember_run_dir
 from controller.errors import InfraError, InputError
 from controller.gates.evaluate import GateReport
 from controller.gates.load import load_gate_file
 from controller.gates.runner import Target, evaluate_gates
 from controller.models import RunRecord
-from controller.profiles import field_path
-from controller.results import RUN_FILE, read_record, read_timeline
+from controller.results import read_timeline
 
 console = Console(soft_wrap=True)
 RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
-
-
-def run_record(run_dir: Path) -> RunRecord:
-    """DIR/run.json, or one line saying why it cannot be read: missing, unreadable, corrupt."""
-    source = str(run_dir / RUN_FILE)
-    try:
-        return read_record(run_dir)
-    except FileNotFoundError:
-        raise InputError("not found: not a loadctl run directory", source=source) from None
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", source=source) from e
-    except UnicodeDecodeError as e:
-        raise InputError("corrupt: not UTF-8 text", source=source) from e
-    except ValidationError as e:
-        first = e.errors()[0]
-        where = field_path(tuple(first["loc"]))
-        raise InputError(f"corrupt: {where + ': ' if where else ''}{first['msg']}", source=source) from e
 
 
 def check_output(path: Path | None, option: str) -> None:
@@ -177,7 +159,8 @@ def eval_command(
     check_output(output, "--output")
     # every file is read before any Prometheus is started: bad input fails fast, nothing to stop
     given = run_record(run_dir) if run_dir is not None else None
-    base_record = run_record(baseline) if baseline is not None else None
+    if baseline is not None:
+        read_baseline(baseline)
     with ExitStack() as stack:
         client = stack.enter_context(prometheus_client(prometheus, run_dir, "gates"))
         if given is not None:
@@ -185,10 +168,7 @@ def eval_command(
         else:
             assert run_id is not None and start is not None and end is not None
             target = Target(client, record_from_window(client, run_id, start, end), stopped_at_end=False)
-        base = None
-        if baseline is not None and base_record is not None:
-            base_client = stack.enter_context(prometheus_client(None, baseline, "baseline"))
-            base = Target(base_client, base_record)
+        base = stack.enter_context(baseline_target(baseline))
         report = evaluate_gates(
             gate_file, source=str(gates_path), target=target, baseline=base, retry_s=retry
         )

@@ -33,10 +33,15 @@ class InputError(LoadctlError):
     """
 
     exit_code = EXIT_INPUT
+    MAX_CHARS = 600
 
     def __init__(self, message: str, *, source: str | None = None, field: str | None = None) -> None:
         parts = [p for p in (source, field) if p]
-        super().__init__(": ".join([*parts, message]))
+        # One line, of bounded length, whatever the input it quotes (newlines, a 100 kB value).
+        text = " ".join(": ".join([*parts, message]).split())
+        if len(text) > self.MAX_CHARS:
+            text = text[: self.MAX_CHARS - 3] + "..."
+        super().__init__(text)
         self.source = source
         self.field = field
 

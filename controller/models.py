@@ -10,6 +10,7 @@ import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -19,6 +20,8 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
 PHASE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 RUN_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+# A week: longer is a typo (99999999999h once started a load and broke every PromQL range after it).
+MAX_DURATION_S = 7 * 24 * 3600.0
 
 
 def parse_duration(value: Any) -> float:
@@ -41,10 +44,40 @@ def parse_duration(value: Any) -> float:
         raise ValueError("expected a duration like 90, '90s', '5m' or '1h30m'")
     if not math.isfinite(seconds) or seconds <= 0:
         raise ValueError("a duration must be greater than 0")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"a duration must be at most {MAX_DURATION_S / 3600:.0f}h")
     return seconds
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def finite_number(value: Any) -> float:
+    """A threshold or rate: an int or float, finite. YAML's `.nan`, `.inf` and `true` are refused
+    (a NaN threshold can never fail, `true` would mean 1.0); `"1e-3"` is allowed, since YAML 1.1
+    reads an exponent without a dot as a string."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not a boolean")
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        value = float(value)
+    if not isinstance(value, int | float):
+        raise ValueError("expected a number")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError("expected a finite number (not NaN or infinity)")
+    return number
+
+
+def whole_number(value: Any) -> Any:
+    """Counts (users, workers, weights) are integers; YAML's `yes`/`true` is not 1."""
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number, not a boolean")
+    return value
+
+
+Number = Annotated[float, BeforeValidator(finite_number)]
+Count = Annotated[int, BeforeValidator(whole_number)]
 
 
 class _Frozen(BaseModel):
@@ -55,8 +88,8 @@ class Stage(_Frozen):
     """One row of the stage table: hold `users` (reached at `spawn_rate`/s) for `duration` seconds."""
 
     duration: Duration
-    users: int = Field(ge=0, le=1_000_000)
-    spawn_rate: float = Field(gt=0, le=100_000)
+    users: Count = Field(ge=0, le=1_000_000)
+    spawn_rate: Number = Field(gt=0, le=100_000)
     phase: str = Field(default="steady", pattern=PHASE_PATTERN)
 
 
@@ -69,12 +102,28 @@ class ScrapeTarget(_Frozen):
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: str) -> str:
+        _no_credentials(url)
         if not re.fullmatch(r"https?://[^/\s:]+(:\d{1,5})?(/\S*)?", url):
             raise ValueError(f"'{url}' is not an http(s) URL like http://127.0.0.1:8000/metrics")
         return url
 
 
+def _no_credentials(url: str) -> None:
+    """user:password@ in a URL would be printed, logged and stored in run.json: refused (the
+    message does not repeat the URL). Credentials belong in the environment or a Secret."""
+    try:
+        netloc = urlsplit(url.strip()).netloc
+    except ValueError:
+        return  # not a URL at all: the pattern check says so
+    if "@" in netloc:
+        raise ValueError(
+            "credentials in a URL (user:password@) are not allowed: they would be printed and stored; "
+            "pass them through the environment or a Secret"
+        )
+
+
 def _check_host(host: str) -> str:
+    _no_credentials(host)
     if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", host):
         raise ValueError(f"'{host}' is not an http(s) base URL like http://127.0.0.1:8000")
     return host.rstrip("/")
@@ -88,11 +137,11 @@ class Profile(_Frozen):
     locustfile: str | None = None
     host: str | None = None
     stages: tuple[Stage, ...] | None = Field(default=None, min_length=1)
-    users: int | None = Field(default=None, ge=1, le=1_000_000)
-    spawn_rate: float | None = Field(default=None, gt=0, le=100_000)
+    users: Count | None = Field(default=None, ge=1, le=1_000_000)
+    spawn_rate: Number | None = Field(default=None, gt=0, le=100_000)
     duration: Duration | None = None
-    workers: int | Literal["auto"] = "auto"
-    user_weights: dict[str, Annotated[int, Field(ge=1, le=1_000_000)]] = Field(default_factory=dict)
+    workers: Annotated[int | Literal["auto"], BeforeValidator(whole_number)] = "auto"
+    user_weights: dict[str, Annotated[Count, Field(ge=1, le=1_000_000)]] = Field(default_factory=dict)
     gates: str | None = None
     scrape_targets: tuple[ScrapeTarget, ...] = ()
     # Samplers of the system under test, in their own process beside the master (locust_workers/probes).
@@ -127,9 +176,47 @@ class Profile(_Frozen):
         return self
 
 
+RUN_WINDOW = "run"
+# Locust's shape worker blocks until a stage's users are all spawned (runners.py shape_worker), so a
+# stage whose ramp is longer than its duration is held longer and swallows the stages after it.
+# A little slack for float rounding in tables written by hand (e.g. 190 users at 0.352/s in 540 s).
+_RAMP_SLACK = 1.001
+
+
+def ramp_seconds(from_users: int, to_users: int, spawn_rate: float) -> float:
+    """How long Locust takes to go from one user count to another at `spawn_rate` users/s."""
+    return abs(to_users - from_users) / spawn_rate
+
+
+def slow_stage(stages: tuple[Stage, ...]) -> tuple[int, float] | None:
+    """(index, ramp seconds) of the first stage that cannot reach its users within its duration."""
+    users = 0
+    for index, stage in enumerate(stages):
+        needed = ramp_seconds(users, stage.users, stage.spawn_rate)
+        if needed > stage.duration * _RAMP_SLACK:
+            return index, needed
+        users = stage.users
+    return None
+
+
+def phase_names(stages: tuple[Stage, ...]) -> frozenset[str]:
+    """The windows a gate can use on a run of this stage table: its phases, and `run`."""
+    return frozenset({RUN_WINDOW, *(stage.phase for stage in stages)})
+
+
 def simple_stages(*, users: int, spawn_rate: float, duration: float) -> tuple[Stage, ...]:
-    """`-u/-r/-t` as a stage table: a ramp_up stage, then steady, so gates can skip the ramp."""
-    ramp = min(duration, float(math.ceil(users / spawn_rate)))
+    """`-u/-r/-t` as a stage table: a ramp_up stage, then steady, so gates can skip the ramp.
+
+    `duration` is the total run time, ramp included (as Locust's own -t). Raises ValueError when
+    the ramp alone is longer, instead of silently running longer than asked.
+    """
+    needed = ramp_seconds(0, users, spawn_rate)
+    if needed > duration * _RAMP_SLACK:
+        raise ValueError(
+            f"ramping up to {users} users at {spawn_rate:g}/s takes {needed:.0f}s, longer than the "
+            f"{duration:g}s run time (the total, ramp included): raise the spawn rate or the duration"
+        )
+    ramp = min(duration, float(math.ceil(needed)))
     stages = [Stage(duration=ramp, users=users, spawn_rate=spawn_rate, phase="ramp_up")]
     if duration - ramp > 0:
         stages.append(Stage(duration=duration - ramp, users=users, spawn_rate=spawn_rate, phase="steady"))
@@ -154,6 +241,8 @@ class RunPlan(_Frozen):
     skip_if_alerts: tuple[str, ...] = ()
     summary_peaks: tuple[str, ...] = ()
     results_dir: Path
+    # A finished run's results folder (run.json, tsdb/) that max_change/min_change gates compare with.
+    baseline: Path | None = None
 
     @field_validator("host")
     @classmethod

@@ -6,8 +6,10 @@ because they are raised before any load is sent.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,12 +20,14 @@ from pydantic import BaseModel, ValidationError
 from controller.errors import InputError
 from controller.models import (
     GATES_OPT_OUT,
+    MAX_DURATION_S,
     Profile,
     RunPlan,
     ScrapeTarget,
     Stage,
     parse_duration,
     simple_stages,
+    slow_stage,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -73,21 +77,128 @@ def expand_env(value: Any, *, source: str, env: dict[str, str], where: str = "")
     return _ENV_REF.sub(substitute, value)
 
 
-def load_yaml_mapping(path: Path) -> dict[str, Any]:
-    source = str(path)
+# Profiles and gate files are hand-written and small; these bounds keep a hostile or broken file
+# (a 2 MB paste, 500-deep nesting, a billion-laughs alias bomb) a one-line error, found in
+# milliseconds, instead of a RecursionError or a hang.
+MAX_FILE_BYTES = 128 * 1024
+MAX_DEPTH = 32  # mappings and sequences inside each other, aliases expanded
+# Scalars, mappings and sequences (aliases expanded): ~300 gates or ~500 stages. PyYAML (pure
+# Python) composes ~20k nodes a second on a busy 2-core machine, so this bound keeps a refusal fast.
+MAX_NODES = 5_000
+
+
+class _TooBig(Exception):
+    pass
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with nesting depth and node count bounded while composing (composition
+    is recursive: ~330 levels would raise RecursionError; 100k nodes take seconds)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        self._nodes += 1
+        try:
+            if self._depth > MAX_DEPTH + 1:
+                raise _TooBig(f"nested deeper than {MAX_DEPTH} levels")
+            if self._nodes > MAX_NODES:  # stop parsing early; aliases are counted after composing
+                raise _TooBig(f"more than {MAX_NODES} values")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Nodes and depth of the document as it would be built, aliases expanded; raises _TooBig.
+    Shared (aliased) nodes are measured once, so this is linear in the file, not in the expansion."""
+    sizes: dict[int, tuple[int, int]] = {}
+    active: set[int] = set()
+
+    def measure(node: yaml.Node, depth: int) -> tuple[int, int]:
+        key = id(node)
+        if key in active:
+            raise _TooBig("an alias refers to a node that contains it (recursive alias)")
+        if key not in sizes:
+            if isinstance(node, yaml.SequenceNode):
+                children = list(node.value)
+            elif isinstance(node, yaml.MappingNode):
+                children = [part for pair in node.value for part in pair]
+            else:
+                children = []
+            active.add(key)
+            count, below = 1, 0
+            for child in children:
+                child_count, child_depth = measure(child, depth + 1)
+                count, below = count + child_count, max(below, child_depth)
+                if count > MAX_NODES:
+                    raise _TooBig(f"more than {MAX_NODES} values once aliases are expanded")
+            active.discard(key)
+            sizes[key] = (count, below + (1 if children else 0))
+        count, height = sizes[key]
+        if depth + height > MAX_DEPTH:
+            raise _TooBig(f"nested deeper than {MAX_DEPTH} levels once aliases are expanded")
+        return count, height
+
+    return measure(root, 0)[0]
+
+
+def _read_text(path: Path, source: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise InputError("file not found", source=source) from None
+    except IsADirectoryError:
+        raise InputError("is a directory, not a file", source=source) from None
     except OSError as e:
         raise InputError(f"cannot read: {e.strerror}", source=source) from e
+    if len(raw) > MAX_FILE_BYTES:
+        raise InputError(
+            f"larger than {MAX_FILE_BYTES // 1024} KiB: not a profile or gate file", source=source
+        )
+    if b"\0" in raw:
+        line = raw.count(b"\n", 0, raw.index(b"\0")) + 1
+        raise InputError("contains a NUL byte: not a text file", source=source, field=f"line {line}")
     try:
-        data = yaml.safe_load(text)
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        raise InputError(
+            f"not valid UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start})",
+            source=source,
+            field=f"line {line}",
+        ) from None
+
+
+def load_yaml_mapping(path: Path) -> dict[str, Any]:
+    """The one YAML loader for profiles and gate files: bounded size, depth and alias expansion,
+    UTF-8 only; any problem is an InputError naming the file (and the line when known)."""
+    source = str(path)
+    text = _read_text(path, source)
+    loader: _BoundedLoader | None = None
+    try:
+        loader = _BoundedLoader(text)  # its reader refuses control characters right away
+        node = loader.get_single_node()
+        if node is not None:
+            _expanded_size(node)
+        data = loader.construct_document(node) if node is not None else None
+    except _TooBig as e:
+        raise InputError(f"too complex: {e}", source=source) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else None
-        problem = getattr(e, "problem", None) or "invalid YAML"
-        raise InputError(f"invalid YAML: {problem}", source=source, field=where) from e
+        problem = getattr(e, "problem", None) or str(e).split("\n")[0] or "invalid YAML"
+        raise InputError(f"invalid YAML: {problem}", source=source, field=where) from None
+    except (ValueError, OverflowError) as e:  # e.g. a date like 2024-13-45, a 5000-digit number
+        raise InputError(f"invalid YAML value: {e}", source=source) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict):
         raise InputError("expected a mapping of fields at the top level", source=source)
     return data
@@ -121,8 +232,10 @@ def load_profile(path: Path, *, env: dict[str, str] | None = None) -> Profile:
 
 
 def default_run_id(profile: str, now: datetime | None = None) -> str:
+    """`<profile>-<UTC timestamp>-<4 random hex>`: two runs started in the same second differ."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
-    return f"{profile}-{stamp}"
+    tail = f"-{stamp}-{secrets.token_hex(2)}"
+    return profile[: 63 - len(tail)].rstrip("._-") + tail
 
 
 def build_plan(
@@ -138,6 +251,7 @@ def build_plan(
     gates: str | None = None,
     run_id: str | None = None,
     results_dir: Path = Path("results"),
+    baseline: Path | None = None,
     cpu_count: int | None = None,
 ) -> RunPlan:
     """Apply CLI flags over a profile (flags win). Paths in a profile are relative to its file."""
@@ -198,6 +312,7 @@ def build_plan(
         "skip_if_alerts": tuple(profile.skip_if_alerts) if profile else (),
         "summary_peaks": tuple(profile.summary_peaks) if profile else (),
         "results_dir": results_dir.resolve(),
+        "baseline": baseline.resolve() if baseline is not None else None,
     }
     try:
         return RunPlan.model_validate(data)
@@ -216,6 +331,21 @@ def _stages(
 ) -> tuple[Stage, ...]:
     flags_given = any(v is not None for v in (users, spawn_rate, duration))
     if profile is not None and profile.stages is not None and not flags_given:
+        if sum(stage.duration for stage in profile.stages) > MAX_DURATION_S:
+            raise InputError(
+                f"the stages add up to more than {MAX_DURATION_S / 3600:.0f}h", source=source, field="stages"
+            )
+        slow = slow_stage(profile.stages)
+        if slow is not None:
+            index, needed = slow
+            stage = profile.stages[index]
+            raise InputError(
+                f"reaching {stage.users} users at spawn_rate {stage.spawn_rate:g}/s takes {needed:.0f}s, "
+                f"longer than the stage's {stage.duration:g}s (Locust would hold the stage until they "
+                "are all spawned and skip later stages): raise spawn_rate or duration",
+                source=source,
+                field=f"stages[{index}]",
+            )
         return profile.stages
     if profile is not None and profile.stages is not None and (users is None or duration is None):
         raise InputError(
@@ -238,9 +368,26 @@ def _stages(
         )
     if u < 1:
         raise InputError("users must be at least 1", source="command line", field="-u")
-    if r is not None and r <= 0:
-        raise InputError("spawn rate must be greater than 0", source="command line", field="-r")
-    return simple_stages(users=u, spawn_rate=r or 1.0, duration=t)
+    if r is not None and (r <= 0 or not math.isfinite(r)):
+        raise InputError("spawn rate must be a number greater than 0", source="command line", field="-r")
+    try:
+        return simple_stages(users=u, spawn_rate=r or 1.0, duration=t)
+    except ValidationError as e:  # a bound of Stage (users, spawn_rate)
+        first = e.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        flag = {"users": "-u", "spawn_rate": "-r", "duration": "-t"}.get(name, "-u")
+        from_flags = {"-u": users, "-r": spawn_rate, "-t": duration}[flag] is not None
+        raise InputError(
+            f"{first['msg']}",
+            source="command line" if from_flags else source,
+            field=flag if from_flags else name or None,
+        ) from None
+    except ValueError as e:
+        # name what the user wrote: the flags, or the profile's fields
+        if duration is not None or spawn_rate is not None:
+            flags = "-t" if spawn_rate is None else ("-r" if duration is None else "-t/-r")
+            raise InputError(str(e), source="command line", field=flags) from None
+        raise InputError(str(e), source=source, field="duration") from None
 
 
 def scrape_target_parts(target: ScrapeTarget) -> tuple[str, str, str]:

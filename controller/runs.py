@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.live import Live
 
 from controller.backends.base import Backend
+from controller.baseline import baseline_target
 from controller.errors import (
     EXIT_INFRA,
     GeneratorLost,
@@ -32,11 +33,10 @@ from controller.errors import (
 )
 from controller.gates.compile import WindowError, window_segments
 from controller.gates.evaluate import GateReport, GateResult
-from controller.gates.load import load_gate_file
 from controller.gates.models import GateFile
 from controller.gates.runner import Target, evaluate_gates
-from controller.locustfile_check import check_user_weights, list_user_classes
 from controller.models import Peak, PhaseWindow, RunPlan, RunRecord
+from controller.preflight import check_run, claim_run_dir
 from controller.progress import Snapshot, format_snapshot, read_snapshot
 from controller.prom.client import is_ready
 from controller.prom.health import (
@@ -86,11 +86,10 @@ class GateAbort(Exception):
 
 
 def preflight(plan: RunPlan) -> GateFile | None:
-    """Everything that can be checked before any load is sent (exit 2 on bad input)."""
-    gate_file = load_gate_file(plan.gates) if plan.gates is not None else None
-    classes = list_user_classes(plan.locustfile)
-    source = str(plan.profile_file) if plan.profile_file else "command line"
-    check_user_weights(plan.user_weights, classes, source=source)
+    """Everything that can be checked before any load is sent (exit 2 on bad input), then the
+    run's folder claimed (last, so a rejected run leaves no folder behind)."""
+    gate_file = check_run(plan)
+    claim_run_dir(plan)
     return gate_file
 
 
@@ -349,7 +348,10 @@ def read_back(
         plan, backend, started=readings.started, ended=readings.ended, phases=readings.phases
     )
     if gate_file is not None and followed.ending in ("completed", "aborted"):
-        readings.report = evaluate_gates(gate_file, source=str(plan.gates), target=Target(http, judged))
+        with baseline_target(plan.baseline, gate_file=gate_file) as baseline:
+            readings.report = evaluate_gates(
+                gate_file, source=str(plan.gates), target=Target(http, judged), baseline=baseline
+            )
     readings.generator = read_generator_problems(
         client=http,
         run_id=plan.run_id,

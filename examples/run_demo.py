@@ -11,13 +11,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
 from controller.errors import InfraError
 from controller.processes import ManagedProcess, wait_until
+from controller.profiles import default_run_id
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 3
-    run_id = f"demo-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    run_id = default_run_id("demo")
     results = ROOT / args.results_dir
     log = results / f".{run_id}-demo-target.log"  # moved into the run's logs/ at the end
     target = ManagedProcess(

@@ -22,10 +22,15 @@ from controller.gates.models import GateFile
 from controller.profiles import field_path, load_yaml_mapping
 
 
+def gate_label(name: object, index: int) -> str:
+    """How errors name a gate: `gates[2] (search_p95)`."""
+    return f"gates[{index}] ({name})" if name and isinstance(name, str) else f"gates[{index}]"
+
+
 def _gate_label(data: dict[str, Any], index: int) -> str:
     gates = data.get("gates")
-    name = gates[index].get("name") if isinstance(gates, list) and isinstance(gates[index], dict) else None
-    return f"gates[{index}] ({name})" if name else f"gates[{index}]"
+    in_range = isinstance(gates, list) and 0 <= index < len(gates) and isinstance(gates[index], dict)
+    return gate_label(gates[index].get("name") if in_range else None, index)  # type: ignore[index]
 
 
 def parse_gate_file(data: dict[str, Any], *, source: str) -> GateFile:

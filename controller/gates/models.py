@@ -27,11 +27,11 @@ too short to hold a few scrapes fails every metric gate with that reason.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from controller.models import PHASE_PATTERN, Duration
+from controller.models import PHASE_PATTERN, Duration, Number, whole_number
 
 Metric = Literal[
     "requests",
@@ -45,6 +45,10 @@ Metric = Literal[
     "latency_p99_ms",
 ]
 _CHANGE = re.compile(r"^([+-]?\d+(?:\.\d+)?)%$")
+# A gate's PromQL is a query, not a program: the bound keeps promtool, Prometheus' URL limits and
+# the reports sane (a 100 kB expression is a paste accident).
+MAX_PROMQL_CHARS = 4_000
+MAX_LABELS_CHARS = 1_000
 _MATCHER = re.compile(r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"\s*')
 
 
@@ -79,14 +83,14 @@ class Gate(BaseModel):
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,80}$")
     metric: Metric | None = None
-    promql: str | None = None
-    labels: str = ""
-    status: str | None = None
-    max: float | None = None
-    min: float | None = None
-    max_change: str | None = None
-    min_change: str | None = None
-    floor: float | None = None
+    promql: str | None = Field(default=None, min_length=1, max_length=MAX_PROMQL_CHARS)
+    labels: str = Field(default="", max_length=MAX_LABELS_CHARS)
+    status: str | None = Field(default=None, max_length=40)
+    max: Number | None = None
+    min: Number | None = None
+    max_change: str | None = Field(default=None, max_length=40)
+    min_change: str | None = Field(default=None, max_length=40)
+    floor: Number | None = None
     severity: Literal["fail", "warn"] = "fail"
     abort: bool = False
     window: str | None = Field(default=None, pattern=PHASE_PATTERN)
@@ -107,6 +111,8 @@ class Gate(BaseModel):
     @field_validator("status", mode="before")
     @classmethod
     def _status(cls, status: object) -> object:
+        if isinstance(status, bool):
+            raise ValueError('expected an HTTP status like "429" or an exception name')
         return str(status) if isinstance(status, int) else status  # status: 429 means "429"
 
     @model_validator(mode="after")
@@ -125,6 +131,10 @@ class Gate(BaseModel):
             raise ValueError("'labels' only applies to 'metric' gates; put matchers in the promql")
         if all(v is None for v in (self.max, self.min, self.max_change, self.min_change)):
             raise ValueError("no threshold: give max, min, max_change or min_change")
+        if self.abort and self.needs_baseline:
+            raise ValueError(
+                "a relative gate (max_change/min_change) cannot abort live: it is judged after the run"
+            )
         if self.max is not None and self.min is not None and self.min > self.max:
             raise ValueError("min is greater than max")
         return self
@@ -137,7 +147,7 @@ class Gate(BaseModel):
 class GateFile(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: Literal[1]
+    version: Annotated[Literal[1], BeforeValidator(whole_number)]
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,80}$")
     window: str = Field(default="steady", pattern=PHASE_PATTERN)
     abort_grace: Duration = 60.0

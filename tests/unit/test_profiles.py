@@ -220,10 +220,19 @@ def test_bad_flags_name_the_flag(tmp_path, kwargs, field):
     assert f": {field}: " in str(caught.value)
 
 
-def test_simple_stages_clamps_the_ramp_to_the_duration():
-    assert [(s.phase, s.duration) for s in simple_stages(users=100, spawn_rate=1, duration=30)] == [
+def test_simple_stages_duration_is_the_total_run_time():
+    assert [(s.phase, s.duration) for s in simple_stages(users=20, spawn_rate=4, duration=30)] == [
+        ("ramp_up", 5),
+        ("steady", 25),
+    ]
+    assert [(s.phase, s.duration) for s in simple_stages(users=30, spawn_rate=1, duration=30)] == [
         ("ramp_up", 30)
     ]
+
+
+def test_simple_stages_refuses_a_ramp_longer_than_the_run():
+    with pytest.raises(ValueError, match="takes 100s, longer than the 30s run time"):
+        simple_stages(users=100, spawn_rate=1, duration=30)
 
 
 def test_resolve_profile_by_name_lists_known_ones(tmp_path):
