@@ -12,7 +12,7 @@ from rich.console import Console
 
 from controller.cli_grafana import grafana_run_options, run_annotator
 from controller.cli_k8s import k8s_backend, k8s_connection_options
-from controller.crash import remember_run_dir, report_crash
+from controller.crash import report_crash
 from controller.errors import EXIT_INPUT, EXIT_INTERRUPTED, InfraError, InputError, LoadctlError
 from controller.profiles import build_plan, load_profile, resolve_profile_path
 
@@ -139,7 +139,6 @@ def run(
         results_dir=results_dir,
         baseline=baseline,
     )
-    remember_run_dir(plan.run_dir)  # a crash from here on leaves its traceback in the run's logs/
     observer = run_annotator(plan, url=grafana_url, token_env=grafana_token_env, console=console)
     if backend == "k8s":
         runner = k8s_backend(

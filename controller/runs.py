@@ -22,6 +22,7 @@ from rich.live import Live
 
 from controller.backends.base import Backend
 from controller.baseline import baseline_target
+from controller.crash import remember_run_dir
 from controller.errors import (
     EXIT_INFRA,
     GeneratorLost,
@@ -90,6 +91,7 @@ def preflight(plan: RunPlan) -> GateFile | None:
     run's folder claimed (last, so a rejected run leaves no folder behind)."""
     gate_file = check_run(plan)
     claim_run_dir(plan)
+    remember_run_dir(plan.run_dir)  # from here on a crash leaves its traceback in this run's logs/
     return gate_file
 
 
