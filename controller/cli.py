@@ -169,6 +169,16 @@ def run(
     console.print(f"[{style}]verdict: {record.verdict}[/] (exit {record.exit_code}){totals}", highlight=False)
     if record.reason:
         console.print(f"reason: {record.reason}", highlight=False)
+    if record.alerts_fired:
+        console.print(f"alerts fired during the run: {', '.join(record.alerts_fired)}", highlight=False)
+    if record.locust_warnings:
+        first = record.locust_warnings[0]
+        more = (
+            f" (+{len(record.locust_warnings) - 1} more in report.md)"
+            if len(record.locust_warnings) > 1
+            else ""
+        )
+        console.print(f"locust warned: {first}{more}", highlight=False)
     # a k8s run followed by the cluster's Prometheus keeps no tsdb of its own
     again = f"; query again: loadctl prometheus {plan.run_dir}" if (plan.run_dir / "tsdb").is_dir() else ""
     console.print(f"results: {plan.run_dir}  (report: {plan.run_dir / 'report.md'}{again})", highlight=False)

@@ -231,3 +231,6 @@ def test_a_saturated_worker_makes_the_run_inconclusive(tmp_path):
     assert done.returncode == EXIT_INFRA, done.stdout + done.stderr
     assert record["verdict"] == "inconclusive"
     assert any("CPU for 30s" in p for p in record["generator_problems"]), record["generator_problems"]
+    # Locust's own warning and the run's alert say the same, after the run
+    assert any("CPU usage above 90%" in w for w in record["locust_warnings"]), record["locust_warnings"]
+    assert "locust warned:" in done.stdout
