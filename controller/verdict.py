@@ -5,7 +5,8 @@ support it. The rules, first match wins (README "Verdicts and exit codes" is the
 
     skipped        a guardrail kept the run from sending load                       exit 0
     interrupted    Ctrl-C / SIGTERM                                                  exit 130
-    error          the load never started; the run's Prometheus was lost; an
+    inconclusive   the run's Prometheus stopped answering (the load is stopped)      exit 3
+    error          the load never started; an
                    infrastructure error; gates asked for but not evaluated;
                    no request sent at all; (no gate file, or gates not failed)
                    no successful request                                             exit 3
@@ -152,7 +153,9 @@ def _decide(happened: Happened) -> Decision:
     if happened.ending == "interrupted":
         return Decision("interrupted", EXIT_INTERRUPTED, (*why, *generator))
     if happened.ending == "prometheus_lost":  # before the start check: its data is gone with it
-        return Decision("error", EXIT_INFRA, (*why, "the load was stopped: nothing could judge it"))
+        return Decision(
+            "inconclusive", EXIT_INFRA, (*why, "the load was stopped: nothing could measure or judge it")
+        )
     if not happened.load_started:
         code = happened.locust_exit_code
         started = f"the load never started (locust exit code {code})"

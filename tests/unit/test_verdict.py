@@ -41,13 +41,13 @@ def run(**fields) -> Happened:
         (run(ending="interrupted", ending_reason="interrupted by SIGINT"), "interrupted", 130, "SIGINT"),
         (
             run(ending="prometheus_lost", ending_reason="Prometheus stopped answering"),
-            "error",
+            "inconclusive",
             3,
             "Prometheus",
         ),
         (
             run(ending="prometheus_lost", load_started=False, ending_reason="Prometheus gone"),
-            "error",
+            "inconclusive",
             3,
             "gone",
         ),
