@@ -232,9 +232,10 @@ def load_profile(path: Path, *, env: dict[str, str] | None = None) -> Profile:
 
 
 def default_run_id(profile: str, now: datetime | None = None) -> str:
-    """`<profile>-<UTC timestamp>-<4 random hex>`: two runs started in the same second differ."""
+    """`<profile>-<UTC timestamp>-<8 random hex>`: two runs started in the same second differ
+    (one in ~4e9; the run folder is claimed atomically, so even then they never share one)."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
-    tail = f"-{stamp}-{secrets.token_hex(2)}"
+    tail = f"-{stamp}-{secrets.token_hex(4)}"
     return profile[: 63 - len(tail)].rstrip("._-") + tail
 
 
