@@ -132,7 +132,9 @@ def test_harvest_rate_limit_is_per_caller_with_exact_retry_after() -> None:
 
         assert (await harvest(bob)).status_code == 200
         # A forged token is not "alice": it falls back to the client address, a fresh bucket.
-        assert (await harvest({"Authorization": alice["Authorization"][:-1] + "0"})).status_code == 200
+        token = alice["Authorization"]
+        forged = token[:-1] + ("1" if token.endswith("0") else "0")  # one ending in 0 stayed alice's
+        assert (await harvest({"Authorization": forged})).status_code == 200
 
         clock.now += 2.0
         assert (await harvest(alice)).status_code == 200
