@@ -16,12 +16,34 @@ import httpx
 import yaml
 
 from controller.k8s.helm import find_tool
+from controller.models import RunRecord
 from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom.server import serve_run_tsdb
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOADCTL = str(Path(sys.executable).parent / "loadctl")
 DEMO_LOCUSTFILE = REPO_ROOT / "locust_workers" / "scenarios" / "demo.py"
+
+
+def run_record(**fields: Any) -> RunRecord:
+    """A run.json record for tests that need one without a run: neutral values, `fields` win."""
+    base: dict[str, Any] = {
+        "run_id": "r1",
+        "profile": "test",
+        "profile_file": None,
+        "locustfile": "demo.py",
+        "host": "http://127.0.0.1:1",
+        "backend": "local",
+        "workers": 1,
+        "planned_duration_s": 60.0,
+        "started_at": 1_764_000_000.0,
+        "ended_at": 1_764_000_060.0,
+        "phases": (),
+        "verdict": "pass",
+        "exit_code": 0,
+        "loadctl_version": "0.1.0",
+    }
+    return RunRecord(**(base | fields))
 
 
 def served_requests(target: str) -> float:

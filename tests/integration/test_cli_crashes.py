@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.models import RunRecord
 from controller.results import write_record
 from tests.promdata import Phase, SyntheticRun, Traffic, build_tsdb, openmetrics, start_time
-from tests.support import REPO_ROOT, run_loadctl
+from tests.support import REPO_ROOT, run_loadctl, run_record
 
 pytestmark = pytest.mark.integration
 GATES = REPO_ROOT / "gates" / "pilot.yaml"
@@ -44,22 +43,7 @@ def run_folder(tmp_path: Path, run_json: bytes | None, *, tsdb: bool = True) -> 
     return run
 
 
-VALID_RECORD = RunRecord(
-    run_id="r1",
-    profile="pilot",
-    profile_file=None,
-    locustfile="demo.py",
-    host="http://127.0.0.1:1",
-    backend="local",
-    workers=1,
-    planned_duration_s=60.0,
-    started_at=1_764_000_000.0,
-    ended_at=1_764_000_060.0,
-    phases=(),
-    verdict="pass",
-    exit_code=0,
-    loadctl_version="0.1.0",
-).model_dump_json()
+VALID_RECORD = run_record(profile="pilot").model_dump_json()
 
 
 @pytest.mark.parametrize(

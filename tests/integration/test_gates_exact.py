@@ -26,8 +26,9 @@ import pytest
 from controller.gates.evaluate import GateReport
 from controller.gates.models import GateFile
 from controller.gates.runner import Target, evaluate_gates
-from controller.models import PhaseWindow, RunRecord
+from controller.models import PhaseWindow
 from tests.promdata import build_tsdb, le_label, serve_tsdb, start_time
+from tests.support import run_record
 
 pytestmark = pytest.mark.integration
 
@@ -89,15 +90,11 @@ def openmetrics_text() -> str:
     return "\n".join(lines) + "\n"
 
 
-RECORD = RunRecord(
+RECORD = run_record(
     run_id="exact",
     profile="exact",
-    profile_file=None,
     locustfile="synthetic.py",
     host="http://127.0.0.1:9",
-    backend="local",
-    workers=1,
-    planned_duration_s=60.0,
     started_at=float(S),
     ended_at=float(END),
     phases=(
@@ -105,11 +102,8 @@ RECORD = RunRecord(
         PhaseWindow(stage=1, phase="blip", start=float(S + 30), end=S + 31.5),
         PhaseWindow(stage=2, phase="p2", start=S + 31.5, end=float(END)),
     ),
-    verdict="no_gates",
-    exit_code=0,
     requests=605,
     failures=1,
-    loadctl_version="0.1.0",
 )
 
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from controller.gates.evaluate import GateReport, GateResult, GateVerdict, Overall
 from controller.gates.models import GateFile
 from controller.gates.runner import Target, evaluate_gates
-from controller.models import PhaseWindow, RunRecord
+from controller.models import PhaseWindow
 from controller.processes import free_port
 from controller.reports.gates import (
     gates_json,
@@ -23,6 +23,7 @@ from controller.reports.gates import (
     target,
     write_gate_reports,
 )
+from tests.support import run_record
 
 START, END = 1_764_000_000.0, 1_764_000_300.0
 P95_QUERY = 'histogram_quantile(0.95, sum by (le) (rate(x_bucket{run_id="r1"}[300s] @ 1764000300)))'
@@ -302,21 +303,15 @@ def test_runner_tells_the_report_every_gate_it_was_asked_for():
             ],
         }
     )
-    record = RunRecord(
+    record = run_record(
         run_id="pilot-1",
         profile="pilot",
-        profile_file=None,
-        locustfile="demo.py",
-        host="http://127.0.0.1:1",
-        backend="local",
-        workers=1,
         planned_duration_s=300.0,
         started_at=START,
         ended_at=END,
         phases=(PhaseWindow(stage=0, phase="steady", start=START, end=END),),
         verdict="fail",
         exit_code=1,
-        loadctl_version="0.1.0",
     )
     with unreachable_prometheus() as client:
         outage = evaluate_gates(
