@@ -307,9 +307,7 @@ class Readings:
     totals: tuple[int, int] | None = None  # the exporter's, before teardown; run.json has Locust's own
 
 
-def judged_windows(
-    plan: RunPlan, gate_file: GateFile | None, readings: Readings
-) -> list[tuple[str, float, float]]:
+def judged_windows(gate_file: GateFile | None, readings: Readings) -> list[tuple[str, float, float]]:
     """(name, start, end) of every window a verdict rests on: the gates' windows, else the run."""
     names = sorted({gate_file.window_of(g) for g in gate_file.gates}) if gate_file else ["run"]
     spans = []
@@ -362,7 +360,7 @@ def read_back(
         workers=plan.workers,
         started=readings.started,
         ended=readings.ended,
-        judged=judged_windows(plan, gate_file, readings),
+        judged=judged_windows(gate_file, readings),
     )
     readings.totals = read_totals(
         client=http, run_id=plan.run_id, started=readings.started, ended=readings.ended
