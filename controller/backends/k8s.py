@@ -44,8 +44,7 @@ from controller.k8s.release import (
 from controller.models import RunPlan, Verdict
 from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom import client as prom
-from controller.prom.config import scrape_config
-from controller.prom.server import PrometheusServer
+from controller.prom.server import PrometheusServer, run_prometheus
 from controller.prom.stats import write_stats_from_prometheus
 
 DEFAULT_EXPORTER_PORT = 9646
@@ -298,16 +297,12 @@ class K8sBackend:
         )
         if not wait_until(lambda: "Forwarding from" in forward.log_tail(2000), timeout=30, watch=[forward]):
             raise InfraError(f"kubectl port-forward to the master failed: {forward.log_tail()}")
-        self.local_prometheus = PrometheusServer(
-            config=scrape_config(
-                run_id=self.plan.run_id,
-                exporter_address=f"127.0.0.1:{local}",
-                targets=self.plan.scrape_targets,
-                probes_address=None if local_probes is None else f"127.0.0.1:{local_probes}",
-            ),
-            config_path=self.plan.run_dir / "prometheus.yml",
-            data_dir=self.plan.run_dir / "tsdb",
-            log_path=logs / "prometheus.log",
+        self.local_prometheus = run_prometheus(
+            run_id=self.plan.run_id,
+            run_dir=self.plan.run_dir,
+            exporter_address=f"127.0.0.1:{local}",
+            targets=self.plan.scrape_targets,
+            probes_address=None if local_probes is None else f"127.0.0.1:{local_probes}",
         )
         self.local_prometheus.start()
         self.console.print(

@@ -17,8 +17,7 @@ from controller.locustfile_check import locustfile_arg
 from controller.models import RunPlan, Verdict
 from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom.client import wait_for_scrapes_after
-from controller.prom.config import scrape_config
-from controller.prom.server import PrometheusServer
+from controller.prom.server import run_prometheus
 from locust_workers.probes.config import dump_config
 
 LOCUST_CSV_PREFIX = "locust"
@@ -58,16 +57,12 @@ class LocalBackend:
         self.exporter_port = free_port()
         self.master_port = free_port()
         self.probes_port = free_port() if plan.probes else None
-        self.prometheus = PrometheusServer(
-            config=scrape_config(
-                run_id=plan.run_id,
-                exporter_address=f"127.0.0.1:{self.exporter_port}",
-                targets=plan.scrape_targets,
-                probes_address=f"127.0.0.1:{self.probes_port}" if self.probes_port else None,
-            ),
-            config_path=self.run_dir / "prometheus.yml",
-            data_dir=self.run_dir / "tsdb",
-            log_path=self.logs / "prometheus.log",
+        self.prometheus = run_prometheus(
+            run_id=plan.run_id,
+            run_dir=self.run_dir,
+            exporter_address=f"127.0.0.1:{self.exporter_port}",
+            targets=plan.scrape_targets,
+            probes_address=f"127.0.0.1:{self.probes_port}" if self.probes_port else None,
         )
         self.master: ManagedProcess | None = None
         self.workers: list[ManagedProcess] = []

@@ -12,9 +12,10 @@ from typing import Any
 import httpx
 
 from controller.errors import InfraError, InputError
+from controller.models import ScrapeTarget
 from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom import client as prom
-from controller.prom.config import dump
+from controller.prom.config import dump, scrape_config
 
 PROMETHEUS_ENV = "PROMETHEUS_BIN"
 
@@ -96,6 +97,30 @@ class PrometheusServer:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop(timeout=10.0)
+
+
+def run_prometheus(
+    *,
+    run_id: str,
+    run_dir: Path,
+    exporter_address: str,
+    targets: tuple[ScrapeTarget, ...],
+    probes_address: str | None,
+) -> PrometheusServer:
+    """A run's private Prometheus (not started): scrapes the exporter, the probes and the profile's
+    targets every SCRAPE_INTERVAL_S, keeps its config, TSDB and log in the run directory.
+
+    The one recipe for both backends: a local run, and a k8s run following its master through a
+    port-forward when no cluster Prometheus is given.
+    """
+    return PrometheusServer(
+        config=scrape_config(
+            run_id=run_id, exporter_address=exporter_address, targets=targets, probes_address=probes_address
+        ),
+        config_path=run_dir / "prometheus.yml",
+        data_dir=run_dir / "tsdb",
+        log_path=run_dir / "logs" / "prometheus.log",
+    )
 
 
 @contextmanager

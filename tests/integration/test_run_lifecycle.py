@@ -27,8 +27,7 @@ from controller.errors import InfraError
 from controller.models import RunPlan, Stage
 from controller.processes import free_port
 from controller.prom.client import wait_for_scrapes_after
-from controller.prom.config import scrape_config
-from controller.prom.server import PrometheusServer
+from controller.prom.server import run_prometheus
 from controller.runs import execute
 from tests.support import REPO_ROOT
 
@@ -110,11 +109,12 @@ class FakeBackend:
         self.port = free_port()
         self.server = make_server("127.0.0.1", self.port, make_wsgi_app(registry), handler_class=_Quiet)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.prometheus = PrometheusServer(
-            config=scrape_config(run_id=plan.run_id, exporter_address=f"127.0.0.1:{self.port}"),
-            config_path=plan.run_dir / "prometheus.yml",
-            data_dir=plan.run_dir / "tsdb",
-            log_path=plan.run_dir / "logs" / "prometheus.log",
+        self.prometheus = run_prometheus(
+            run_id=plan.run_id,
+            run_dir=plan.run_dir,
+            exporter_address=f"127.0.0.1:{self.port}",
+            targets=(),
+            probes_address=None,
         )
 
     @property
