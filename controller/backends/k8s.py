@@ -7,8 +7,10 @@ deploy:   guardrails (namespace busy, alerts firing) -> pre-flight (ServiceAccou
 follow:   progress and live gates from the cluster's Prometheus (--prometheus); when none is given
           or reachable, a local Prometheus scrapes the master's exporter through
           `kubectl port-forward` (its TSDB stays in the run directory, like a local run's).
-teardown: reads the run's stats back from Prometheus (the master's own CSVs die with its pod),
-          then `helm uninstall --wait`, unless --keep-on-fail and the verdict is fail.
+teardown: reads the run's stats back from Prometheus (the master's own CSVs die with its pod;
+          a port-forward's Prometheus dies here too), then `helm uninstall --wait`, unless
+          --keep-on-fail and the verdict is fail.
+collect:  writes those stats as stats.csv and failures.csv.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from controller.models import RunPlan, Verdict
 from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom import client as prom
 from controller.prom.server import PrometheusServer, run_prometheus
-from controller.prom.stats import write_stats_from_prometheus
+from controller.prom.stats import StatsTables, read_stats_from_prometheus, write_stats_files
 
 DEFAULT_EXPORTER_PORT = 9646
 DEFAULT_PROBES_PORT = 9647
@@ -129,6 +131,7 @@ class K8sBackend:
         self._pods: list[dict[str, Any]] = []
         self._jobs: list[dict[str, Any]] = []
         self._observed_at = 0.0
+        self._stats: StatsTables | None = None
         self._stats_written = False
         self._last_exit_code: int | None = None
 
@@ -358,7 +361,7 @@ class K8sBackend:
     def teardown(self, *, verdict: Verdict | None = None) -> None:
         try:
             if self.installed:
-                self._write_stats()
+                self._stats = self._read_stats()  # before the port-forward's Prometheus stops
                 if self.options.keep_on_fail and verdict == "fail":
                     self._keep(verdict)
                 else:
@@ -370,16 +373,17 @@ class K8sBackend:
                 self.local_prometheus.stop()
             self.cluster.close()
 
-    def _write_stats(self) -> None:
-        if self._prometheus_url is None or self._stats_written:
-            return
+    def _read_stats(self) -> StatsTables | None:
+        if self._prometheus_url is None:
+            return None
         try:
             with httpx.Client(base_url=self._prometheus_url, timeout=10.0) as client:
-                self._stats_written = write_stats_from_prometheus(
-                    client, run_id=self.plan.run_id, run_dir=self.plan.run_dir, lookback_s=self.plan.duration
+                return read_stats_from_prometheus(
+                    client, run_id=self.plan.run_id, lookback_s=self.plan.duration
                 )
         except PrometheusError as e:
             self.console.print(f"[yellow]stats.csv not rebuilt: {e}[/]", highlight=False)
+            return None
 
     def _keep(self, verdict: str) -> None:
         for job in self._observe(force=True)[1]:
@@ -403,4 +407,7 @@ class K8sBackend:
     def collect(self) -> tuple[str, ...]:
         if not self.plan.run_dir.exists():
             return ()
+        if self._stats is not None:
+            write_stats_files(self.plan.run_dir, self._stats)
+            self._stats_written = True
         return tuple(sorted(p.name for p in self.plan.run_dir.iterdir()))

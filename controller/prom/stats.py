@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -102,10 +103,23 @@ def _write(path: Path, columns: Sequence[str], rows: list[dict[str, str]]) -> No
         writer.writerows(rows)
 
 
-def write_stats_from_prometheus(
-    client: httpx.Client, *, run_id: str, run_dir: Path, lookback_s: float
-) -> bool:
-    """Write stats.csv and failures.csv from the run's final totals; False if the run has none."""
+@dataclass(frozen=True)
+class StatsTables:
+    """stats.csv and failures.csv as rows (Locust's columns), read while Prometheus still runs."""
+
+    stats: list[dict[str, str]]
+    failures: list[dict[str, str]]
+
+
+def write_stats_files(run_dir: Path, tables: StatsTables) -> tuple[str, ...]:
+    """stats.csv and failures.csv into the run directory; returns their names."""
+    _write(run_dir / "stats.csv", STATS_COLUMNS, tables.stats)
+    _write(run_dir / "failures.csv", FAILURE_COLUMNS, tables.failures)
+    return ("stats.csv", "failures.csv")
+
+
+def read_stats_from_prometheus(client: httpx.Client, *, run_id: str, lookback_s: float) -> StatsTables | None:
+    """The run's final totals as stats.csv and failures.csv rows; None if the run has none."""
     window = f"[{int(lookback_s) + 300}s]"
     sel = f'run_id="{run_id}"'
 
@@ -115,7 +129,7 @@ def write_stats_from_prometheus(
 
     requests = totals("locust_requests_total", "method, name")
     if not requests:
-        return False
+        return None
     failures_by_status = totals("locust_request_failures_total", "method, name, status")
     latency_sum = totals("locust_response_time_seconds_sum", "method, name")
     quantiles: dict[Key, dict[float, float]] = {}
@@ -146,7 +160,5 @@ def write_stats_from_prometheus(
     rows = stats_rows(
         requests=two, failures=failures, latency_sum_s=sums, quantiles_s=quantiles, duration_s=duration
     )
-    _write(run_dir / "stats.csv", STATS_COLUMNS, rows)
     by_status = {(k[0], k[1], k[2]): v for k, v in failures_by_status.items()}
-    _write(run_dir / "failures.csv", FAILURE_COLUMNS, failure_rows(by_status))
-    return True
+    return StatsTables(stats=rows, failures=failure_rows(by_status))
