@@ -52,7 +52,9 @@ from controller.reports.run_report import peaks_table, run_report_markdown
 from controller.results import csv_rows, locust_totals, read_timeline, write_record
 from controller.verdict import Ending, Happened, decide, early_stop_problem, master_problem
 
-FINAL_SCRAPE_TIMEOUT_S = 5.0
+# The final-scrape wait: two scrape intervals of the run's Prometheus, at least FINAL_SCRAPE_MIN_S.
+FINAL_SCRAPE_MIN_S = 5.0
+FINAL_SCRAPE_INTERVALS = 2
 OVERRUN_GRACE_S = 180.0
 LIVE_GATE_INTERVAL_S = 5.0
 # The load stops when the run's Prometheus has not answered for this long (nothing could judge it).
@@ -307,6 +309,18 @@ class Readings:
     totals: tuple[int, int] | None = None  # the exporter's, before teardown; run.json has Locust's own
 
 
+def final_scrape_timeout(scrape_interval_s: float) -> float:
+    """How long read_back waits for the scrape that holds the run's final totals, for any backend.
+
+    One interval can pass between the load's end and the next scrape, and that scrape can land
+    just too early or fail once: two intervals cover it. A private Prometheus scrapes every second,
+    so there the floor rules (slack for a busy machine); a cluster Prometheus scrapes far less
+    often, and a fixed wait short enough for the first would judge a k8s run on totals the
+    cluster has not scraped yet. The backend reports the interval (Backend.scrape_interval_s).
+    """
+    return max(FINAL_SCRAPE_MIN_S, FINAL_SCRAPE_INTERVALS * scrape_interval_s)
+
+
 def judged_windows(gate_file: GateFile | None, readings: Readings) -> list[tuple[str, float, float]]:
     """(name, start, end) of every window a verdict rests on: the gates' windows, else the run."""
     names = sorted({gate_file.window_of(g) for g in gate_file.gates}) if gate_file else ["run"]
@@ -327,7 +341,8 @@ def read_back(
 ) -> Readings:
     """Everything the verdict needs from Prometheus: timeline, gates, generator health, alerts."""
     readings = Readings()
-    if not backend.wait_final_scrape(http, moment=time.time(), timeout=FINAL_SCRAPE_TIMEOUT_S):
+    timeout = final_scrape_timeout(backend.scrape_interval_s)
+    if not backend.wait_final_scrape(http, moment=time.time(), timeout=timeout):
         readings.notes.append("some targets were not scraped again after the load stopped")
     lookback = plan.duration + OVERRUN_GRACE_S
     readings.started, readings.stopped, readings.phases = read_timeline(

@@ -17,6 +17,11 @@ class Backend(Protocol):
     def prometheus_url(self) -> str | None:
         """The Prometheus that watches the run; None until deploy() provided one."""
 
+    @property
+    def scrape_interval_s(self) -> float:
+        """The longest time between two scrapes of the run's exporter by that Prometheus (after deploy).
+        runs.py derives the final-scrape timeout from it, one rule for every backend."""
+
     def deploy(self) -> None:
         """Start Prometheus (if the backend owns it), the master and the workers; return once they run."""
 
@@ -30,7 +35,9 @@ class Backend(Protocol):
         """Stop the load now, keeping the final stats (used on interrupt)."""
 
     def wait_final_scrape(self, client: httpx.Client, *, moment: float, timeout: float) -> bool:
-        """Wait until Prometheus holds the run's final totals (scraped after `moment`)."""
+        """Wait at most `timeout` s until Prometheus holds the run's final totals: the load had
+        stopped by `moment` (unix time), so a scrape after it holds the end of every series.
+        False if the time ran out."""
 
     def teardown(self, *, verdict: Verdict | None = None) -> None:
         """Stop everything still running, on every path. `verdict` is where the run is heading

@@ -46,15 +46,16 @@ from controller.k8s.release import (
 from controller.models import RunPlan, Verdict
 from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom import client as prom
+from controller.prom.config import SCRAPE_INTERVAL_S
 from controller.prom.server import PrometheusServer, run_prometheus
 from controller.prom.stats import StatsTables, read_stats_from_prometheus, write_stats_files
 
 DEFAULT_EXPORTER_PORT = 9646
 DEFAULT_PROBES_PORT = 9647
+# The chart's run.finalScrapeTimeoutSeconds: how long the master waits for a scrape after the load.
+CHART_FINAL_SCRAPE_TIMEOUT_S = 15.0
 # The master waits this long for a final scrape (chart: run.finalScrapeTimeoutSeconds) + margin.
 STOP_GRACE_S = 45
-# A cluster Prometheus scrapes every 5-30 s; the chart's master waits 15 s for it.
-FINAL_SCRAPE_TIMEOUT_S = 30.0
 OBSERVE_EVERY_S = 1.0
 
 
@@ -139,6 +140,16 @@ class K8sBackend:
     @property
     def prometheus_url(self) -> str | None:
         return self._prometheus_url
+
+    @property
+    def scrape_interval_s(self) -> float:
+        if self.local_prometheus is not None:
+            return SCRAPE_INTERVAL_S
+        # A cluster Prometheus' interval is its own configuration, unknown here. The chart makes the
+        # master wait run.finalScrapeTimeoutSeconds for a scrape after the load: a Prometheus that
+        # scrapes less often loses the final totals anyway, so that is the longest interval that works.
+        run = self.values.get("run", {})
+        return float(run.get("finalScrapeTimeoutSeconds", CHART_FINAL_SCRAPE_TIMEOUT_S))
 
     @property
     def record_fields(self) -> dict[str, Any]:
@@ -326,14 +337,19 @@ class K8sBackend:
         return master_finished(pods, jobs)
 
     def wait_final_scrape(self, client: httpx.Client, *, moment: float, timeout: float) -> bool:
-        # The master's exporter holds the process until it was scraped once more after the load
-        # (plugin.py), so its stop timestamp in Prometheus means the totals there are final.
-        return prom.wait_for_stop_scraped(
-            client=client,
-            run_id=self.plan.run_id,
-            lookback_s=self.plan.duration + 300,
-            timeout=FINAL_SCRAPE_TIMEOUT_S,
+        deadline = time.monotonic() + timeout
+        # The master's exporter holds its pod until it was scraped once more after the load
+        # (plugin.py), so the run's stop time in Prometheus means the totals there are final (the
+        # pod may be gone by `moment`: its own target cannot show a scrape after it).
+        stop_scraped = prom.wait_for_stop_scraped(
+            client=client, run_id=self.plan.run_id, lookback_s=self.plan.duration + 300, timeout=timeout
         )
+        if not stop_scraped or self.local_prometheus is None:
+            return stop_scraped  # a cluster Prometheus' other targets are not the run's to wait for
+        # A port-forward's private Prometheus also scrapes the profile's own targets, as a local
+        # run's does: their series end with a scrape after `moment`.
+        left = max(0.0, deadline - time.monotonic())
+        return prom.wait_for_scrapes_after(client=client, moment=moment, timeout=left)
 
     # -- stop, teardown -------------------------------------------------------------------------
     def stop_load(self) -> None:

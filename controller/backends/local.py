@@ -17,6 +17,7 @@ from controller.locustfile_check import locustfile_arg
 from controller.models import RunPlan, Verdict
 from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom.client import wait_for_scrapes_after
+from controller.prom.config import SCRAPE_INTERVAL_S
 from controller.prom.server import run_prometheus
 from locust_workers.probes.config import dump_config
 
@@ -71,6 +72,10 @@ class LocalBackend:
     @property
     def prometheus_url(self) -> str:
         return self.prometheus.url
+
+    @property
+    def scrape_interval_s(self) -> float:
+        return SCRAPE_INTERVAL_S
 
     @property
     def record_fields(self) -> dict[str, Any]:

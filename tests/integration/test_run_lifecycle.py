@@ -121,6 +121,10 @@ class FakeBackend:
     def prometheus_url(self) -> str:
         return self.prometheus.url
 
+    @property
+    def scrape_interval_s(self) -> float:
+        return 1.0
+
     def deploy(self) -> None:
         self.plan.run_dir.mkdir(parents=True, exist_ok=True)
         self.prometheus.start()
