@@ -9,9 +9,11 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
+from controller.backends.options import BackendOptions, LocalOptions
 from controller.cli_grafana import grafana_run_options, run_annotator
-from controller.cli_k8s import k8s_backend, k8s_connection_options
+from controller.cli_k8s import k8s_connection_options, k8s_options
 from controller.crash import report_crash
 from controller.errors import EXIT_INPUT, EXIT_INTERRUPTED, InfraError, InputError, LoadctlError
 from controller.profiles import build_plan, load_profile, resolve_profile_path
@@ -22,6 +24,22 @@ BASELINE_HELP = "A finished run's results folder: what max_change/min_change gat
 
 def _error(message: str) -> None:
     print(f"loadctl: error{message}", file=sys.stderr)
+
+
+class ConsoleEvents:
+    """A backend's events (controller/backends/base.py BackendEvents) as lines on the CLI's console."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def note(self, message: str) -> None:
+        self.console.print(escape(message), highlight=False)
+
+    def progress(self, message: str) -> None:
+        self.console.print(escape(message), highlight=False)
+
+    def warning(self, message: str) -> None:
+        self.console.print(f"[yellow]{escape(message)}[/]", highlight=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -106,6 +124,7 @@ def run(
     grafana_token_env: str | None,
 ) -> None:
     """Run PROFILE (a name under profiles/ or a YAML path); flags override it."""
+    from controller.backends.factory import create_backend
     from controller.runs import execute
 
     k8s_only = {
@@ -140,9 +159,9 @@ def run(
         baseline=baseline,
     )
     observer = run_annotator(plan, url=grafana_url, token_env=grafana_token_env, console=console)
+    options: BackendOptions = LocalOptions()
     if backend == "k8s":
-        runner = k8s_backend(
-            plan,
+        options = k8s_options(
             namespace=namespace,
             context=context,
             kubeconfig=kubeconfig,
@@ -153,10 +172,7 @@ def run(
             ready_timeout=ready_timeout,
             keep_on_fail=keep_on_fail,
         )
-    else:
-        from controller.backends.local import LocalBackend
-
-        runner = LocalBackend(plan)
+    runner = create_backend(plan, options, ConsoleEvents(console))
     record = execute(plan, backend=runner, console=console, observer=observer)
     style = {
         "interrupted": "yellow",

@@ -10,8 +10,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from controller.backends.options import K8sOptions
 from controller.errors import InputError
-from controller.models import RunPlan, parse_duration
+from controller.models import parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 console = Console(soft_wrap=True)
@@ -42,18 +43,21 @@ def k8s_connection_options(command: F) -> F:
     return command
 
 
-def _cluster(namespace: str | None, context: str | None, kubeconfig: Path | None, in_cluster: bool) -> Any:
-    from controller.k8s.cluster import Cluster
-
+def _check_in_cluster(in_cluster: bool, context: str | None, kubeconfig: Path | None) -> None:
     if in_cluster and (context or kubeconfig):
         raise InputError(
             "--in-cluster uses the pod's ServiceAccount: drop --context/--kubeconfig", field="--in-cluster"
         )
+
+
+def _cluster(namespace: str | None, context: str | None, kubeconfig: Path | None, in_cluster: bool) -> Any:
+    from controller.k8s.cluster import Cluster
+
+    _check_in_cluster(in_cluster, context, kubeconfig)
     return Cluster(namespace=namespace, kubeconfig=kubeconfig, context=context, in_cluster=in_cluster)
 
 
-def k8s_backend(
-    plan: RunPlan,
+def k8s_options(
     *,
     namespace: str | None,
     context: str | None,
@@ -64,10 +68,9 @@ def k8s_backend(
     values_files: tuple[Path, ...],
     ready_timeout: str,
     keep_on_fail: bool,
-) -> Any:
-    """The k8s backend for `loadctl run`; every flag is checked before anything is installed."""
-    from controller.backends.k8s import K8sBackend, K8sOptions
-    from controller.k8s.helm import Helm, load_values_files
+) -> K8sOptions:
+    """The k8s options of `loadctl run`; every flag is checked before anything is installed."""
+    from controller.k8s.helm import load_values_files
 
     try:
         timeout_s = parse_duration(ready_timeout)
@@ -77,7 +80,9 @@ def k8s_backend(
         raise InputError(
             f"'{prometheus_url}' is not an http(s) URL", source="command line", field="--prometheus"
         )
-    options = K8sOptions(
+    values = load_values_files(values_files)
+    _check_in_cluster(in_cluster, context, kubeconfig)
+    return K8sOptions(
         namespace=namespace,
         kubeconfig=kubeconfig,
         context=context,
@@ -86,11 +91,8 @@ def k8s_backend(
         image=image,
         ready_timeout_s=timeout_s,
         keep_on_fail=keep_on_fail,
-        values=load_values_files(values_files),
+        values=values,
     )
-    cluster = _cluster(namespace, context, kubeconfig, in_cluster)
-    helm = Helm(namespace=cluster.namespace, kubeconfig=cluster.kubeconfig, context=cluster.context)
-    return K8sBackend(plan, options, console=Console(soft_wrap=True), cluster=cluster, helm=helm)
 
 
 @click.command()

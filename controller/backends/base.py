@@ -1,12 +1,47 @@
-"""What runs.py needs from a backend: local processes (local.py) or a Helm release (k8s.py)."""
+"""The one contract between runs.py and a backend: local processes (local.py) or a Helm release (k8s.py).
+
+runs.py calls a backend in this order, and every backend is written against it:
+
+    deploy()                      start Prometheus (if the backend owns it), the master, the workers
+    load_finished() / health()    polled while the load runs (health only while not finished)
+    stop_load()                   always once, after following ended for whatever reason
+    wait_final_scrape(...)        when its Prometheus is still there to ask
+    teardown(verdict=...)         always once, on every path (also after a failed deploy)
+    collect()                     after teardown: the result files, stats.csv included
+    locust_exit_code, locust_warnings(), record_fields   after collect (record_fields also before)
+
+Backends print nothing: whatever the user should hear goes to the BackendEvents they were given,
+and the CLI decides how it looks.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Literal, Protocol, TypedDict
 
 import httpx
 
 from controller.models import RunPlan, Verdict
+
+
+class BackendEvents(Protocol):
+    """What a backend tells the user while it works; implementations must not raise."""
+
+    def note(self, message: str) -> None:
+        """A step taken (helm install, a port-forward started) or a fact worth a line."""
+
+    def progress(self, message: str) -> None:
+        """Where the deployment stands (pods ready, workers running); sent again when it changes."""
+
+    def warning(self, message: str) -> None:
+        """Something the run survives but the user should know (a fallback, a file not rebuilt)."""
+
+
+class RecordFields(TypedDict):
+    """The backend's part of run.json."""
+
+    stats_source: Literal["locust", "prometheus"] | None  # who wrote stats.csv, None if nobody did
+    release: str | None  # the Helm release of a k8s run
+    namespace: str | None
 
 
 class Backend(Protocol):
@@ -32,7 +67,7 @@ class Backend(Protocol):
         """True once the master has ended the test (the stage table ran out or it was stopped)."""
 
     def stop_load(self) -> None:
-        """Stop the load now, keeping the final stats (used on interrupt)."""
+        """Stop the load now if it still runs, keeping the final stats (a no-op once it ended)."""
 
     def wait_final_scrape(self, client: httpx.Client, *, moment: float, timeout: float) -> bool:
         """Wait at most `timeout` s until Prometheus holds the run's final totals: the load had
@@ -41,14 +76,16 @@ class Backend(Protocol):
 
     def teardown(self, *, verdict: Verdict | None = None) -> None:
         """Stop everything still running, on every path. `verdict` is where the run is heading
-        (a k8s release is kept on "fail" with --keep-on-fail)."""
+        (a k8s release is kept on "fail" with --keep-on-fail). Whatever collect() needs from a
+        process that teardown stops is read before it stops."""
 
     def collect(self) -> tuple[str, ...]:
-        """Put result files into the run directory; return their names."""
+        """Put the result files (stats.csv, failures.csv, ...) into the run directory; return the
+        names of every file there."""
 
     @property
-    def record_fields(self) -> dict[str, Any]:
-        """Backend-specific run.json fields (stats_source, release, namespace)."""
+    def record_fields(self) -> RecordFields:
+        """Backend-specific run.json fields (complete once collect() ran)."""
 
     @property
     def locust_exit_code(self) -> int | None: ...

@@ -11,22 +11,24 @@ teardown: reads the run's stats back from Prometheus (the master's own CSVs die 
           a port-forward's Prometheus dies here too), then `helm uninstall --wait`, unless
           --keep-on-fail and the verdict is fail.
 collect:  writes those stats as stats.csv and failures.csv.
+
+The cluster and Helm come in as collaborators (ClusterApi, HelmApi): the factory passes the real
+ones (controller/k8s/cluster.py, helm.py), unit tests small in-memory fakes.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
-from rich.console import Console
 
+from controller.backends.base import BackendEvents, RecordFields
+from controller.backends.options import K8sOptions
 from controller.errors import InfraError, PrometheusError, RunSkipped
-from controller.k8s.cluster import Cluster
-from controller.k8s.helm import Helm, deep_merge, find_tool
+from controller.k8s.helm import deep_merge, find_tool
 from controller.k8s.pod_health import (
     RunPods,
     component,
@@ -57,19 +59,34 @@ CHART_FINAL_SCRAPE_TIMEOUT_S = 15.0
 # The master waits this long for a final scrape (chart: run.finalScrapeTimeoutSeconds) + margin.
 STOP_GRACE_S = 45
 OBSERVE_EVERY_S = 1.0
+Obj = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class K8sOptions:
-    namespace: str | None = None
-    kubeconfig: Path | None = None
-    context: str | None = None
-    in_cluster: bool = False
-    prometheus_url: str | None = None
-    image: str | None = None
-    ready_timeout_s: float = 300.0
-    keep_on_fail: bool = False
-    values: dict[str, Any] = field(default_factory=dict)  # from --values files, under ours
+class ClusterApi(Protocol):
+    """What the backend needs from the cluster (controller/k8s/cluster.py's Cluster)."""
+
+    namespace: str
+    kubeconfig: Path | None
+    context: str | None
+
+    def check_namespace(self) -> None: ...
+    def master_jobs(self) -> list[Obj]: ...
+    def exists(self, kind: str, name: str) -> bool: ...
+    def pods(self, selector: str) -> list[Obj]: ...
+    def jobs(self, selector: str) -> list[Obj]: ...
+    def events(self) -> list[Obj]: ...
+    def watch_pods(self, selector: str, *, timeout_s: float) -> Iterator[None]: ...
+    def suspend_job(self, name: str) -> None: ...
+    def annotate_job(self, name: str, annotations: dict[str, str]) -> None: ...
+    def wait_gone(self, run_id: str, *, timeout_s: float) -> list[str]: ...
+    def close(self) -> None: ...
+
+
+class HelmApi(Protocol):
+    """What the backend needs from Helm (controller/k8s/helm.py's Helm)."""
+
+    def install(self, release: str, values: Mapping[str, Any], *, timeout_s: float) -> None: ...
+    def uninstall(self, release: str, *, wait: bool = True, timeout_s: float = 120) -> None: ...
 
 
 def busy_runs(master_jobs: Sequence[dict[str, Any]], *, own_run_id: str) -> list[str]:
@@ -99,24 +116,19 @@ class K8sBackend:
         self,
         plan: RunPlan,
         options: K8sOptions,
+        events: BackendEvents,
         *,
-        console: Console,
-        cluster: Cluster | None = None,
-        helm: Helm | None = None,
+        cluster: ClusterApi,
+        helm: HelmApi,
+        prometheus_transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.plan = plan
         self.options = options
-        self.console = console
-        self.cluster = cluster or Cluster(
-            namespace=options.namespace,
-            kubeconfig=options.kubeconfig,
-            context=options.context,
-            in_cluster=options.in_cluster,
-        )
-        self.namespace = self.cluster.namespace
-        self.helm = helm or Helm(
-            namespace=self.namespace, kubeconfig=self.cluster.kubeconfig, context=self.cluster.context
-        )
+        self.events = events
+        self.cluster = cluster
+        self.helm = helm
+        self.prometheus_transport = prometheus_transport  # None: real HTTP
+        self.namespace = cluster.namespace
         self.release = release_name(plan.run_id)
         self.selector = run_selector(plan.run_id)
         self.values = deep_merge(
@@ -129,8 +141,8 @@ class K8sBackend:
         self.local_prometheus: PrometheusServer | None = None
         self.port_forward: ManagedProcess | None = None
         self._prometheus_url: str | None = None
-        self._pods: list[dict[str, Any]] = []
-        self._jobs: list[dict[str, Any]] = []
+        self._pods: list[Obj] = []
+        self._jobs: list[Obj] = []
         self._observed_at = 0.0
         self._stats: StatsTables | None = None
         self._stats_written = False
@@ -152,11 +164,11 @@ class K8sBackend:
         return float(run.get("finalScrapeTimeoutSeconds", CHART_FINAL_SCRAPE_TIMEOUT_S))
 
     @property
-    def record_fields(self) -> dict[str, Any]:
+    def record_fields(self) -> RecordFields:
         return {
+            "stats_source": "prometheus" if self._stats_written else None,
             "release": self.release,
             "namespace": self.namespace,
-            "stats_source": "prometheus" if self._stats_written else None,
         }
 
     @property
@@ -175,7 +187,7 @@ class K8sBackend:
         self._preflight_objects()
         if cluster_prometheus is None:
             find_tool("kubectl", "KUBECTL_BIN")  # the port-forward needs it: fail before installing
-        self.console.print(f"helm install {self.release} in namespace {self.namespace}", highlight=False)
+        self.events.note(f"helm install {self.release} in namespace {self.namespace}")
         self.installed = True  # from here on, teardown uninstalls (also a half-done install)
         self.helm.install(self.release, self.values, timeout_s=self.options.ready_timeout_s)
         self._wait_ready()
@@ -188,17 +200,19 @@ class K8sBackend:
         url = self.options.prometheus_url
         if not url:
             return None
-        with httpx.Client(base_url=url, timeout=5.0) as client:
+        with self._prometheus_client(url, timeout=5.0) as client:
             try:
                 prom.query(client=client, promql="vector(1)")
                 return url
             except PrometheusError as e:
-                self.console.print(
-                    f"[yellow]Prometheus {url} not reachable ({e}); following the master through a "
-                    "port-forward instead[/]",
-                    highlight=False,
+                self.events.warning(
+                    f"Prometheus {url} not reachable ({e}); following the master through a "
+                    "port-forward instead"
                 )
                 return None
+
+    def _prometheus_client(self, url: str, *, timeout: float) -> httpx.Client:
+        return httpx.Client(base_url=url, timeout=timeout, transport=self.prometheus_transport)
 
     def _guardrails(self, prometheus_url: str | None) -> None:
         """Another live run in the namespace, or alerts the profile names: a scheduled run skips."""
@@ -215,7 +229,7 @@ class K8sBackend:
         if prometheus_url is None:
             alerts = ", ".join(self.plan.skip_if_alerts)
             raise RunSkipped(f"cannot check skip_if_alerts ({alerts}): no reachable Prometheus")
-        with httpx.Client(base_url=prometheus_url, timeout=10.0) as client:
+        with self._prometheus_client(prometheus_url, timeout=10.0) as client:
             try:
                 firing = prom.firing_alerts(client=client) & set(self.plan.skip_if_alerts)
             except PrometheusError as e:
@@ -242,7 +256,7 @@ class K8sBackend:
                 "(nothing was installed)"
             )
 
-    def _observe(self, *, force: bool = False) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def _observe(self, *, force: bool = False) -> tuple[list[Obj], list[Obj]]:
         if force or time.monotonic() - self._observed_at >= OBSERVE_EVERY_S:
             self._pods = self.cluster.pods(self.selector)
             self._jobs = self.cluster.jobs(self.selector)
@@ -267,7 +281,7 @@ class K8sBackend:
             state = run_pods(self._pods, workers=self.plan.workers)
             if state.summary() != shown:
                 shown = state.summary()
-                self.console.print(f"pods: {shown}", highlight=False)
+                self.events.progress(f"pods: {shown}")
             if state.ready:
                 return
             if master_finished(self._pods, self._jobs):
@@ -319,10 +333,9 @@ class K8sBackend:
             probes_address=None if local_probes is None else f"127.0.0.1:{local_probes}",
         )
         self.local_prometheus.start()
-        self.console.print(
+        self.events.note(
             "following the master's exporter through a port-forward "
-            f"(local Prometheus {self.local_prometheus.url})",
-            highlight=False,
+            f"(local Prometheus {self.local_prometheus.url})"
         )
         return self.local_prometheus.url
 
@@ -362,9 +375,7 @@ class K8sBackend:
             return
         for job in jobs:
             if component(job) == "master":
-                self.console.print(
-                    f"stopping the load: suspending job {job['metadata']['name']}", highlight=False
-                )
+                self.events.note(f"stopping the load: suspending job {job['metadata']['name']}")
                 self.cluster.suspend_job(job["metadata"]["name"])
 
         def master_gone() -> bool:
@@ -393,27 +404,26 @@ class K8sBackend:
         if self._prometheus_url is None:
             return None
         try:
-            with httpx.Client(base_url=self._prometheus_url, timeout=10.0) as client:
+            with self._prometheus_client(self._prometheus_url, timeout=10.0) as client:
                 return read_stats_from_prometheus(
                     client, run_id=self.plan.run_id, lookback_s=self.plan.duration
                 )
         except PrometheusError as e:
-            self.console.print(f"[yellow]stats.csv not rebuilt: {e}[/]", highlight=False)
+            self.events.warning(f"stats.csv not rebuilt: {e}")
             return None
 
     def _keep(self, verdict: str) -> None:
         for job in self._observe(force=True)[1]:
             if component(job) == "master":
                 self.cluster.annotate_job(job["metadata"]["name"], {VERDICT_ANNOTATION: verdict})
-        self.console.print(
-            f"[yellow]--keep-on-fail: kept release {self.release} in namespace {self.namespace}[/]; "
+        self.events.warning(
+            f"--keep-on-fail: kept release {self.release} in namespace {self.namespace}; "
             f"inspect: kubectl -n {self.namespace} get pods -l {self.selector}; "
-            f"remove: loadctl teardown -n {self.namespace} --run-id {self.plan.run_id}",
-            highlight=False,
+            f"remove: loadctl teardown -n {self.namespace} --run-id {self.plan.run_id}"
         )
 
     def _uninstall(self) -> None:
-        self.console.print(f"helm uninstall {self.release}", highlight=False)
+        self.events.note(f"helm uninstall {self.release}")
         self.helm.uninstall(self.release, wait=True)
         left = self.cluster.wait_gone(self.plan.run_id, timeout_s=60)
         if left:

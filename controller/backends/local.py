@@ -8,10 +8,11 @@ import re
 import signal
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 
+from controller.backends.base import BackendEvents, RecordFields
+from controller.backends.options import LocalOptions
 from controller.errors import InfraError
 from controller.locustfile_check import locustfile_arg
 from controller.models import RunPlan, Verdict
@@ -51,8 +52,10 @@ def locust_env(plan: RunPlan, *, exporter_port: int, base: dict[str, str] | None
 class LocalBackend:
     name = "local"
 
-    def __init__(self, plan: RunPlan) -> None:
+    def __init__(self, plan: RunPlan, options: LocalOptions, events: BackendEvents) -> None:
         self.plan = plan
+        self.options = options
+        self.events = events  # nothing to tell yet: the run's own lines say it all
         self.run_dir = plan.run_dir
         self.logs = self.run_dir / "logs"
         self.exporter_port = free_port()
@@ -78,8 +81,9 @@ class LocalBackend:
         return SCRAPE_INTERVAL_S
 
     @property
-    def record_fields(self) -> dict[str, Any]:
-        return {"stats_source": "locust" if (self.run_dir / "stats.csv").exists() else None}
+    def record_fields(self) -> RecordFields:
+        written = (self.run_dir / "stats.csv").exists()
+        return {"stats_source": "locust" if written else None, "release": None, "namespace": None}
 
     @property
     def exporter_url(self) -> str:
@@ -142,10 +146,13 @@ class LocalBackend:
                     cwd=self.run_dir,
                 )
             )
+        self._wait_for_exporter(self.master)
+
+    def _wait_for_exporter(self, master: ManagedProcess) -> None:
         with httpx.Client(timeout=2.0) as http:
-            ready = wait_until(lambda: _answers(http, self.exporter_url), timeout=60, watch=[self.master])
+            ready = wait_until(lambda: _answers(http, self.exporter_url), timeout=60, watch=[master])
         if not ready:
-            raise InfraError(f"locust master exporter not serving after 60s: {self.master.log_tail()}")
+            raise InfraError(f"locust master exporter not serving after 60s: {master.log_tail()}")
 
     def _start_probes(self, port: int) -> None:
         # Their own process, never inside Locust's gevent loop; credentials reach it only through

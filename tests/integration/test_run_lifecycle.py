@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from rich.console import Console
 
+from controller.backends.base import RecordFields
 from controller.errors import InfraError
 from controller.models import RunPlan, Stage
 from controller.processes import free_port
@@ -161,8 +162,8 @@ class FakeBackend:
         return ("stats.csv",)
 
     @property
-    def record_fields(self) -> dict[str, Any]:
-        return {}
+    def record_fields(self) -> RecordFields:
+        return {"stats_source": None, "release": None, "namespace": None}
 
     @property
     def locust_exit_code(self) -> int | None:
