@@ -18,7 +18,6 @@ from controller.models import RunPlan
 
 RUN_LABEL = "loadctl.io/run-id"
 COMPONENT_LABEL = "app.kubernetes.io/component"
-INSTANCE_LABEL = "app.kubernetes.io/instance"
 VERDICT_ANNOTATION = "loadctl.io/verdict"
 RELEASE_PREFIX = "lt-"
 # Helm release names are DNS-1123 labels of at most 53 characters.
