@@ -16,15 +16,11 @@ import requests
 from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaException
 
-from controller.errors import InfraError, tail
+from controller.errors import GrafanaError, tail
 from controller.grafana.annotations import Annotation
 from controller.grafana.payloads import folder_uid_for, is_general_folder
 
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"()]+)")
-
-
-class GrafanaError(InfraError):
-    """Grafana answered an error (401, 403, 5xx...) or did not answer at all: exit 3."""
 
 
 def _status_text(status: int) -> str:
