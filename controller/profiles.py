@@ -382,7 +382,7 @@ def _stages(
             f"{first['msg']}",
             source="command line" if from_flags else source,
             field=flag if from_flags else name or None,
-        ) from None
+        ) from e
     except ValueError as e:
         # name what the user wrote: the flags, or the profile's fields
         if duration is not None or spawn_rate is not None:

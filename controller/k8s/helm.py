@@ -96,9 +96,9 @@ class Helm:
         try:
             _run(install())
         except pyhelm3.errors.FailedToRenderChartError as e:
-            raise InputError(f"the chart rejected the values: {tail(str(e), 600)}", source="helm") from None
+            raise InputError(f"the chart rejected the values: {tail(str(e), 600)}", source="helm") from e
         except pyhelm3.errors.Error as e:
-            raise InfraError(f"helm install {release} failed: {tail(str(e), 600)}") from None
+            raise InfraError(f"helm install {release} failed: {tail(str(e), 600)}") from e
 
     def uninstall(self, release: str, *, wait: bool = True, timeout_s: float = 120) -> None:
         try:
@@ -108,14 +108,14 @@ class Helm:
                 )
             )
         except pyhelm3.errors.Error as e:
-            raise InfraError(f"helm uninstall {release} failed: {tail(str(e), 600)}") from None
+            raise InfraError(f"helm uninstall {release} failed: {tail(str(e), 600)}") from e
 
     def releases(self) -> list[ReleaseInfo]:
         """Every release of charts/loadctl in the namespace, whatever its state."""
         try:
             found = _run(self.client.list_release_definitions(all=True, namespace=self.namespace))
         except pyhelm3.errors.Error as e:
-            raise InfraError(f"helm list -n {self.namespace} failed: {tail(str(e), 600)}") from None
+            raise InfraError(f"helm list -n {self.namespace} failed: {tail(str(e), 600)}") from e
         return [
             ReleaseInfo(name=r["name"], chart=r["chart"], status=r["status"], updated=r["updated"])
             for r in found
@@ -132,6 +132,6 @@ class Helm:
         try:
             run = _run(values()).get("run") or {}
         except pyhelm3.errors.Error as e:
-            raise InfraError(f"helm get values {release} failed: {tail(str(e), 600)}") from None
+            raise InfraError(f"helm get values {release} failed: {tail(str(e), 600)}") from e
         enabled = run.get("enabled", True)
         return str(run["id"]) if enabled and run.get("id") else None

@@ -111,7 +111,7 @@ def run_files(plan: RunPlan) -> dict[str, str]:
     try:
         imported = local_imports(source)
     except SyntaxError as e:
-        raise InputError(f"cannot parse: {e.msg} (line {e.lineno})", source=str(locustfile)) from None
+        raise InputError(f"cannot parse: {e.msg} (line {e.lineno})", source=str(locustfile)) from e
     for name in sorted(imported):
         sibling = locustfile.parent / f"{name}.py"
         if sibling.is_file() and sibling != locustfile:
