@@ -7,6 +7,7 @@ grafana-client sends it only in the Authorization header, which no exception rep
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from http import HTTPStatus
 from importlib.metadata import version
 from typing import Any
@@ -77,7 +78,7 @@ class Grafana:
         except (GrafanaException, requests.RequestException, ValueError) as e:
             raise GrafanaError(f"{what}: {describe_error(e, url=self.url, timeout=self.timeout)}") from e
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> dict[str, object]:
         """GET /api/health: is a Grafana answering at all (needs no token)."""
         answer = self._call("health check", self._api.health.check)
         if not isinstance(answer, dict):
@@ -99,7 +100,7 @@ class Grafana:
             raise GrafanaError(f"create folder '{title}': Grafana {self.url} answered without a uid")
         return str(created["uid"])
 
-    def upload(self, payload: dict[str, Any], *, name: str) -> dict[str, Any]:
+    def upload(self, payload: Mapping[str, object], *, name: str) -> dict[str, object]:
         """POST /api/dashboards/db; Grafana's answer holds the dashboard's url."""
         answer = self._call(f"upload {name}", self._api.dashboard.update_dashboard, payload)
         return answer if isinstance(answer, dict) else {}

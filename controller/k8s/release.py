@@ -65,7 +65,7 @@ def run_values(
     files: Mapping[str, str],
     image: str | None,
     prometheus_url: str | None = None,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The values that make charts/loadctl one run of `plan` (user --values files go underneath)."""
     total = sum(len(name) + len(content.encode()) for name, content in files.items())
     if total > FILES_MAX_BYTES:
