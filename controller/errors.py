@@ -4,6 +4,7 @@
     ├── InputError               exit 2: bad profile, flag, locustfile; raised before any load is sent
     ├── InfraError               exit 3: a process, Prometheus or tool we depend on failed
     │   ├── GeneratorLost        a worker or the master broke during the load (verdict inconclusive)
+    │   ├── GrafanaError         Grafana answered an error or did not answer (a run only warns)
     │   └── PrometheusError      the Prometheus HTTP API failed or answered an error
     │       ├── PrometheusUnreachable   no answer at all (retry-worthy)
     │       └── PrometheusLost   the run's Prometheus stopped answering during the load
@@ -53,6 +54,11 @@ class InfraError(LoadctlError):
 class GeneratorLost(InfraError):
     """Part of the load generator broke during the load (a worker exited or went missing): the
     load is stopped, the gates are still evaluated, and the verdict is inconclusive."""
+
+
+class GrafanaError(InfraError):
+    """Grafana answered an error (401, 403, 5xx...) or did not answer at all: exit 3 for
+    `loadctl grafana push`; during a run, annotations only warn (grafana/annotator.py)."""
 
 
 class PrometheusError(InfraError):

@@ -69,7 +69,7 @@ def finite_number(value: Any) -> float:
     return number
 
 
-def whole_number(value: Any) -> Any:
+def whole_number(value: object) -> object:
     """Counts (users, workers, weights) are integers; YAML's `yes`/`true` is not 1."""
     if isinstance(value, bool):
         raise ValueError("expected a whole number, not a boolean")

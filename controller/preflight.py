@@ -101,7 +101,7 @@ def claim_run_dir(plan: RunPlan) -> Path:
     except OSError as e:
         raise InputError(
             f"cannot create {plan.run_dir}: {e.strerror}", source="command line", field=RESULTS_FLAG
-        ) from None
+        ) from e
     return plan.run_dir
 
 

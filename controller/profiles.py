@@ -258,46 +258,19 @@ def build_plan(
     """Apply CLI flags over a profile (flags win). Paths in a profile are relative to its file."""
     source = str(profile_file) if profile_file else "command line"
     base = profile_file.parent if profile_file else Path.cwd()
-
-    def from_profile(path: str | None) -> Path | None:
-        return None if path is None else (base / path).resolve()
-
-    locust_path = (
-        Path(locustfile).resolve() if locustfile else from_profile(profile.locustfile if profile else None)
-    )
-    if locust_path is None:
-        raise InputError(
-            "no locustfile: give -f LOCUSTFILE or 'locustfile:' in the profile",
-            source=source,
-            field="locustfile",
-        )
-    if not locust_path.is_file():
-        field = "-f" if locustfile else "locustfile"
-        raise InputError(f"locustfile not found: {locust_path}", source=source, field=field)
-
+    locust_path = _locustfile_path(profile, locustfile, base=base, source=source)
     target = host or (profile.host if profile else None)
     if target is None:
         raise InputError(
             "no target host: give --host URL or 'host:' in the profile", source=source, field="host"
         )
-
     stages = _stages(profile, users=users, spawn_rate=spawn_rate, duration=duration, source=source)
     worker_count = workers or (profile.workers if profile else "auto")
     if worker_count == "auto":
         worker_count = cpu_count or os.cpu_count() or 1
-    gates_ref = gates or (profile.gates if profile else None)
-    opt_out = gates_ref == GATES_OPT_OUT
-    if opt_out:
-        gates_path = None
-    else:
-        gates_path = Path(gates).resolve() if gates else from_profile(profile.gates if profile else None)
-    if gates_path is not None and not gates_path.is_file():
-        raise InputError(
-            f"gates file not found: {gates_path}", source=source, field="--gates" if gates else "gates"
-        )
-
+    gates_path, opt_out = _gates_path(profile, gates, base=base, source=source)
     name = profile.name if profile else "adhoc"
-    data = {
+    data: dict[str, object] = {
         "run_id": run_id or default_run_id(name),
         "profile": name,
         "profile_file": profile_file,
@@ -315,6 +288,44 @@ def build_plan(
         "results_dir": results_dir.resolve(),
         "baseline": baseline.resolve() if baseline is not None else None,
     }
+    return _validated_plan(data)
+
+
+def _in_profile_dir(base: Path, path: str | None) -> Path | None:
+    """A path written in a profile, which is relative to the profile's folder."""
+    return None if path is None else (base / path).resolve()
+
+
+def _locustfile_path(profile: Profile | None, flag: str | None, *, base: Path, source: str) -> Path:
+    """-f, else the profile's locustfile; it must exist."""
+    path = Path(flag).resolve() if flag else _in_profile_dir(base, profile.locustfile if profile else None)
+    if path is None:
+        raise InputError(
+            "no locustfile: give -f LOCUSTFILE or 'locustfile:' in the profile",
+            source=source,
+            field="locustfile",
+        )
+    if not path.is_file():
+        field = "-f" if flag else "locustfile"
+        raise InputError(f"locustfile not found: {path}", source=source, field=field)
+    return path
+
+
+def _gates_path(
+    profile: Profile | None, flag: str | None, *, base: Path, source: str
+) -> tuple[Path | None, bool]:
+    """--gates, else the profile's gates: the gate file (if any, it must exist) and whether the user
+    opted out of gates (GATES_OPT_OUT)."""
+    if (flag or (profile.gates if profile else None)) == GATES_OPT_OUT:
+        return None, True
+    path = Path(flag).resolve() if flag else _in_profile_dir(base, profile.gates if profile else None)
+    if path is not None and not path.is_file():
+        raise InputError(f"gates file not found: {path}", source=source, field="--gates" if flag else "gates")
+    return path, False
+
+
+def _validated_plan(data: dict[str, object]) -> RunPlan:
+    """RunPlan's own checks; an error names the flag it came from (--run-id, --host, --workers)."""
     try:
         return RunPlan.model_validate(data)
     except ValidationError as e:
@@ -327,27 +338,32 @@ def build_plan(
         ) from e
 
 
+def _checked_stage_table(stages: tuple[Stage, ...], *, source: str) -> tuple[Stage, ...]:
+    """A profile's stage table as it is, once it is known to fit in a week and in Locust's pace."""
+    if sum(stage.duration for stage in stages) > MAX_DURATION_S:
+        raise InputError(
+            f"the stages add up to more than {MAX_DURATION_S / 3600:.0f}h", source=source, field="stages"
+        )
+    slow = slow_stage(stages)
+    if slow is not None:
+        index, needed = slow
+        stage = stages[index]
+        raise InputError(
+            f"reaching {stage.users} users at spawn_rate {stage.spawn_rate:g}/s takes {needed:.0f}s, "
+            f"longer than the stage's {stage.duration:g}s (Locust would hold the stage until they "
+            "are all spawned and skip later stages): raise spawn_rate or duration",
+            source=source,
+            field=f"stages[{index}]",
+        )
+    return stages
+
+
 def _stages(
     profile: Profile | None, *, users: int | None, spawn_rate: float | None, duration: str | None, source: str
 ) -> tuple[Stage, ...]:
     flags_given = any(v is not None for v in (users, spawn_rate, duration))
     if profile is not None and profile.stages is not None and not flags_given:
-        if sum(stage.duration for stage in profile.stages) > MAX_DURATION_S:
-            raise InputError(
-                f"the stages add up to more than {MAX_DURATION_S / 3600:.0f}h", source=source, field="stages"
-            )
-        slow = slow_stage(profile.stages)
-        if slow is not None:
-            index, needed = slow
-            stage = profile.stages[index]
-            raise InputError(
-                f"reaching {stage.users} users at spawn_rate {stage.spawn_rate:g}/s takes {needed:.0f}s, "
-                f"longer than the stage's {stage.duration:g}s (Locust would hold the stage until they "
-                "are all spawned and skip later stages): raise spawn_rate or duration",
-                source=source,
-                field=f"stages[{index}]",
-            )
-        return profile.stages
+        return _checked_stage_table(profile.stages, source=source)
     if profile is not None and profile.stages is not None and (users is None or duration is None):
         raise InputError(
             "this profile has a stage table: -u and -t must be given together to replace it",
@@ -382,7 +398,7 @@ def _stages(
             f"{first['msg']}",
             source="command line" if from_flags else source,
             field=flag if from_flags else name or None,
-        ) from None
+        ) from e
     except ValueError as e:
         # name what the user wrote: the flags, or the profile's fields
         if duration is not None or spawn_rate is not None:

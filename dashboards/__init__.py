@@ -7,6 +7,6 @@
   system_under_test.py  "loadctl / System under test": pool, crawler domains, Redis, processes, probes
   generate.py           builds both, writes the JSON (sorted keys, so a diff shows what changed)
 
-The JSON files are committed; tests/unit/test_dashboards.py fails when they differ from what the
+The JSON files are committed; tests/integration/test_dashboards.py fails when they differ from what the
 generator produces, so edit the Python, never the JSON. A dev tool: nothing at run time imports it.
 """

@@ -233,7 +233,7 @@ class K8sBackend:
             try:
                 firing = prom.firing_alerts(client=client) & set(self.plan.skip_if_alerts)
             except PrometheusError as e:
-                raise RunSkipped(f"cannot check skip_if_alerts: {e}") from None
+                raise RunSkipped(f"cannot check skip_if_alerts: {e}") from e
         if firing:
             raise RunSkipped(
                 f"alerts firing that the profile lists under skip_if_alerts: {', '.join(sorted(firing))}"

@@ -35,7 +35,7 @@ class GateResult:
     abort: bool = False
     reason: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         data = asdict(self)
         data["window"] = {"name": self.window, "start": self.start, "end": self.end}
         del data["start"], data["end"]
@@ -134,7 +134,7 @@ class GateReport:
     def exit_code(self) -> int:
         return EXIT_CODES[self.verdict]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         return {
             "verdict": self.verdict,
             "exit_code": self.exit_code,

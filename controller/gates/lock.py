@@ -155,7 +155,7 @@ def _lock_gate(gate: dict[str, Any], result: GateResult | None, headroom: float)
 
 def lock_gate_file(
     data: dict[str, Any], results: Sequence[GateResult], *, headroom: float = 1.2
-) -> tuple[dict[str, Any], list[LockRow]]:
+) -> tuple[dict[str, object], list[LockRow]]:
     """A tightened copy of a gate file (as loaded from YAML) and one row per threshold.
 
     Results are matched to gates by name; the input dict is not modified.

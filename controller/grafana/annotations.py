@@ -18,12 +18,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
-from typing import Any
+from typing import NotRequired, TypedDict
 
 from controller.models import RunRecord, Stage
 from controller.progress import Snapshot
 
 REASON_LIMIT = 200
+
+
+class AnnotationBody(TypedDict):
+    """POST /api/annotations, as far as loadctl fills it in."""
+
+    time: int
+    tags: list[str]
+    text: str
+    timeEnd: NotRequired[int]  # a region's end; Grafana's name for it
 
 
 @dataclass(frozen=True)
@@ -33,9 +42,9 @@ class Annotation:
     tags: tuple[str, ...]
     time_end_ms: int | None = None
 
-    def body(self) -> dict[str, Any]:
+    def body(self) -> AnnotationBody:
         """The body of POST /api/annotations (an organisation-wide annotation: no dashboard id)."""
-        body: dict[str, Any] = {"time": self.time_ms, "tags": list(self.tags), "text": self.text}
+        body: AnnotationBody = {"time": self.time_ms, "tags": list(self.tags), "text": self.text}
         if self.time_end_ms is not None:
             body["timeEnd"] = self.time_end_ms
         return body

@@ -14,8 +14,9 @@ import threading
 import time
 from collections.abc import Callable
 
+from controller.errors import GrafanaError
 from controller.grafana.annotations import Annotation, RunAnnotations
-from controller.grafana.client import Grafana, GrafanaError
+from controller.grafana.client import Grafana
 from controller.models import RunPlan, RunRecord
 from controller.progress import Snapshot
 

@@ -7,6 +7,7 @@ grafana-client sends it only in the Authorization header, which no exception rep
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from http import HTTPStatus
 from importlib.metadata import version
 from typing import Any
@@ -16,15 +17,11 @@ import requests
 from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaException
 
-from controller.errors import InfraError, tail
+from controller.errors import GrafanaError, tail
 from controller.grafana.annotations import Annotation
 from controller.grafana.payloads import folder_uid_for, is_general_folder
 
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"()]+)")
-
-
-class GrafanaError(InfraError):
-    """Grafana answered an error (401, 403, 5xx...) or did not answer at all: exit 3."""
 
 
 def _status_text(status: int) -> str:
@@ -81,7 +78,7 @@ class Grafana:
         except (GrafanaException, requests.RequestException, ValueError) as e:
             raise GrafanaError(f"{what}: {describe_error(e, url=self.url, timeout=self.timeout)}") from e
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> dict[str, object]:
         """GET /api/health: is a Grafana answering at all (needs no token)."""
         answer = self._call("health check", self._api.health.check)
         if not isinstance(answer, dict):
@@ -103,7 +100,7 @@ class Grafana:
             raise GrafanaError(f"create folder '{title}': Grafana {self.url} answered without a uid")
         return str(created["uid"])
 
-    def upload(self, payload: dict[str, Any], *, name: str) -> dict[str, Any]:
+    def upload(self, payload: Mapping[str, object], *, name: str) -> dict[str, object]:
         """POST /api/dashboards/db; Grafana's answer holds the dashboard's url."""
         answer = self._call(f"upload {name}", self._api.dashboard.update_dashboard, payload)
         return answer if isinstance(answer, dict) else {}

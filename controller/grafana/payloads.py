@@ -87,7 +87,7 @@ def load_dashboards(directory: Path, *, flag: str = "--dashboards") -> list[Dash
     return dashboards
 
 
-def dashboard_payload(board: DashboardFile, *, folder_uid: str, message: str) -> dict[str, Any]:
+def dashboard_payload(board: DashboardFile, *, folder_uid: str, message: str) -> dict[str, object]:
     """The body of POST /api/dashboards/db: create, or overwrite the dashboard with the same uid."""
     model = {key: value for key, value in board.model.items() if key != "id"}
     return {

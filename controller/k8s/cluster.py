@@ -66,7 +66,7 @@ class Cluster:
         except (ConfigException, OSError) as e:
             source = "--in-cluster" if in_cluster else str(kubeconfig or "kubeconfig")
             field = "--context" if context else None
-            raise InputError(" ".join(str(e).split()), source=source, field=field) from None
+            raise InputError(" ".join(str(e).split()), source=source, field=field) from e
         # One quick attempt per call: the backend has its own timeouts and retry loops.
         configuration.retries = 1
         self.namespace = namespace or default_namespace
@@ -124,9 +124,9 @@ class Cluster:
         try:
             return fn(*args, **kwargs)
         except ApiException as e:
-            raise InfraError(f"Kubernetes API: {what} in namespace {self.namespace}: {_message(e)}") from None
+            raise InfraError(f"Kubernetes API: {what} in namespace {self.namespace}: {_message(e)}") from e
         except urllib3.exceptions.HTTPError as e:
-            raise InfraError(f"Kubernetes API at {self.server} unreachable ({what}): {e}") from None
+            raise InfraError(f"Kubernetes API at {self.server} unreachable ({what}): {e}") from e
 
     def _json(self, obj: Any) -> Any:
         return self.api.sanitize_for_serialization(obj)
@@ -140,9 +140,9 @@ class Cluster:
                     f"namespace {self.namespace!r} does not exist", field="--namespace"
                 ) from None
             if e.status != 403:  # a namespaced ServiceAccount may not read Namespaces: that is fine
-                raise InfraError(f"Kubernetes API: read namespace {self.namespace}: {_message(e)}") from None
+                raise InfraError(f"Kubernetes API: read namespace {self.namespace}: {_message(e)}") from e
         except urllib3.exceptions.HTTPError as e:
-            raise InfraError(f"Kubernetes API at {self.server} unreachable: {e}") from None
+            raise InfraError(f"Kubernetes API at {self.server} unreachable: {e}") from e
 
     def pods(self, selector: str) -> list[Obj]:
         found = self.call("list pods", self.core.list_namespaced_pod, self.namespace, label_selector=selector)
@@ -172,9 +172,9 @@ class Cluster:
         except ApiException as e:
             raise InfraError(
                 f"Kubernetes API: watch pods in namespace {self.namespace}: {_message(e)}"
-            ) from None
+            ) from e
         except urllib3.exceptions.HTTPError as e:
-            raise InfraError(f"Kubernetes API at {self.server} unreachable (watch pods): {e}") from None
+            raise InfraError(f"Kubernetes API at {self.server} unreachable (watch pods): {e}") from e
         finally:
             stream.stop()
         yield
@@ -201,9 +201,9 @@ class Cluster:
                 return False
             if e.status == 403:
                 return True
-            raise InfraError(f"Kubernetes API: read {kind} {name}: {_message(e)}") from None
+            raise InfraError(f"Kubernetes API: read {kind} {name}: {_message(e)}") from e
         except urllib3.exceptions.HTTPError as e:
-            raise InfraError(f"Kubernetes API at {self.server} unreachable: {e}") from None
+            raise InfraError(f"Kubernetes API at {self.server} unreachable: {e}") from e
         return True
 
     def run_objects(self, run_id: str) -> list[str]:

@@ -44,7 +44,7 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
-def load_values_files(paths: tuple[Path, ...]) -> dict[str, Any]:
+def load_values_files(paths: tuple[Path, ...]) -> dict[str, object]:
     """--values files, merged in order; a bad file is an input error (exit 2, before any load)."""
     merged: dict[str, Any] = {}
     for path in paths:
@@ -96,9 +96,9 @@ class Helm:
         try:
             _run(install())
         except pyhelm3.errors.FailedToRenderChartError as e:
-            raise InputError(f"the chart rejected the values: {tail(str(e), 600)}", source="helm") from None
+            raise InputError(f"the chart rejected the values: {tail(str(e), 600)}", source="helm") from e
         except pyhelm3.errors.Error as e:
-            raise InfraError(f"helm install {release} failed: {tail(str(e), 600)}") from None
+            raise InfraError(f"helm install {release} failed: {tail(str(e), 600)}") from e
 
     def uninstall(self, release: str, *, wait: bool = True, timeout_s: float = 120) -> None:
         try:
@@ -108,14 +108,14 @@ class Helm:
                 )
             )
         except pyhelm3.errors.Error as e:
-            raise InfraError(f"helm uninstall {release} failed: {tail(str(e), 600)}") from None
+            raise InfraError(f"helm uninstall {release} failed: {tail(str(e), 600)}") from e
 
     def releases(self) -> list[ReleaseInfo]:
         """Every release of charts/loadctl in the namespace, whatever its state."""
         try:
             found = _run(self.client.list_release_definitions(all=True, namespace=self.namespace))
         except pyhelm3.errors.Error as e:
-            raise InfraError(f"helm list -n {self.namespace} failed: {tail(str(e), 600)}") from None
+            raise InfraError(f"helm list -n {self.namespace} failed: {tail(str(e), 600)}") from e
         return [
             ReleaseInfo(name=r["name"], chart=r["chart"], status=r["status"], updated=r["updated"])
             for r in found
@@ -125,13 +125,15 @@ class Helm:
     def run_id_of(self, release: str) -> str | None:
         """The run id a release was installed with (None for a schedules-only release)."""
 
-        async def values() -> dict[str, Any]:
+        async def current_values() -> Mapping[str, object]:
             revision = await self.client.get_current_revision(release, namespace=self.namespace)
             return await revision.values()
 
         try:
-            run = _run(values()).get("run") or {}
+            run = _run(current_values()).get("run") or {}
         except pyhelm3.errors.Error as e:
-            raise InfraError(f"helm get values {release} failed: {tail(str(e), 600)}") from None
+            raise InfraError(f"helm get values {release} failed: {tail(str(e), 600)}") from e
+        if not isinstance(run, Mapping):  # not a release of this chart's values
+            return None
         enabled = run.get("enabled", True)
         return str(run["id"]) if enabled and run.get("id") else None

@@ -18,7 +18,6 @@ from controller.models import RunPlan
 
 RUN_LABEL = "loadctl.io/run-id"
 COMPONENT_LABEL = "app.kubernetes.io/component"
-INSTANCE_LABEL = "app.kubernetes.io/instance"
 VERDICT_ANNOTATION = "loadctl.io/verdict"
 RELEASE_PREFIX = "lt-"
 # Helm release names are DNS-1123 labels of at most 53 characters.
@@ -66,7 +65,7 @@ def run_values(
     files: Mapping[str, str],
     image: str | None,
     prometheus_url: str | None = None,
-) -> dict[str, Any]:
+) -> dict[str, object]:
     """The values that make charts/loadctl one run of `plan` (user --values files go underneath)."""
     total = sum(len(name) + len(content.encode()) for name, content in files.items())
     if total > FILES_MAX_BYTES:
@@ -112,7 +111,7 @@ def run_files(plan: RunPlan) -> dict[str, str]:
     try:
         imported = local_imports(source)
     except SyntaxError as e:
-        raise InputError(f"cannot parse: {e.msg} (line {e.lineno})", source=str(locustfile)) from None
+        raise InputError(f"cannot parse: {e.msg} (line {e.lineno})", source=str(locustfile)) from e
     for name in sorted(imported):
         sibling = locustfile.parent / f"{name}.py"
         if sibling.is_file() and sibling != locustfile:

@@ -228,31 +228,11 @@ def junit_xml(report: GateReport) -> str:
             "timestamp": _timestamp(report.evaluated_at),
         },
     )
-    properties = ET.SubElement(suite, "properties")
-    for key, value in (
-        ("verdict", report.verdict),
-        ("exit_code", str(report.exit_code)),
-        ("gate_file", report.gate_file),
-        ("run_id", report.run_id),
-        ("baseline_run_id", report.baseline_run_id or ""),
-    ):
-        ET.SubElement(properties, "property", name=key, value=_message(value))
+    _junit_properties(suite, report)
     classname = _xml(name)
     for gate in names:
         case = ET.SubElement(suite, "testcase", classname=classname, name=_xml(gate), time="0")
-        r = results.get(gate)
-        if r is None:
-            error = ET.SubElement(
-                case, "error", message=_message(f"not evaluated: {why}"), type="not-evaluated"
-            )
-            error.text = _xml(f"gate: {gate}\nnot evaluated: {why}")
-        elif r.verdict == "fail":
-            failure = ET.SubElement(case, "failure", message=_message(outcome(r)), type="gate-failed")
-            failure.text = _xml(_details(r))
-        else:
-            # a pass says what was measured; a warning does not fail the build, CI shows it here
-            prefix = f"WARN: {outcome(r)}\n" if r.verdict == "warn" else ""
-            ET.SubElement(case, "system-out").text = _xml(prefix + _details(r))
+        _junit_outcome(case, gate, results.get(gate), why=why)
     if orphan_error:
         case = ET.SubElement(suite, "testcase", classname=classname, name="prometheus", time="0")
         ET.SubElement(case, "error", message=_message(why), type="not-evaluated").text = _xml(why)
@@ -262,6 +242,33 @@ def junit_xml(report: GateReport) -> str:
     ET.SubElement(suite, "system-out").text = _xml(summary)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _junit_properties(suite: ET.Element, report: GateReport) -> None:
+    """The report's verdict and identity as testsuite properties."""
+    properties = ET.SubElement(suite, "properties")
+    for key, value in (
+        ("verdict", report.verdict),
+        ("exit_code", str(report.exit_code)),
+        ("gate_file", report.gate_file),
+        ("run_id", report.run_id),
+        ("baseline_run_id", report.baseline_run_id or ""),
+    ):
+        ET.SubElement(properties, "property", name=key, value=_message(value))
+
+
+def _junit_outcome(case: ET.Element, gate: str, result: GateResult | None, *, why: str) -> None:
+    """One gate's testcase body: an error when it was not evaluated, a failure, or what was measured."""
+    if result is None:
+        error = ET.SubElement(case, "error", message=_message(f"not evaluated: {why}"), type="not-evaluated")
+        error.text = _xml(f"gate: {gate}\nnot evaluated: {why}")
+    elif result.verdict == "fail":
+        failure = ET.SubElement(case, "failure", message=_message(outcome(result)), type="gate-failed")
+        failure.text = _xml(_details(result))
+    else:
+        # a pass says what was measured; a warning does not fail the build, CI shows it here
+        prefix = f"WARN: {outcome(result)}\n" if result.verdict == "warn" else ""
+        ET.SubElement(case, "system-out").text = _xml(prefix + _details(result))
 
 
 # -- terminal --------------------------------------------------------------------------------------

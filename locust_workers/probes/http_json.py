@@ -108,6 +108,7 @@ class HttpJsonSampler:
         try:
             response = self._client.get(url, headers=headers)
         except httpx.HTTPError as e:
+            # from None: the cause may quote the URL unmasked; the message is masked by the runner
             raise ProbeError(f"GET failed: {type(e).__name__}: {' '.join(str(e).split())}") from None
         if response.status_code != 200:
             raise ProbeError(f"GET answered HTTP {response.status_code}")

@@ -97,6 +97,7 @@ class PostgresSampler:
                 application_name="loadctl-probe",
             )
         except psycopg.Error as e:
+            # from None: libpq may quote the DSN (password included); the message is masked, a cause is not
             raise ProbeError(f"cannot connect: {' '.join(str(e).split())}") from None
         conn.execute(f"SET statement_timeout = {int(timeout * 1000)}")
         return conn

@@ -100,7 +100,7 @@ class RedisSampler:
                 raise ProbeError(f"invalid {self.config.url_env}: {e}") from None
         try:
             info = self._client.info()
-        except redis.RedisError as e:
+        except redis.RedisError as e:  # from None, like above: a cause would escape the masking
             raise ProbeError(" ".join(str(e).split()) or type(e).__name__) from None
         readings, self._baseline = redis_readings(info, self._baseline)
         return readings

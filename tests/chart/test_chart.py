@@ -503,13 +503,68 @@ def test_master_service_ports_and_scrape_annotations(scenario):
     assert selector.items() <= master_template["metadata"]["labels"].items()
     worker_labels = component(objects, "Job", "worker")["spec"]["template"]["metadata"]["labels"]
     assert not selector.items() <= worker_labels.items()
-    annotations = master_template["metadata"]["annotations"]
-    assert annotations["prometheus.io/scrape"] == "true"
-    assert annotations["prometheus.io/port"] == str(run["exporterPort"])
-    assert annotations["prometheus.io/path"] == "/metrics"
+    annotations = master_template["metadata"].get("annotations", {})
+    values = scenario_values(scenario)
+    if values["serviceMonitor"]["enabled"] or values["podMonitor"]["enabled"]:
+        # one scrape path: a monitor, so no annotations (a second path would double every counter)
+        assert not any(key.startswith("prometheus.io/") for key in annotations)
+    else:
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert annotations["prometheus.io/port"] == str(run["exporterPort"])
+        assert annotations["prometheus.io/path"] == "/metrics"
     # an HTTP probe on /metrics would count as the final scrape the exporter waits for
     probe = master_template["spec"]["containers"][0].get("readinessProbe", {})
     assert "httpGet" not in probe
+
+
+def master_annotations(tmp_path: Path, override: dict[str, Any]) -> dict[str, str]:
+    objects = render(SCENARIOS["default"], write_values(tmp_path, override))
+    annotations: dict[str, str] = component(objects, "Job", "master")["spec"]["template"]["metadata"].get(
+        "annotations", {}
+    )
+    return annotations
+
+
+@pytest.mark.parametrize(
+    ("override", "annotated"),
+    [
+        ({}, True),
+        ({"master": {"scrapeAnnotations": "auto"}}, True),
+        ({"master": {"scrapeAnnotations": None}}, True),
+        ({"serviceMonitor": {"enabled": True}}, False),
+        ({"podMonitor": {"enabled": True}}, False),
+        ({"master": {"scrapeAnnotations": True}, "serviceMonitor": {"enabled": True}}, True),
+        ({"master": {"scrapeAnnotations": True}, "podMonitor": {"enabled": True}}, True),
+        ({"master": {"scrapeAnnotations": False}}, False),
+    ],
+    ids=[
+        "default",
+        "auto",
+        "null-is-auto",
+        "servicemonitor",
+        "podmonitor",
+        "forced-with-servicemonitor",
+        "forced-with-podmonitor",
+        "forced-off",
+    ],
+)
+def test_scrape_annotations_only_when_no_monitor_scrapes(tmp_path, override, annotated):
+    master = override.get("master", {}) | {"podAnnotations": {"team": "sre"}}
+    annotations = master_annotations(tmp_path, override | {"master": master})
+    assert annotations["team"] == "sre"  # the user's own annotations stay, whatever the toggle
+    port = scenario_values("default")["run"]["exporterPort"]
+    expected = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(port),
+        "prometheus.io/path": "/metrics",
+    }
+    scrape = {key: value for key, value in annotations.items() if key.startswith("prometheus.io/")}
+    assert scrape == (expected if annotated else {})
+
+
+def test_no_scrape_annotations_and_no_extra_ones_render_no_annotations_key(tmp_path):
+    objects = render(SCENARIOS["default"], write_values(tmp_path, {"master": {"scrapeAnnotations": False}}))
+    assert "annotations" not in component(objects, "Job", "master")["spec"]["template"]["metadata"]
 
 
 def test_peak_scenario_scheduling_settings():
@@ -587,7 +642,6 @@ def test_schedules_render_cronjobs_with_a_namespaced_role():
     assert "*" not in {v for verbs in granted.values() for v in verbs}
     assert not any("*" in key for key in granted)
     assert granted[("batch", "jobs")] == {"get", "list", "watch", "create", "delete", "patch"}
-    assert granted[("", "pods/log")] == {"get", "list", "watch"}
     assert granted[("", "pods")] == {"get", "list", "watch"}
     assert granted[("", "serviceaccounts")] == {"get"}
     assert granted[("", "pods/portforward")] == {"create"}
@@ -596,7 +650,8 @@ def test_schedules_render_cronjobs_with_a_namespaced_role():
     assert granted[("", "events")] == {"get", "list", "watch"}
     for resource in ("servicemonitors", "podmonitors", "prometheusrules"):
         assert granted[("monitoring.coreos.com", resource)] == {"get", "list", "create", "patch", "delete"}
-    assert not any(resource == "pods/exec" for _, resource in granted)
+    # the controller never reads pod logs (they go with the release) nor execs into pods
+    assert not any(resource in ("pods/exec", "pods/log") for _, resource in granted)
 
 
 def test_no_schedules_no_rbac():
@@ -828,6 +883,11 @@ INVALID = {
     "unknown-top-level-key": ("default", {"replicaCount": 3}, "replicaCount"),
     "unknown-run-key": ("default", {"run": {"user": 10}}, "user"),
     "pull-policy": ("default", {"image": {"pullPolicy": "Sometimes"}}, "image.pullPolicy"),
+    "scrape-annotations-word": (
+        "default",
+        {"master": {"scrapeAnnotations": "yes"}},
+        "master.scrapeAnnotations",
+    ),
     "port-range": ("default", {"run": {"exporterPort": 70000}}, "run.exporterPort"),
     "user-weight-0": ("default", {"run": {"userWeights": {"HealthUser": 0}}}, "run.userWeights.HealthUser"),
     "envfrom-configmap": ("default", {"envFrom": [{"configMapRef": {"name": "creds"}}]}, "envFrom.0"),

@@ -65,6 +65,8 @@ def test_rendered_master_and_workers_run_to_completion(tmp_path):
                 "finalScrapeTimeoutSeconds": 3,
             },
             "serviceMonitor": {"enabled": True},
+            # forced on beside the ServiceMonitor, so both scrape paths are checked against each other
+            "master": {"scrapeAnnotations": True},
         }
         objects = render(values, tmp_path)
         master_job, worker_job = one(objects, "Job", "master"), one(objects, "Job", "worker")

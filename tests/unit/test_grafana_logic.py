@@ -14,10 +14,10 @@ import pytest
 import requests
 from grafana_client.client import GrafanaClientError, GrafanaServerError, GrafanaUnauthorizedError
 
-from controller.errors import InputError
+from controller.errors import GrafanaError, InputError
 from controller.grafana.annotations import Annotation, RunAnnotations, run_tags
 from controller.grafana.annotator import WARNING, GrafanaAnnotator
-from controller.grafana.client import Grafana, GrafanaError, describe_error
+from controller.grafana.client import Grafana, describe_error
 from controller.grafana.payloads import (
     check_grafana_url,
     dashboard_payload,

@@ -249,6 +249,20 @@ volumes:
 {{- end }}
 
 {{/*
+"true" when the master pod carries the prometheus.io/* scrape annotations, else empty.
+master.scrapeAnnotations true/false forces it; "auto" (the default) sets them only when neither a
+ServiceMonitor nor a PodMonitor scrapes the exporter: two scrape paths double every counter sum.
+*/}}
+{{- define "loadctl.scrapeAnnotations" -}}
+{{- $forced := .Values.master.scrapeAnnotations }}
+{{- if kindIs "bool" $forced }}
+{{- if $forced }}true{{ end }}
+{{- else if not (or .Values.serviceMonitor.enabled .Values.podMonitor.enabled) }}
+{{- print "true" }}
+{{- end }}
+{{- end }}
+
+{{/*
 Relabelings of the ServiceMonitor/PodMonitor: the pod's loadctl.io/run-id label as the run_id
 target label. Every exporter series already carries run_id (honorLabels keeps the exporter's);
 this puts the run on target-level series such as `up` too, and adds no other label.

@@ -24,6 +24,9 @@ from controller.prom.config import scrape_config
 from controller.prom.server import PrometheusServer
 from tests.support import CHART, REPO_ROOT
 
+# promtool and a run's Prometheus, both real processes
+pytestmark = pytest.mark.integration
+
 RULES_FILE = rules_file()
 
 RULE_TESTS = REPO_ROOT / "tests" / "rules" / "loadctl.rules.test.yaml"
@@ -107,7 +110,6 @@ def test_every_selector_reads_run_id_so_the_chart_can_select_one_run(rule):
         assert ALL_RUNS in matchers, f"{name}{matchers} lacks {ALL_RUNS}"
 
 
-@pytest.mark.integration
 def test_a_runs_prometheus_loads_and_evaluates_the_rules(tmp_path):
     config = scrape_config(run_id="rules-test", exporter_address="127.0.0.1:9")  # nothing to scrape
     server = PrometheusServer(
