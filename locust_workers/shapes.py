@@ -72,21 +72,14 @@ class StageTableShape(LoadTestShape):
             self.stages = parse_stages(os.environ.get(STAGES_ENV, ""))
         self.current_stage: int | None = None
         self.stage_started_at: dict[int, float] = {}
-        self.finished_at: float | None = None
 
     @property
     def current_phase(self) -> str | None:
         return None if self.current_stage is None else self.stages[self.current_stage].phase
 
-    @property
-    def planned_duration(self) -> float:
-        return sum(stage.duration for stage in self.stages)
-
     def tick(self) -> tuple[int, float] | None:
         index = stage_at(self.stages, self.get_run_time())
         if index is None:
-            if self.finished_at is None:
-                self.finished_at = time.time()
             self.current_stage = None
             return None
         if index != self.current_stage:

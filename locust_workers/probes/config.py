@@ -32,7 +32,6 @@ from pydantic import (
     model_validator,
 )
 
-PROBE_TYPES = ("postgres", "redis", "http_json", "process")
 DEFAULT_INTERVAL_S = 5.0
 # A sample that takes longer than this is abandoned, unless `timeout` says otherwise (or the
 # interval is shorter): a hung server must not hold a probe past its next sample.
