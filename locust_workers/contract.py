@@ -1,0 +1,338 @@
+"""What the controller (and the chart) and the Locust and probe processes must agree on, once.
+
+The controller starts Locust and the probes and reads their metrics back; the processes read what
+the controller passed them. Every fact both sides rely on lives here: the environment variables
+(names and defaults), the ports, the metric names and fixed label values, the duration syntax, the
+stage table's JSON and the Locust command lines of a run. The chart cannot import Python:
+tests/chart renders it and checks that its command lines, environment and defaults equal these.
+
+Pods have locust_workers but never controller, so this module lives here; it imports nothing but
+the standard library (no Locust, no pydantic), so the controller imports it for free.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+# --------------------------------------------------------------------------- ports
+
+EXPORTER_PORT = 9646  # the Locust master's /metrics (chart: run.exporterPort)
+PROBES_PORT = 9647  # the probe process's /metrics (chart: run.probesPort)
+
+# --------------------------------------------------------------------------- environment
+
+# Set by the controller (local backend) and the chart for every Locust process of a run:
+RUN_ID_ENV = "LOADCTL_RUN_ID"  # the run_id label of every series (the probe process's too)
+PROFILE_ENV = "LOADCTL_PROFILE"  # the profile label of locust_run_info
+EXPORTER_HOST_ENV = "LOADCTL_EXPORTER_HOST"  # where the master serves /metrics
+EXPORTER_PORT_ENV = "LOADCTL_EXPORTER_PORT"
+STAGES_ENV = "LOADCTL_STAGES"  # the stage table (encode_stages); when set, plugin.py defines the shape
+# {UserClass: weight}, overriding the classes' weights (a class whose own weight is 0 is left out of
+# runs unless this names it)
+USER_WEIGHTS_ENV = "LOADCTL_USER_WEIGHTS"
+FINAL_SCRAPE_TIMEOUT_ENV = "LOADCTL_FINAL_SCRAPE_TIMEOUT"  # seconds the master waits for one more scrape
+# Knobs a user may set in the environment (the chart: extraEnv); nothing sets them by default:
+WORKER_REPORT_INTERVAL_ENV = "LOADCTL_WORKER_REPORT_INTERVAL"  # seconds between a worker's stats reports
+MAX_NAMES_ENV = "LOADCTL_MAX_NAMES"  # distinct `name` label values per metric before `__other__`
+
+DEFAULT_RUN_ID = "adhoc"
+DEFAULT_PROFILE = "none"
+DEFAULT_EXPORTER_HOST = "0.0.0.0"
+DEFAULT_FINAL_SCRAPE_TIMEOUT_S = 5.0
+# Locust's own is 3 s: a request reaches the master's counters (and Prometheus) only with a report,
+# and gates cut phases at their boundaries (plugin.py says more).
+DEFAULT_WORKER_REPORT_INTERVAL_S = 1.0
+DEFAULT_MAX_NAMES = 200
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessSettings:
+    """What loadctl's plugin in a Locust process reads from its environment (stages aside: the shape
+    reads those, and only when the plugin defines it)."""
+
+    run_id: str
+    profile: str
+    exporter_host: str
+    exporter_port: int
+    user_weights: dict[str, int]
+    final_scrape_timeout_s: float
+    worker_report_interval_s: float
+    max_names: int
+
+
+def settings_from_env(environ: Mapping[str, str]) -> ProcessSettings:
+    """The settings from `environ`, defaults for what is unset; ValueError for a value that is not
+    a number (or, for the weights, not JSON)."""
+    return ProcessSettings(
+        run_id=environ.get(RUN_ID_ENV, DEFAULT_RUN_ID),
+        profile=environ.get(PROFILE_ENV, DEFAULT_PROFILE),
+        exporter_host=environ.get(EXPORTER_HOST_ENV, DEFAULT_EXPORTER_HOST),
+        exporter_port=int(environ.get(EXPORTER_PORT_ENV, EXPORTER_PORT)),
+        user_weights=json.loads(environ.get(USER_WEIGHTS_ENV) or "{}"),
+        final_scrape_timeout_s=float(environ.get(FINAL_SCRAPE_TIMEOUT_ENV, DEFAULT_FINAL_SCRAPE_TIMEOUT_S)),
+        worker_report_interval_s=float(
+            environ.get(WORKER_REPORT_INTERVAL_ENV, DEFAULT_WORKER_REPORT_INTERVAL_S)
+        ),
+        max_names=int(environ.get(MAX_NAMES_ENV, DEFAULT_MAX_NAMES)),
+    )
+
+
+# --------------------------------------------------------------------------- metrics
+
+# The exporter's series (exporter.py documents labels and types). Gates, dashboards and the
+# controller's queries rely on these names.
+REQUESTS_TOTAL = "locust_requests_total"
+REQUEST_FAILURES_TOTAL = "locust_request_failures_total"
+RESPONSE_TIME_SECONDS = "locust_response_time_seconds"  # histogram: _bucket, _sum, _count
+FAILED_RESPONSE_TIME_SECONDS = "locust_failed_response_time_seconds"  # histogram, same buckets
+USERS = "locust_users"
+WORKERS = "locust_workers"
+WORKER_CPU_PERCENT = "locust_worker_cpu_percent"
+RUN_INFO = "locust_run_info"
+STAGE_START_TIMESTAMP_SECONDS = "locust_stage_start_timestamp_seconds"
+TEST_START_TIMESTAMP_SECONDS = "locust_test_start_timestamp_seconds"
+TEST_STOP_TIMESTAMP_SECONDS = "locust_test_stop_timestamp_seconds"
+CUSTOM_PREFIX = "locust_custom_"  # the locustfile's own metrics (metrics.py)
+
+# The `name` label of every request name (and custom metric name) past the cap of MAX_NAMES_ENV.
+OTHER_NAME = "__other__"
+# The `state` label values of locust_workers (Locust's worker states, "spawning" for its "hatching").
+WORKER_STATES = ("ready", "spawning", "running", "stopped", "missing")
+WORKER_MISSING = "missing"  # a worker the master lost (no heartbeat)
+
+# --------------------------------------------------------------------------- durations
+
+# A week: longer is a typo (99999999999h once started a load and broke every PromQL range after it).
+MAX_DURATION_S = 7 * 24 * 3600.0
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from `90`, `"90s"`, `"5m"`, `"1h30m"` or `"1.5h"`. Raises ValueError otherwise.
+
+    The one duration syntax of profiles, probes and the CLI's timeouts.
+    """
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 90, '90s', '5m' or '1h30m'")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower()
+        if re.fullmatch(r"\d+(\.\d+)?", text):
+            seconds = float(text)
+        else:
+            parts = _DURATION_PART.findall(text)
+            if not parts or "".join(n + u for n, u in parts) != text:
+                raise ValueError(f"'{value}' is not a duration like 90, '90s', '5m' or '1h30m'")
+            scale = {"h": 3600.0, "m": 60.0, "s": 1.0}
+            seconds = sum(float(n) * scale[u] for n, u in parts)
+    else:
+        raise ValueError("expected a duration like 90, '90s', '5m' or '1h30m'")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError("a duration must be greater than 0")
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"a duration must be at most {MAX_DURATION_S / 3600:.0f}h")
+    return seconds
+
+
+# --------------------------------------------------------------------------- the stage table
+
+
+@dataclass(frozen=True)
+class StageRow:
+    """One row of the stage table as the Locust processes run it."""
+
+    duration: float
+    users: int
+    spawn_rate: float
+    phase: str = "steady"
+
+
+class StageLike(Protocol):
+    """A stage of any origin: a StageRow, or the controller's validated Stage."""
+
+    @property
+    def duration(self) -> float: ...
+    @property
+    def users(self) -> int: ...
+    @property
+    def spawn_rate(self) -> float: ...
+    @property
+    def phase(self) -> str: ...
+
+
+def encode_stages(stages: Iterable[StageLike]) -> str:
+    """The table as STAGES_ENV carries it: compact JSON, sorted keys, whole numbers without `.0`
+    (exactly what the chart's `toJson` renders for the same values)."""
+    rows = [
+        {
+            "duration": _json_number(stage.duration),
+            "users": int(stage.users),
+            "spawn_rate": _json_number(stage.spawn_rate),
+            "phase": stage.phase,
+        }
+        for stage in stages
+    ]
+    return compact_json(rows)
+
+
+def decode_stages(text: str) -> tuple[StageRow, ...]:
+    """Stage rows from encode_stages' JSON; raises ValueError with the row that is wrong."""
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{STAGES_ENV} is not JSON: {e}") from e
+    if not isinstance(rows, list) or not rows:
+        raise ValueError(f"{STAGES_ENV} must be a non-empty JSON list of stages")
+    out = []
+    for index, row in enumerate(rows):
+        try:
+            stage = StageRow(
+                float(row["duration"]),
+                int(row["users"]),
+                float(row["spawn_rate"]),
+                str(row.get("phase", "steady")),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ValueError(f"{STAGES_ENV}[{index}] is not a valid stage: {e}") from e
+        if not (math.isfinite(stage.duration) and math.isfinite(stage.spawn_rate)):
+            raise ValueError(f"{STAGES_ENV}[{index}] needs finite numbers")
+        if stage.duration <= 0 or stage.users < 0 or stage.spawn_rate <= 0:
+            raise ValueError(f"{STAGES_ENV}[{index}] needs duration > 0, users >= 0, spawn_rate > 0")
+        out.append(stage)
+    return tuple(out)
+
+
+def compact_json(value: Any) -> str:
+    """JSON as Helm's `toJson` writes it (no spaces, sorted keys), so both sides render alike."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _json_number(value: float) -> int | float:
+    # Helm reads 10.0 from the values as 10 and renders "10"; so do we (below 1e15, where floats
+    # are exact integers and both print them without an exponent).
+    return int(value) if float(value).is_integer() and abs(value) < 1e15 else float(value)
+
+
+# --------------------------------------------------------------------------- command lines
+
+# This installation's plugin; a pod has its own copy in the image (the chart names that path).
+PLUGIN_PATH = Path(__file__).resolve().with_name("plugin.py")
+# The master keeps waiting this long for all --expect-workers to connect. Pods may need minutes
+# (image pulls on fresh nodes, an autoscaler adding them); local processes connect in seconds or
+# die, which the local backend notices at once. So one generous value serves both.
+EXPECT_WORKERS_MAX_WAIT_S = 300
+
+
+def locustfile_arg(locustfile: Path | str, *, plugin: Path | str = PLUGIN_PATH) -> str:
+    """Locust's -f value: the user's file plus loadctl's plugin (exporter, stage shape)."""
+    return f"{locustfile},{plugin}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocustCommand:
+    """One run's Locust command lines: the arguments after `locust` for the master and a worker.
+
+    The local backend starts them, the chart renders the same (tests/chart compares), and the
+    overhead benchmark runs plain Locust with them (its locustfile without the plugin).
+    """
+
+    locustfile: str  # the -f value, see locustfile_arg
+    host: str  # the target
+    workers: int
+    master_host: str  # where a worker reaches the master
+    bind_host: str  # where the master listens: for its workers and (run_env) for Prometheus
+    master_port: int
+    csv_prefix: str
+    html_path: str
+    expect_workers_max_wait_s: int = EXPECT_WORKERS_MAX_WAIT_S
+    web_port: int | None = None  # only declared (a headless master serves no web UI)
+
+    def master_args(self) -> list[str]:
+        web = ["--web-port", str(self.web_port)] if self.web_port is not None else []
+        return [
+            "-f",
+            self.locustfile,
+            "--master",
+            "--headless",
+            "--only-summary",
+            # Gates and the verdict judge failed requests, not Locust's exit code (1 by default
+            # when any request failed): a non-zero exit then means Locust itself failed, and a
+            # pod's Job fails only then.
+            "--exit-code-on-error",
+            "0",
+            "--expect-workers",
+            str(self.workers),
+            "--expect-workers-max-wait",
+            str(self.expect_workers_max_wait_s),
+            "--master-bind-host",
+            self.bind_host,
+            "--master-bind-port",
+            str(self.master_port),
+            *web,
+            "--host",
+            self.host,
+            "--csv",
+            self.csv_prefix,
+            "--csv-full-history",
+            "--html",
+            self.html_path,
+        ]
+
+    def worker_args(self) -> list[str]:
+        return [
+            "-f",
+            self.locustfile,
+            "--worker",
+            "--master-host",
+            self.master_host,
+            "--master-port",
+            str(self.master_port),
+            "--host",
+            self.host,
+        ]
+
+
+def run_env(
+    *,
+    run_id: str,
+    profile: str,
+    stages: Iterable[StageLike],
+    user_weights: Mapping[str, int],
+    exporter_host: str,
+    exporter_port: int = EXPORTER_PORT,
+    final_scrape_timeout_s: float = DEFAULT_FINAL_SCRAPE_TIMEOUT_S,
+) -> dict[str, str]:
+    """The environment every Locust process of the run gets (on top of the inherited one)."""
+    return {
+        "PYTHONUNBUFFERED": "1",
+        RUN_ID_ENV: run_id,
+        PROFILE_ENV: profile,
+        EXPORTER_HOST_ENV: exporter_host,
+        EXPORTER_PORT_ENV: str(exporter_port),
+        STAGES_ENV: encode_stages(stages),
+        USER_WEIGHTS_ENV: compact_json(dict(user_weights)),
+        FINAL_SCRAPE_TIMEOUT_ENV: str(_json_number(final_scrape_timeout_s)),
+    }
+
+
+def probes_args(*, config: str, port: int, bind_host: str, run_id: str) -> list[str]:
+    """The arguments after `python` of the probe process, beside (never inside) Locust's gevent loop."""
+    return [
+        "-m",
+        "locust_workers.probes",
+        "--config",
+        config,
+        "--port",
+        str(port),
+        "--host",
+        bind_host,
+        "--run-id",
+        run_id,
+    ]
