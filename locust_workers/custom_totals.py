@@ -21,14 +21,9 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
-from locust_workers.metrics import (
-    DEFAULT_MAX_NAMES,
-    METRIC_NAME,
-    OTHER_NAME,
-    PREFIX,
-    REPORT_KEY,
-    CustomMetrics,
-)
+from locust_workers.contract import CUSTOM_PREFIX as PREFIX
+from locust_workers.contract import DEFAULT_MAX_NAMES, OTHER_NAME
+from locust_workers.metrics import METRIC_NAME, REPORT_KEY, CustomMetrics
 
 logger = logging.getLogger("loadctl")
 LABELS = ["run_id", "name"]

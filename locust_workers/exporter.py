@@ -32,14 +32,28 @@ from locust.stats import StatsError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from locust_workers.contract import (
+    DEFAULT_MAX_NAMES,
+    FAILED_RESPONSE_TIME_SECONDS,
+    OTHER_NAME,
+    REQUEST_FAILURES_TOTAL,
+    REQUESTS_TOTAL,
+    RESPONSE_TIME_SECONDS,
+    RUN_INFO,
+    STAGE_START_TIMESTAMP_SECONDS,
+    TEST_START_TIMESTAMP_SECONDS,
+    TEST_STOP_TIMESTAMP_SECONDS,
+    USERS,
+    WORKER_CPU_PERCENT,
+    WORKER_STATES,
+    WORKERS,
+)
 from locust_workers.histogram import bucket_bounds_ms, cumulative_counts
 
 if TYPE_CHECKING:
     from locust_workers.custom_totals import CustomTotals
     from locust_workers.failed_times import FailedTimes
 
-OTHER_NAME = "__other__"
-WORKER_STATES = ("ready", "spawning", "running", "stopped", "missing")
 _STATUS_PATTERNS = (
     re.compile(r"^\w+\(['\"](\d{3}) "),  # HTTPError('429 Client Error: ...') from HttpUser
     re.compile(r"\bcode=(\d{3})\b"),  # BadStatusCode(..., code=503) from FastHttpUser
@@ -70,7 +84,7 @@ class LocustCollector(Collector):
         *,
         run_id: str,
         profile: str,
-        max_names: int = 200,
+        max_names: int = DEFAULT_MAX_NAMES,
         custom: CustomTotals | None = None,
         failed: FailedTimes | None = None,
     ) -> None:
@@ -107,10 +121,8 @@ class LocustCollector(Collector):
 
     def _request_metrics(self, entries: list[tuple[Any, Any]], allowed: set[str]) -> Iterator[Metric]:
         labels = ["run_id", "name", "method"]
-        requests = CounterMetricFamily("locust_requests", "Requests sent, failed or not.", labels=labels)
-        latency = HistogramMetricFamily(
-            "locust_response_time_seconds", "Response time of requests.", labels=labels
-        )
+        requests = CounterMetricFamily(REQUESTS_TOTAL, "Requests sent, failed or not.", labels=labels)
+        latency = HistogramMetricFamily(RESPONSE_TIME_SECONDS, "Response time of requests.", labels=labels)
         folded: dict[tuple[str, str], tuple[int, dict[float, int], float]] = {}
         for (name, method), entry in entries:
             key = (name if name in allowed else OTHER_NAME, method or "")
@@ -132,8 +144,8 @@ class LocustCollector(Collector):
     def _failed_latency_metric(self, allowed: set[str]) -> Metric:
         assert self.failed is not None
         family = HistogramMetricFamily(
-            "locust_failed_response_time_seconds",
-            "Response time of failed requests (also counted in locust_response_time_seconds).",
+            FAILED_RESPONSE_TIME_SECONDS,
+            f"Response time of failed requests (also counted in {RESPONSE_TIME_SECONDS}).",
             labels=["run_id", "name", "method"],
         )
         folded: dict[tuple[str, str], tuple[dict[float, int], float]] = {}
@@ -151,7 +163,7 @@ class LocustCollector(Collector):
 
     def _failure_metric(self, errors: list[Any], allowed: set[str]) -> Metric:
         family = CounterMetricFamily(
-            "locust_request_failures",
+            REQUEST_FAILURES_TOTAL,
             "Failed requests by HTTP status or exception.",
             labels=["run_id", "name", "method", "status"],
         )
@@ -166,19 +178,19 @@ class LocustCollector(Collector):
         return family
 
     def _runner_metrics(self, runner: Any) -> Iterator[Metric]:
-        users = GaugeMetricFamily("locust_users", "Users currently running.", labels=["run_id"])
+        users = GaugeMetricFamily(USERS, "Users currently running.", labels=["run_id"])
         users.add_metric([self.run_id], runner.user_count)
         yield users
 
         clients = getattr(runner, "clients", None)
         if clients is not None:
             nodes = list(clients.values())
-            workers = GaugeMetricFamily("locust_workers", "Workers by state.", labels=["run_id", "state"])
+            workers = GaugeMetricFamily(WORKERS, "Workers by state.", labels=["run_id", "state"])
             for state in WORKER_STATES:
                 workers.add_metric([self.run_id, state], sum(1 for n in nodes if n.state == state))
             yield workers
             cpu = GaugeMetricFamily(
-                "locust_worker_cpu_percent", "CPU use of each worker process.", labels=["run_id", "worker"]
+                WORKER_CPU_PERCENT, "CPU use of each worker process.", labels=["run_id", "worker"]
             )
             for node in nodes:
                 cpu.add_metric([self.run_id, node.id], node.cpu_usage)
@@ -187,13 +199,13 @@ class LocustCollector(Collector):
         shape = self.environment.shape_class
         phase = getattr(shape, "current_phase", None) or _runner_phase(runner.state)
         info = GaugeMetricFamily(
-            "locust_run_info", "1 for the run's current phase.", labels=["run_id", "profile", "phase"]
+            RUN_INFO, "1 for the run's current phase.", labels=["run_id", "profile", "phase"]
         )
         info.add_metric([self.run_id, self.profile, phase], 1)
         yield info
 
         stage_starts = GaugeMetricFamily(
-            "locust_stage_start_timestamp_seconds",
+            STAGE_START_TIMESTAMP_SECONDS,
             "Unix time each stage of the stage table began.",
             labels=["run_id", "stage", "phase"],
         )
@@ -201,13 +213,13 @@ class LocustCollector(Collector):
             stage_starts.add_metric([self.run_id, str(index), shape.stages[index].phase], started)
         yield stage_starts
 
-        for name, value in (("start", self.test_started_at), ("stop", self.test_stopped_at)):
+        moments = (
+            (TEST_START_TIMESTAMP_SECONDS, self.test_started_at, "Unix time the test started."),
+            (TEST_STOP_TIMESTAMP_SECONDS, self.test_stopped_at, "Unix time the test stopped."),
+        )
+        for metric, value, description in moments:
             if value is not None:
-                family = GaugeMetricFamily(
-                    f"locust_test_{name}_timestamp_seconds",
-                    f"Unix time the test {name}ped." if name == "stop" else "Unix time the test started.",
-                    labels=["run_id"],
-                )
+                family = GaugeMetricFamily(metric, description, labels=["run_id"])
                 family.add_metric([self.run_id], value)
                 yield family
 

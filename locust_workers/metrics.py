@@ -24,7 +24,7 @@ Names: a metric is `[a-zA-Z][a-zA-Z0-9_]*` (the exporter adds `locust_custom_`; 
 `_total`, so a counter's own name must not end in `_total`). A bad name, a name used as two
 kinds, buckets declared after a metric's first use, or a non-finite value raise
 `CustomMetricError` at that call. The `name` label works like Locust's request names: past
-`max_names` distinct values per metric (LOADCTL_MAX_NAMES, 200) the rest count as `__other__`.
+`max_names` distinct values per metric (contract.MAX_NAMES_ENV, 200) the rest count as `__other__`.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from collections.abc import Iterable
 from itertools import pairwise
 from typing import Any
 
-PREFIX = "locust_custom_"
+from locust_workers.contract import CUSTOM_PREFIX as PREFIX
+from locust_workers.contract import DEFAULT_MAX_NAMES, OTHER_NAME
+
 REPORT_KEY = "loadctl_custom"  # the key of a worker's report dict that carries its snapshot
-OTHER_NAME = "__other__"  # the exporter's name for names past the cap (exporter.OTHER_NAME)
-DEFAULT_MAX_NAMES = 200
 MAX_METRICS = 100
 METRIC_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_]*$")
 MAX_NAME_LENGTH = 120

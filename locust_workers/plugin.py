@@ -1,15 +1,10 @@
 """loadctl's piece of every Locust process, loaded next to the user's locustfile (`-f user.py,plugin.py`).
 
 The user's locustfile stays unchanged. Configuration comes from environment variables, which work
-the same for local processes and for pods:
-
-  LOADCTL_RUN_ID, LOADCTL_PROFILE        labels on every metric
-  LOADCTL_EXPORTER_HOST/PORT             where the master serves /metrics (default 0.0.0.0:9646)
-  LOADCTL_STAGES                         JSON stage table; when set, this file defines the run's shape
-  LOADCTL_USER_WEIGHTS                   JSON {UserClass: weight}, overriding the classes' weights (a class
-                                         whose own weight is 0 is left out of runs unless this names it)
-  LOADCTL_FINAL_SCRAPE_TIMEOUT           seconds the master waits after the load for one more scrape
-  LOADCTL_WORKER_REPORT_INTERVAL         seconds between a worker's stats reports (default 1; Locust's is 3)
+the same for local processes and for pods; contract.py names them, with their defaults: the run id
+and profile (labels), where the master serves /metrics, the stage table (when set, this file
+defines the run's shape), user class weights, how long the master waits for a final scrape, and
+two knobs (worker report interval, the cap on distinct request names).
 
 Custom metrics (metrics.py) and failed requests' response times (failed_times.py): workers ship
 what their users observed with every stats report; the master adds the reports up and the
@@ -23,7 +18,6 @@ msgpack of the stats entries: about a millisecond of CPU per report on the worke
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -37,20 +31,21 @@ from locust import events
 from locust.runners import WorkerRunner
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
+from locust_workers.contract import STAGES_ENV, settings_from_env
 from locust_workers.custom_totals import CustomTotals, merge_worker_reports
 from locust_workers.exporter import LocustCollector
 from locust_workers.failed_times import FailedTimes, record_failures
 from locust_workers.failed_times import merge_worker_reports as merge_failed_times
 from locust_workers.failed_times import ship_with_worker_reports as ship_failed_times
 from locust_workers.metrics import custom, ship_with_worker_reports
-from locust_workers.shapes import STAGES_ENV, StageTableShape
+from locust_workers.shapes import StageTableShape
 
 logger = logging.getLogger("loadctl")
 
 if os.environ.get(STAGES_ENV):
 
     class LoadctlStageTable(StageTableShape):
-        """The profile's stage table (from LOADCTL_STAGES), picked up by Locust as the run's shape."""
+        """The profile's stage table (from STAGES_ENV), picked up by Locust as the run's shape."""
 
 
 def apply_user_weights(
@@ -69,15 +64,15 @@ def apply_user_weights(
 
 @events.init.add_listener
 def _on_init(environment, **_kwargs) -> None:
-    weights = json.loads(os.environ.get("LOADCTL_USER_WEIGHTS") or "{}")
-    if weights:
+    settings = settings_from_env(os.environ)
+    if settings.user_weights:
         available = (getattr(environment, "available_user_classes", None) or {}).values()
-        apply_user_weights(environment.user_classes, weights, available)
-    max_names = int(os.environ.get("LOADCTL_MAX_NAMES", "200"))
+        apply_user_weights(environment.user_classes, settings.user_weights, available)
+    max_names = settings.max_names
     custom.max_names = max_names
     if isinstance(environment.runner, WorkerRunner):
         # read by WorkerRunner.stats_reporter at every loop, so setting it here takes effect
-        locust.runners.WORKER_REPORT_INTERVAL = float(os.environ.get("LOADCTL_WORKER_REPORT_INTERVAL", "1"))
+        locust.runners.WORKER_REPORT_INTERVAL = settings.worker_report_interval_s
         ship_with_worker_reports(environment, custom)
         worker_failures = FailedTimes()
         record_failures(environment, worker_failures)
@@ -97,18 +92,15 @@ def _on_init(environment, **_kwargs) -> None:
     merge_failed_times(environment, failed)
     collector = LocustCollector(
         environment,
-        run_id=os.environ.get("LOADCTL_RUN_ID", "adhoc"),
-        profile=os.environ.get("LOADCTL_PROFILE", "none"),
+        run_id=settings.run_id,
+        profile=settings.profile,
         max_names=max_names,
         custom=totals,
         failed=failed,
     )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
-    address = (
-        os.environ.get("LOADCTL_EXPORTER_HOST", "0.0.0.0"),
-        int(os.environ.get("LOADCTL_EXPORTER_PORT", "9646")),
-    )
+    address = (settings.exporter_host, settings.exporter_port)
     server = WSGIServer(address, make_wsgi_app(registry), log=None, error_log=logger)
     server.start()  # fails loudly (OSError) if the port is taken: better than a run without metrics
     logger.info("loadctl exporter serving http://%s:%d/metrics", *address)
@@ -125,7 +117,7 @@ def _on_init(environment, **_kwargs) -> None:
     def _final_scrape(**_kw) -> None:
         # The load has stopped and the workers' last stats are in; hold the exporter up until
         # Prometheus has scraped these final numbers, so its counters equal Locust's own totals.
-        timeout = float(os.environ.get("LOADCTL_FINAL_SCRAPE_TIMEOUT", "5"))
+        timeout = settings.final_scrape_timeout_s
         final_at = time.time()
         deadline = final_at + timeout
         while collector.last_scrape_at <= final_at and time.time() < deadline:

@@ -4,50 +4,18 @@ One shape covers baseline, stress ramp, spike, staged ramp, peak and soak: they 
 their tables. Each row names its phase (ramp_up, steady, ramp_down, ...) so the exporter can
 label live metrics with it and gates can be judged over the steady part only.
 
-The controller passes the table as JSON in LOADCTL_STAGES; a locustfile can also subclass
-StageTableShape and set `stages` itself.
+The controller passes the table in the environment (contract.STAGES_ENV, contract.encode_stages);
+a locustfile can also subclass StageTableShape and set `stages` itself.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from dataclasses import dataclass
 
 from locust import LoadTestShape
 
-STAGES_ENV = "LOADCTL_STAGES"
-
-
-@dataclass(frozen=True)
-class StageRow:
-    duration: float
-    users: int
-    spawn_rate: float
-    phase: str = "steady"
-
-
-def parse_stages(text: str) -> tuple[StageRow, ...]:
-    """Stage rows from the controller's JSON; raises ValueError with the row that is wrong."""
-    rows = json.loads(text)
-    if not isinstance(rows, list) or not rows:
-        raise ValueError(f"{STAGES_ENV} must be a non-empty JSON list of stages")
-    out = []
-    for index, row in enumerate(rows):
-        try:
-            stage = StageRow(
-                float(row["duration"]),
-                int(row["users"]),
-                float(row["spawn_rate"]),
-                str(row.get("phase", "steady")),
-            )
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{STAGES_ENV}[{index}] is not a valid stage: {e}") from e
-        if stage.duration <= 0 or stage.users < 0 or stage.spawn_rate <= 0:
-            raise ValueError(f"{STAGES_ENV}[{index}] needs duration > 0, users >= 0, spawn_rate > 0")
-        out.append(stage)
-    return tuple(out)
+from locust_workers.contract import STAGES_ENV, StageRow, decode_stages
 
 
 def stage_at(stages: tuple[StageRow, ...], elapsed: float) -> int | None:
@@ -69,7 +37,7 @@ class StageTableShape(LoadTestShape):
     def __init__(self) -> None:
         super().__init__()
         if not self.stages:
-            self.stages = parse_stages(os.environ.get(STAGES_ENV, ""))
+            self.stages = decode_stages(os.environ.get(STAGES_ENV, ""))
         self.current_stage: int | None = None
         self.stage_started_at: dict[int, float] = {}
 

@@ -18,6 +18,7 @@ from types import FrameType
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from locust_workers.contract import DEFAULT_RUN_ID, PROBES_PORT, RUN_ID_ENV
 from locust_workers.probes.base import Sampler
 from locust_workers.probes.config import (
     ConfigError,
@@ -32,8 +33,6 @@ from locust_workers.probes.postgres import PostgresSampler
 from locust_workers.probes.process import ProcessSampler
 from locust_workers.probes.redis_info import RedisSampler
 from locust_workers.probes.runner import ProbeCollector, ProbeRunner, logger
-
-DEFAULT_PORT = 9647
 
 
 def build_sampler(config: ProbeConfig, env: Mapping[str, str] | None = None) -> Sampler:
@@ -54,10 +53,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m locust_workers.probes", description=__doc__)
     parser.add_argument("--config", required=True, type=Path, help="probes JSON file ({probes: [...]})")
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"/metrics port (default {DEFAULT_PORT})"
+        "--port", type=int, default=PROBES_PORT, help=f"/metrics port (default {PROBES_PORT})"
     )
     parser.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
-    parser.add_argument("--run-id", default=os.environ.get("LOADCTL_RUN_ID", "adhoc"), help="run_id label")
+    parser.add_argument("--run-id", default=os.environ.get(RUN_ID_ENV, DEFAULT_RUN_ID), help="run_id label")
     args = parser.parse_args(argv)
     # Our own lines only: library loggers (httpx logs every request URL at INFO) stay at WARNING.
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

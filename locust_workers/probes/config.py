@@ -12,7 +12,6 @@ committed and logged; the process reads the variable (from a Secret, in a pod) w
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +31,8 @@ from pydantic import (
     model_validator,
 )
 
+from locust_workers.contract import parse_duration
+
 DEFAULT_INTERVAL_S = 5.0
 # A sample that takes longer than this is abandoned, unless `timeout` says otherwise (or the
 # interval is shorter): a hung server must not hold a probe past its next sample.
@@ -39,30 +40,9 @@ DEFAULT_TIMEOUT_S = 5.0
 # Label names the probe process sets itself on every series.
 RESERVED_LABELS = ("run_id", "probe")
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 METRIC_NAME = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
 LABEL_NAME = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from `5`, `"5s"`, `"1m"` or `"1m30s"` (the profile's duration syntax)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError("expected a duration like 5, '5s' or '1m'")
-    if isinstance(value, str):
-        text = value.strip().lower()
-        parts = _DURATION_PART.findall(text)
-        if re.fullmatch(r"\d+(\.\d+)?", text):
-            seconds = float(text)
-        elif parts and "".join(n + u for n, u in parts) == text:
-            seconds = sum(float(n) * {"h": 3600.0, "m": 60.0, "s": 1.0}[u] for n, u in parts)
-        else:
-            raise ValueError(f"'{value}' is not a duration like 5, '5s' or '1m'")
-    else:
-        seconds = float(value)
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError("a duration must be greater than 0")
-    return seconds
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]

@@ -406,7 +406,7 @@ def expected_stages(values: dict[str, Any]) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("scenario", RUN_SCENARIOS)
 def test_master_and_worker_jobs(scenario):
-    from locust_workers.shapes import parse_stages
+    from locust_workers.contract import decode_stages
 
     values = scenario_values(scenario)
     run = values["run"]
@@ -452,7 +452,7 @@ def test_master_and_worker_jobs(scenario):
         assert env["LOADCTL_EXPORTER_HOST"] == "0.0.0.0"
         assert env["LOADCTL_EXPORTER_PORT"] == str(run["exporterPort"])
         assert json.loads(env["LOADCTL_STAGES"]) == expected_stages(values)
-        assert len(parse_stages(env["LOADCTL_STAGES"])) == len(run["stages"])
+        assert len(decode_stages(env["LOADCTL_STAGES"])) == len(run["stages"])
         assert json.loads(env["LOADCTL_USER_WEIGHTS"]) == run["userWeights"]
         assert float(env["LOADCTL_FINAL_SCRAPE_TIMEOUT"]) == run["finalScrapeTimeoutSeconds"]
         assert env["PYTHONUNBUFFERED"] == env["PYTHONDONTWRITEBYTECODE"] == "1"

@@ -12,11 +12,11 @@ from locust.rpc.protocol import Message
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from locust_workers.contract import OTHER_NAME
 from locust_workers.custom_totals import CustomTotals, merge_worker_reports
 from locust_workers.exporter import LocustCollector
 from locust_workers.metrics import (
     DEFAULT_SECONDS_BUCKETS,
-    OTHER_NAME,
     REPORT_KEY,
     CustomMetricError,
     CustomMetrics,

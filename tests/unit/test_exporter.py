@@ -10,7 +10,8 @@ from locust.stats import calculate_response_time_percentile
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from locust_workers.exporter import OTHER_NAME, LocustCollector, failure_status
+from locust_workers.contract import OTHER_NAME
+from locust_workers.exporter import LocustCollector, failure_status
 from locust_workers.histogram import quantile_from_buckets
 
 

@@ -15,6 +15,7 @@ from controller.errors import EXIT_INPUT, InputError
 from controller.k8s.release import run_values
 from controller.profiles import build_plan, load_profile
 from controller.prom.config import PROBES_JOB, scrape_config
+from locust_workers.contract import parse_duration
 from locust_workers.probes.config import (
     ConfigError,
     EachField,
@@ -24,7 +25,6 @@ from locust_workers.probes.config import (
     ProcessProbe,
     dump_config,
     load_config,
-    parse_duration,
 )
 
 HEAD = "name: x\nlocustfile: load.py\nhost: http://127.0.0.1:9\nusers: 1\nduration: 5s\n"

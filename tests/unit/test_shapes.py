@@ -1,8 +1,10 @@
 """The stage table: which stage runs when, and clear errors for a bad LOADCTL_STAGES."""
 
-from locust_workers.shapes import StageRow, parse_stages, stage_at  # isort: skip
+from locust_workers.shapes import stage_at  # isort: skip
 
 import pytest
+
+from locust_workers.contract import StageRow, decode_stages
 
 STAGES = (StageRow(10, 5, 1, "ramp_up"), StageRow(20, 5, 1, "steady"), StageRow(5, 0, 5, "ramp_down"))
 
@@ -19,7 +21,7 @@ def test_parse_stages_round_trip():
         '[{"duration": 10, "users": 5, "spawn_rate": 1, "phase": "ramp_up"}, {"duration": 3, "users": 0,'
         ' "spawn_rate": 2}]'
     )
-    assert parse_stages(text) == (StageRow(10, 5, 1, "ramp_up"), StageRow(3, 0, 2, "steady"))
+    assert decode_stages(text) == (StageRow(10, 5, 1, "ramp_up"), StageRow(3, 0, 2, "steady"))
 
 
 @pytest.mark.parametrize(
@@ -32,4 +34,4 @@ def test_parse_stages_round_trip():
 )
 def test_parse_stages_rejects(text, words):
     with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("]", r"\]")):
-        parse_stages(text)
+        decode_stages(text)
