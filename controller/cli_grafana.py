@@ -28,6 +28,9 @@ from controller.models import RunPlan
 
 F = TypeVar("F", bound=Callable[..., Any])
 console = Console(soft_wrap=True)
+# The same two settings for `run` and `grafana push`
+GRAFANA_URL_ENV = "LOADCTL_GRAFANA_URL"
+GRAFANA_TOKEN_ENV_ENV = "LOADCTL_GRAFANA_TOKEN_ENV"  # names the variable that holds the token
 
 
 def grafana_run_options(command: F) -> F:
@@ -35,12 +38,12 @@ def grafana_run_options(command: F) -> F:
     options = [
         click.option(
             "--grafana-url",
-            envvar="LOADCTL_GRAFANA_URL",
+            envvar=GRAFANA_URL_ENV,
             help="Grafana base URL: the run posts annotations (start, phases, abort, end with the verdict).",
         ),
         click.option(
             "--grafana-token-env",
-            envvar="LOADCTL_GRAFANA_TOKEN_ENV",
+            envvar=GRAFANA_TOKEN_ENV_ENV,
             metavar="VAR",
             help="Environment variable holding the Grafana token (service account, Editor).",
         ),
@@ -86,11 +89,11 @@ def grafana() -> None:
 
 
 @grafana.command("push")
-@click.option("--url", required=True, envvar="LOADCTL_GRAFANA_URL", help="Grafana base URL.")
+@click.option("--url", required=True, envvar=GRAFANA_URL_ENV, help="Grafana base URL.")
 @click.option(
     "--token-env",
     required=True,
-    envvar="LOADCTL_GRAFANA_TOKEN_ENV",
+    envvar=GRAFANA_TOKEN_ENV_ENV,
     metavar="VAR",
     help="Environment variable holding the token (service account with Editor on the folder).",
 )

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from controller.backends.options import K8sOptions
 from controller.errors import InputError
-from controller.models import parse_duration
+from locust_workers.contract import parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 console = Console(soft_wrap=True)

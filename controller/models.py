@@ -14,39 +14,12 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from locust_workers.contract import parse_duration
 from locust_workers.probes.config import ProbeList
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
 PHASE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 RUN_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
-# A week: longer is a typo (99999999999h once started a load and broke every PromQL range after it).
-MAX_DURATION_S = 7 * 24 * 3600.0
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds from `90`, `"90s"`, `"5m"`, `"1h30m"` or `"1.5h"`. Raises ValueError otherwise."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration like 90, '90s', '5m' or '1h30m'")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
-        text = value.strip().lower()
-        if re.fullmatch(r"\d+(\.\d+)?", text):
-            seconds = float(text)
-        else:
-            parts = _DURATION_PART.findall(text)
-            if not parts or "".join(n + u for n, u in parts) != text:
-                raise ValueError(f"'{value}' is not a duration like 90, '90s', '5m' or '1h30m'")
-            scale = {"h": 3600.0, "m": 60.0, "s": 1.0}
-            seconds = sum(float(n) * scale[u] for n, u in parts)
-    else:
-        raise ValueError("expected a duration like 90, '90s', '5m' or '1h30m'")
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError("a duration must be greater than 0")
-    if seconds > MAX_DURATION_S:
-        raise ValueError(f"a duration must be at most {MAX_DURATION_S / 3600:.0f}h")
-    return seconds
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]

@@ -20,15 +20,14 @@ from pydantic import BaseModel, ValidationError
 from controller.errors import InputError
 from controller.models import (
     GATES_OPT_OUT,
-    MAX_DURATION_S,
     Profile,
     RunPlan,
     ScrapeTarget,
     Stage,
-    parse_duration,
     simple_stages,
     slow_stage,
 )
+from locust_workers.contract import MAX_DURATION_S, parse_duration
 
 M = TypeVar("M", bound=BaseModel)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")

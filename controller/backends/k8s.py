@@ -51,9 +51,8 @@ from controller.prom import client as prom
 from controller.prom.config import SCRAPE_INTERVAL_S
 from controller.prom.server import PrometheusServer, run_prometheus
 from controller.prom.stats import StatsTables, read_stats_from_prometheus, write_stats_files
+from locust_workers.contract import EXPORTER_PORT, PROBES_PORT
 
-DEFAULT_EXPORTER_PORT = 9646
-DEFAULT_PROBES_PORT = 9647
 # The chart's run.finalScrapeTimeoutSeconds: how long the master waits for a scrape after the load.
 CHART_FINAL_SCRAPE_TIMEOUT_S = 15.0
 # The master waits this long for a final scrape (chart: run.finalScrapeTimeoutSeconds) + margin.
@@ -308,11 +307,11 @@ class K8sBackend:
             raise InfraError("no master pod to port-forward to")
         run = self.values.get("run", {})
         local = free_port()
-        pairs = [f"{local}:{int(run.get('exporterPort', DEFAULT_EXPORTER_PORT))}"]
+        pairs = [f"{local}:{int(run.get('exporterPort', EXPORTER_PORT))}"]
         # the probes sidecar shares the master pod: one forward carries both ports
         local_probes = free_port() if self.plan.probes else None
         if local_probes is not None:
-            pairs.append(f"{local_probes}:{int(run.get('probesPort', DEFAULT_PROBES_PORT))}")
+            pairs.append(f"{local_probes}:{int(run.get('probesPort', PROBES_PORT))}")
         argv = [find_tool("kubectl", "KUBECTL_BIN"), "port-forward", "--address", "127.0.0.1"]
         argv += ["-n", self.namespace, f"pod/{master['metadata']['name']}", *pairs]
         if self.cluster.kubeconfig:

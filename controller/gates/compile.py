@@ -28,6 +28,12 @@ from collections.abc import Sequence
 
 from controller.gates.models import Gate
 from controller.models import PhaseWindow
+from locust_workers.contract import (
+    FAILED_RESPONSE_TIME_SECONDS,
+    REQUEST_FAILURES_TOTAL,
+    REQUESTS_TOTAL,
+    RESPONSE_TIME_SECONDS,
+)
 
 Segment = tuple[float, float]
 SEGMENT_LABEL = "loadctl_segment"
@@ -35,10 +41,10 @@ QUANTILES = {"latency_p50_ms": 0.5, "latency_p90_ms": 0.9, "latency_p95_ms": 0.9
 FINAL_GRACE_S = 60.0  # after the stop, a run's only samples are its final scrapes
 START_LOOKBACK_S = 300.0  # how far back a segment's start value is looked for (Prometheus' lookback)
 MIN_SCRAPES = 3  # fewer scrapes of the run's counters inside a segment: too short to judge
-REQUESTS = "locust_requests_total"
-FAILURES = "locust_request_failures_total"
-BUCKETS = "locust_response_time_seconds_bucket"
-FAILED_BUCKETS = "locust_failed_response_time_seconds_bucket"
+REQUESTS = REQUESTS_TOTAL
+FAILURES = REQUEST_FAILURES_TOTAL
+BUCKETS = f"{RESPONSE_TIME_SECONDS}_bucket"
+FAILED_BUCKETS = f"{FAILED_RESPONSE_TIME_SECONDS}_bucket"
 
 
 class WindowError(ValueError):

@@ -19,7 +19,7 @@ from controller.chart import REPO_ROOT, chart_path
 from controller.errors import InputError
 
 # Where `loadctl grafana push` looks without --dashboards: the generated boards, else the chart's
-# copy (from the checkout or $LOADCTL_CHART, whatever the working directory).
+# copy (the checkout's or the image's, see controller/chart.py; whatever the working directory).
 DASHBOARD_DIRS = (REPO_ROOT / "dashboards", chart_path() / "dashboards")
 DEFAULT_FOLDER = "loadctl"
 # Grafana's own limit on uids (dashboards and folders)

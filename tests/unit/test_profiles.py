@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 from controller.errors import EXIT_INPUT, InputError
-from controller.models import parse_duration, simple_stages
+from controller.models import simple_stages
 from controller.profiles import build_plan, load_profile, resolve_profile_path
+from locust_workers.contract import parse_duration
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ["demo", "baseline", "stress", "spike", "staged", "sustained", "peak", "soak"]
