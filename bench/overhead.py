@@ -63,6 +63,7 @@ from types import FrameType
 import httpx
 
 from controller.processes import free_port
+from locust_workers.contract import LocustCommand
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -303,38 +304,27 @@ class Config:
     duration: int
 
 
-def locust_common(cfg: Config) -> list[str]:
-    return [str(cfg.bin_dir / "locust"), "-f", str(LOCUSTFILE)]
-
-
 def run_plain(procs: ProcessSet, cfg: Config, n: int) -> RunResult:
-    """Plain `locust --headless --master` plus N `locust --worker` processes."""
-    port = free_port()
+    """Plain `locust --headless --master` plus N `locust --worker` processes.
+
+    The command lines are loadctl's own (contract.LocustCommand, the same flags, CSV and HTML
+    output) minus the plugin: users, rate and time from the command line instead of a stage table.
+    """
     prefix = cfg.tmp / f"plain-{n}"
-    master_argv = [
-        *locust_common(cfg),
-        "--headless",
-        "--master",
-        "--expect-workers",
-        str(cfg.workers),
-        "--expect-workers-max-wait",
-        "60",
-        "-u",
-        str(cfg.users),
-        "-r",
-        str(cfg.users),
-        "-t",
-        f"{cfg.duration}s",
-        "--host",
-        cfg.host,
-        "--csv",
-        str(prefix),
-        "--master-bind-host",
-        "127.0.0.1",
-        "--master-bind-port",
-        str(port),
-    ]
-    worker_argv = [*locust_common(cfg), "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+    command = LocustCommand(
+        locustfile=str(LOCUSTFILE),
+        host=cfg.host,
+        workers=cfg.workers,
+        master_host="127.0.0.1",
+        bind_host="127.0.0.1",
+        master_port=free_port(),
+        csv_prefix=str(prefix),
+        html_path=f"{prefix}_report.html",
+    )
+    locust = str(cfg.bin_dir / "locust")
+    load = ["-u", str(cfg.users), "-r", str(cfg.users), "-t", f"{cfg.duration}s"]
+    master_argv = [locust, *command.master_args(), *load]
+    worker_argv = [locust, *command.worker_args()]
     master_log = cfg.tmp / f"plain-{n}-master.log"
     master = procs.start("locust master", master_argv, master_log)
     workers = [

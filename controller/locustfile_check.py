@@ -13,13 +13,6 @@ from pathlib import Path
 
 from controller.errors import InputError, tail
 
-PLUGIN_PATH = Path(__file__).resolve().parent.parent / "locust_workers" / "plugin.py"
-
-
-def locustfile_arg(locustfile: Path) -> str:
-    """Locust's -f value: the user's file plus loadctl's plugin (exporter, stage shape)."""
-    return f"{locustfile},{PLUGIN_PATH}"
-
 
 def list_user_classes(
     locustfile: Path, *, env: dict[str, str] | None = None, timeout: float = 60.0

@@ -70,8 +70,9 @@ class Decision:
 def master_problem(exit_code: int | None, *, test_stopped: bool) -> str | None:
     """Why the Locust master's end was not the normal end of the stage table, if it was not.
 
-    Locust exits 0, or 1 when requests failed; a negative code (local process) or 128+n (a
-    container) means it was killed by signal n. Without a stop time it never finished the test.
+    Locust exits 0 at the end of the table (failed requests too: contract.LocustCommand passes
+    --exit-code-on-error 0), else 1; a negative code (local process) or 128+n (a container) means
+    it was killed by signal n. Without a stop time it never finished the test.
     """
     signum = None
     if exit_code is not None and exit_code < 0:

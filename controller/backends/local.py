@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -14,12 +13,12 @@ import httpx
 from controller.backends.base import BackendEvents, RecordFields
 from controller.backends.options import LocalOptions
 from controller.errors import InfraError
-from controller.locustfile_check import locustfile_arg
 from controller.models import RunPlan, Verdict
 from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom.client import wait_for_scrapes_after
 from controller.prom.config import SCRAPE_INTERVAL_S
 from controller.prom.server import run_prometheus
+from locust_workers.contract import LocustCommand, locustfile_arg, probes_args, run_env
 from locust_workers.probes.config import dump_config
 
 LOCUST_CSV_PREFIX = "locust"
@@ -36,15 +35,14 @@ def locust_env(plan: RunPlan, *, exporter_port: int, base: dict[str, str] | None
     """Environment for every Locust process of the run (see locust_workers/plugin.py)."""
     env = dict(os.environ if base is None else base)
     env.update(
-        {
-            "PYTHONUNBUFFERED": "1",
-            "LOADCTL_RUN_ID": plan.run_id,
-            "LOADCTL_PROFILE": plan.profile,
-            "LOADCTL_EXPORTER_HOST": "127.0.0.1",
-            "LOADCTL_EXPORTER_PORT": str(exporter_port),
-            "LOADCTL_STAGES": json.dumps([stage.model_dump() for stage in plan.stages]),
-            "LOADCTL_USER_WEIGHTS": json.dumps(plan.user_weights),
-        }
+        run_env(
+            run_id=plan.run_id,
+            profile=plan.profile,
+            stages=plan.stages,
+            user_weights=plan.user_weights,
+            exporter_host="127.0.0.1",
+            exporter_port=exporter_port,
+        )
     )
     return env
 
@@ -95,36 +93,20 @@ class LocalBackend:
         if self.probes_port is not None:
             self._start_probes(self.probes_port)
         env = locust_env(self.plan, exporter_port=self.exporter_port)
-        common = [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            locustfile_arg(self.plan.locustfile),
-            "--host",
-            self.plan.host,
-        ]
+        command = LocustCommand(
+            locustfile=locustfile_arg(self.plan.locustfile),
+            host=self.plan.host,
+            workers=self.plan.workers,
+            master_host="127.0.0.1",
+            bind_host="127.0.0.1",
+            master_port=self.master_port,
+            csv_prefix=str(self.run_dir / LOCUST_CSV_PREFIX),
+            html_path=str(self.run_dir / "report.html"),
+        )
+        locust = [sys.executable, "-m", "locust"]
         self.master = ManagedProcess(
             "locust master",
-            [
-                *common,
-                "--master",
-                "--headless",
-                "--only-summary",
-                "--expect-workers",
-                str(self.plan.workers),
-                "--expect-workers-max-wait",
-                "60",
-                "--master-bind-host",
-                "127.0.0.1",
-                "--master-bind-port",
-                str(self.master_port),
-                "--csv",
-                str(self.run_dir / LOCUST_CSV_PREFIX),
-                "--csv-full-history",
-                "--html",
-                str(self.run_dir / "report.html"),
-            ],
+            [*locust, *command.master_args()],
             log_path=self.logs / "master.log",
             env=env,
             cwd=self.run_dir,
@@ -133,14 +115,7 @@ class LocalBackend:
             self.workers.append(
                 ManagedProcess(
                     f"locust worker {index}",
-                    [
-                        *common,
-                        "--worker",
-                        "--master-host",
-                        "127.0.0.1",
-                        "--master-port",
-                        str(self.master_port),
-                    ],
+                    [*locust, *command.worker_args()],
                     log_path=self.logs / f"worker-{index}.log",
                     env=env,
                     cwd=self.run_dir,
@@ -159,10 +134,10 @@ class LocalBackend:
         # the environment (the config names variables), so probes.json is safe to keep.
         config = self.run_dir / "probes.json"
         config.write_text(dump_config(self.plan.probes), encoding="utf-8")
-        argv = [sys.executable, "-m", "locust_workers.probes", "--config", str(config), "--port", str(port)]
+        argv = probes_args(config=str(config), port=port, bind_host="127.0.0.1", run_id=self.plan.run_id)
         self.probes = ManagedProcess(
             "probes",
-            [*argv, "--host", "127.0.0.1", "--run-id", self.plan.run_id],
+            [sys.executable, *argv],
             log_path=self.logs / "probes.log",
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             cwd=self.run_dir,

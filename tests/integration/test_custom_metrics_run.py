@@ -21,10 +21,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.locustfile_check import locustfile_arg
 from controller.processes import ManagedProcess, free_port
 from controller.prom.client import query
 from examples.demo_target.chat import ChatConfig
+from locust_workers.contract import locustfile_arg
 from locust_workers.metrics import DEFAULT_SECONDS_BUCKETS
 from tests.support import DEMO_LOCUSTFILE, demo_server, run_loadctl, served_run
 

@@ -1,9 +1,8 @@
-"""The plugin as pods run it (plain `locust` commands, no controller): metrics served, SIGTERM graceful."""
+"""The plugin as pods run it (the contract's `locust` commands, no controller): metrics, graceful SIGTERM."""
 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import signal
 import sys
@@ -12,8 +11,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.locustfile_check import locustfile_arg
 from controller.processes import ManagedProcess, free_port
+from locust_workers.contract import LocustCommand, StageRow, locustfile_arg, run_env
 from tests.support import DEMO_LOCUSTFILE, demo_server, wait_for
 
 pytestmark = pytest.mark.integration
@@ -36,38 +35,38 @@ def test_master_stops_gracefully_on_sigterm_during_a_shape_test(tmp_path):
     exporter_port, master_port = free_port(), free_port()
     env = dict(
         os.environ,
-        PYTHONUNBUFFERED="1",
-        LOADCTL_RUN_ID="pod",
-        LOADCTL_EXPORTER_HOST="127.0.0.1",
-        LOADCTL_EXPORTER_PORT=str(exporter_port),
-        LOADCTL_FINAL_SCRAPE_TIMEOUT="1",
-        LOADCTL_STAGES=json.dumps([{"duration": 120, "users": 4, "spawn_rate": 4, "phase": "steady"}]),
+        **run_env(
+            run_id="pod",
+            profile="pod",
+            stages=[StageRow(duration=120, users=4, spawn_rate=4, phase="steady")],
+            user_weights={},
+            exporter_host="127.0.0.1",
+            exporter_port=exporter_port,
+            final_scrape_timeout_s=1,
+        ),
     )
-    files = locustfile_arg(DEMO_LOCUSTFILE)
     with demo_server(tmp_path / "target.log") as target:
-        base = [sys.executable, "-m", "locust", "-f", files, "--host", target]
+        command = LocustCommand(
+            locustfile=locustfile_arg(DEMO_LOCUSTFILE),
+            host=target,
+            workers=1,
+            master_host="127.0.0.1",
+            bind_host="127.0.0.1",
+            master_port=master_port,
+            csv_prefix=str(tmp_path / "pod"),
+            html_path=str(tmp_path / "pod.html"),
+        )
+        locust = [sys.executable, "-m", "locust"]
         master = ManagedProcess(
             "master",
-            [
-                *base,
-                "--master",
-                "--headless",
-                "--expect-workers",
-                "1",
-                "--master-bind-host",
-                "127.0.0.1",
-                "--master-bind-port",
-                str(master_port),
-                "--csv",
-                str(tmp_path / "pod"),
-            ],
+            [*locust, *command.master_args()],
             log_path=tmp_path / "master.log",
             env=env,
             cwd=tmp_path,
         )
         worker = ManagedProcess(
             "worker",
-            [*base, "--worker", "--master-port", str(master_port)],
+            [*locust, *command.worker_args()],
             log_path=tmp_path / "worker.log",
             env=env,
             cwd=tmp_path,
