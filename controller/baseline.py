@@ -18,16 +18,17 @@ from controller.gates.models import GateFile
 from controller.gates.runner import Target
 from controller.models import RunRecord
 from controller.profiles import field_path
-from controller.results import RUN_FILE, read_record
+from controller.rundir import RunDir
 
 FLAG = "--baseline"
 
 
 def run_record(run_dir: Path) -> RunRecord:
     """DIR/run.json, or one line saying why it cannot be read: missing, unreadable, corrupt."""
-    source = str(run_dir / RUN_FILE)
+    folder = RunDir(run_dir)
+    source = str(folder.record)
     try:
-        return read_record(run_dir)
+        return folder.read_record()
     except FileNotFoundError:
         raise InputError("not found: not a loadctl run directory", source=source) from None
     except OSError as e:
@@ -42,14 +43,17 @@ def run_record(run_dir: Path) -> RunRecord:
 
 def read_baseline(run_dir: Path) -> RunRecord:
     """The baseline's run.json, and its tsdb/ there, checked before any load (exit 2 naming --baseline)."""
-    if not (run_dir / RUN_FILE).is_file():
+    folder = RunDir(run_dir)
+    if not folder.record.is_file():
         raise InputError(
-            f"{run_dir} has no {RUN_FILE}: not a finished loadctl run's results folder",
+            f"{run_dir} has no {folder.record.name}: not a finished loadctl run's results folder",
             source="command line",
             field=FLAG,
         )
-    if not (run_dir / "tsdb").is_dir():
-        raise InputError(f"{run_dir} has no tsdb/ to compare with", source="command line", field=FLAG)
+    if not folder.tsdb.is_dir():
+        raise InputError(
+            f"{run_dir} has no {folder.tsdb.name}/ to compare with", source="command line", field=FLAG
+        )
     return run_record(run_dir)
 
 

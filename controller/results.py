@@ -1,17 +1,11 @@
-"""The run directory: run.json, the phase timeline read from Prometheus, Locust's totals."""
+"""The run's phase timeline, as the exporter reported it to Prometheus."""
 
 from __future__ import annotations
 
-import csv
-import json
-from pathlib import Path
-
 import httpx
 
-from controller.models import PhaseWindow, RunRecord
+from controller.models import PhaseWindow
 from controller.prom.client import query, query_value
-
-RUN_FILE = "run.json"
 
 
 def phase_windows(stage_starts: dict[int, tuple[str, float]], stopped_at: float) -> tuple[PhaseWindow, ...]:
@@ -46,36 +40,3 @@ def read_timeline(
     starts = {int(s.labels["stage"]): (s.labels["phase"], s.value) for s in samples}
     end = stop if stop is not None else (at if at is not None else None)
     return start, stop, phase_windows(starts, end) if end is not None and starts else ()
-
-
-def csv_rows(path: Path) -> list[dict[str, str]]:
-    """Rows of one of Locust's CSVs; none when the file is missing (a run that never started)."""
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            return list(csv.DictReader(handle))
-    except OSError:
-        return []
-
-
-def locust_totals(stats_rows: list[dict[str, str]]) -> tuple[int, int] | None:
-    """(requests, failures) from the Aggregated row of Locust's stats.csv."""
-    for row in stats_rows:
-        if row.get("Name") == "Aggregated":
-            try:
-                return int(row["Request Count"]), int(row["Failure Count"])
-            except (KeyError, ValueError):
-                return None
-    return None
-
-
-def write_record(run_dir: Path, record: RunRecord) -> Path:
-    path = run_dir / RUN_FILE
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record.model_dump(mode="json"), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
-def read_record(run_dir: Path) -> RunRecord:
-    return RunRecord.model_validate_json((run_dir / RUN_FILE).read_text(encoding="utf-8"))

@@ -49,7 +49,8 @@ from controller.prom.health import (
 from controller.prom.peaks import read_peaks
 from controller.reports.gates import gates_table, write_gate_reports
 from controller.reports.run_report import peaks_table, run_report_markdown
-from controller.results import csv_rows, locust_totals, read_timeline, write_record
+from controller.results import read_timeline
+from controller.rundir import RUN_RECORD, RUN_REPORT, RunDir, locust_totals, read_csv, write_atomic
 from controller.verdict import Ending, Happened, decide, early_stop_problem, master_problem
 
 # The final-scrape wait: two scrape intervals of the run's Prometheus, at least FINAL_SCRAPE_MIN_S.
@@ -444,7 +445,8 @@ def finish(
         heading = decide(happened(plan, followed, readings, locust_exit_code=None, totals=readings.totals))
         backend.teardown(verdict=heading.verdict)
     files = set(backend.collect())
-    stats, failures = csv_rows(plan.run_dir / "stats.csv"), csv_rows(plan.run_dir / "failures.csv")
+    run_dir = RunDir(plan.run_dir)
+    stats, failures = read_csv(run_dir.stats_csv), read_csv(run_dir.failures_csv)
     totals = locust_totals(stats)
     facts = happened(plan, followed, readings, locust_exit_code=backend.locust_exit_code, totals=totals)
     decision = decide(facts)
@@ -467,7 +469,7 @@ def finish(
         locust_exit_code=backend.locust_exit_code,
         requests=totals[0] if totals else None,
         failures=totals[1] if totals else None,
-        files=tuple(sorted(files | {"run.json", "report.md"})),
+        files=tuple(sorted(files | {RUN_RECORD, RUN_REPORT})),
         peaks=readings.peaks,
         generator_problems=facts.generator,
         alerts_fired=tuple(readings.alerts),
@@ -488,9 +490,11 @@ def write_results(
 ) -> None:
     """run.json and report.md, best effort: a full or unwritable disk must not hide the verdict."""
     try:
-        write_record(plan.run_dir, record)
-        report_md = run_report_markdown(record, stats=stats, failures=failures, gates=report)
-        (plan.run_dir / "report.md").write_text(report_md, encoding="utf-8")
+        run_dir = RunDir(plan.run_dir)
+        run_dir.write_record(record)
+        write_atomic(
+            run_dir.report_md, run_report_markdown(record, stats=stats, failures=failures, gates=report)
+        )
     except OSError as e:
         console.print(
             f"[red]could not write the results to {plan.run_dir}: {e.strerror or e}[/]", highlight=False

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.results import write_record
+from controller.rundir import RunDir
 from tests.promdata import Phase, SyntheticRun, Traffic, build_tsdb, openmetrics, start_time
 from tests.support import REPO_ROOT, run_loadctl, run_record
 
@@ -211,7 +211,7 @@ def test_gates_eval_junit_on_a_real_run_folder(tmp_path):
     )
     run_dir = tmp_path / "results" / "junit-run"
     build_tsdb(openmetrics([run]), run_dir / "tsdb")
-    write_record(run_dir, run.record())
+    RunDir(run_dir).write_record(run.record())
     gates = tmp_path / "g.yaml"
     gates.write_text(
         "version: 1\nname: smoke\ngates:\n"
