@@ -20,9 +20,9 @@ import traceback
 from pathlib import Path
 
 from controller.errors import EXIT_INFRA
+from controller.rundir import RunDir, crash_log_name, write_atomic
 
 MESSAGE_LIMIT = 300
-CRASH_LOG_DIR = "logs"  # inside a run directory, next to the other process logs
 
 _run_dir: Path | None = None
 
@@ -65,9 +65,8 @@ def os_error_message(exc: OSError, log: Path | None) -> str:
 
 def log_candidates(*, run_dir: Path | None, tmp_dir: Path, pid: int, now: float) -> list[Path]:
     """Where a crash log may go, best first: the run's logs/ folder, then the temp directory."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-    name = f"loadctl-{pid}-{stamp}.log"
-    found = [run_dir / CRASH_LOG_DIR / name] if run_dir is not None else []
+    name = crash_log_name(pid=pid, now=now)
+    found = [RunDir(run_dir).crash_log(name)] if run_dir is not None else []
     return [*found, tmp_dir / name]
 
 
@@ -86,9 +85,7 @@ def write_crash_log(exc: BaseException, *, argv: list[str], run_dir: Path | None
         run_dir=run_dir, tmp_dir=Path(tempfile.gettempdir()), pid=os.getpid(), now=now
     ):
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # errors="replace": a lone surrogate in a message must not cost us the traceback
-            path.write_text(text, encoding="utf-8", errors="replace")
+            write_atomic(path, text)  # it replaces a lone surrogate in a message with "?"
         except OSError:
             continue  # a full disk or a read-only run folder: try the next place
         return path

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
@@ -22,10 +21,8 @@ from rich.text import Text
 
 from controller.gates.evaluate import GateReport, GateResult
 from controller.reports.markdown import cell, code, one_line
+from controller.rundir import GATES_JSON, GATES_MD, JUNIT_XML, write_atomic
 
-JSON_FILE = "gates.json"
-MARKDOWN_FILE = "gates.md"
-JUNIT_FILE = "junit.xml"
 RESULT_STYLES = {"pass": "bold green", "warn": "bold yellow", "fail": "bold red", "error": "bold red"}
 # XML 1.0 cannot carry most control characters; a Prometheus error body could contain them.
 # Lone surrogates (undecodable bytes read with surrogateescape) cannot even be encoded as UTF-8.
@@ -312,23 +309,14 @@ def gates_table(report: GateReport) -> Table:
 # -- I/O -------------------------------------------------------------------------------------------
 
 
-def _write(path: Path, text: str) -> None:
-    # write-then-rename: a CI step reading the run directory never sees half a file
-    partial = path.with_name(path.name + ".partial")
-    # errors="replace": a JSON error body can decode to a lone surrogate ("\\ud83d"), which UTF-8
-    # cannot encode; one "?" in a reason beats losing the whole report.
-    partial.write_text(text, encoding="utf-8", errors="replace")
-    os.replace(partial, path)
-
-
 def write_gate_reports(report: GateReport, *, run_dir: Path) -> tuple[str, ...]:
     """gates.json, gates.md and junit.xml in the run directory; returns their names."""
-    run_dir.mkdir(parents=True, exist_ok=True)
     outputs = (
-        (JSON_FILE, gates_json(report)),
-        (MARKDOWN_FILE, gates_markdown(report)),
-        (JUNIT_FILE, junit_xml(report)),
+        (GATES_JSON, gates_json(report)),
+        (GATES_MD, gates_markdown(report)),
+        (JUNIT_XML, junit_xml(report)),
     )
     for name, text in outputs:
-        _write(run_dir / name, text)
+        # atomic: a CI step reading the run directory never sees half a report
+        write_atomic(run_dir / name, text)
     return tuple(name for name, _ in outputs)
