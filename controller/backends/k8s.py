@@ -50,7 +50,13 @@ from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom import client as prom
 from controller.prom.config import SCRAPE_INTERVAL_S
 from controller.prom.server import PrometheusServer, run_prometheus
-from controller.prom.stats import StatsTables, read_stats_from_prometheus, write_stats_files
+from controller.prom.stats import (
+    FAILURE_COLUMNS,
+    STATS_COLUMNS,
+    StatsTables,
+    read_stats_from_prometheus,
+)
+from controller.rundir import RunDir, write_csv
 from locust_workers.contract import EXPORTER_PORT, PROBES_PORT
 
 # The chart's run.finalScrapeTimeoutSeconds: how long the master waits for a scrape after the load.
@@ -408,7 +414,7 @@ class K8sBackend:
                     client, run_id=self.plan.run_id, lookback_s=self.plan.duration
                 )
         except PrometheusError as e:
-            self.events.warning(f"stats.csv not rebuilt: {e}")
+            self.events.warning(f"{RunDir(self.plan.run_dir).stats_csv.name} not rebuilt: {e}")
             return None
 
     def _keep(self, verdict: str) -> None:
@@ -433,6 +439,8 @@ class K8sBackend:
         if not self.plan.run_dir.exists():
             return ()
         if self._stats is not None:
-            write_stats_files(self.plan.run_dir, self._stats)
+            folder = RunDir(self.plan.run_dir)
+            write_csv(folder.stats_csv, columns=STATS_COLUMNS, rows=self._stats.stats)
+            write_csv(folder.failures_csv, columns=FAILURE_COLUMNS, rows=self._stats.failures)
             self._stats_written = True
         return tuple(sorted(p.name for p in self.plan.run_dir.iterdir()))

@@ -1,18 +1,17 @@
-"""stats.csv and failures.csv rebuilt from the exporter's series, for runs whose master pod is gone.
+"""stats.csv and failures.csv rows rebuilt from the exporter's series, for runs whose master pod is gone.
 
 In a cluster the master's own CSVs live on an emptyDir that disappears with its pod, and the
 restricted ServiceAccount may not exec into it. The exporter's counters and histograms hold the
-same totals, so the files are rebuilt from Prometheus with Locust's column names (report.md reads
-them unchanged). Percentiles come from histogram buckets: within 4 % of Locust's (histogram.py);
-min, max and content size are not exported and stay empty.
+same totals, so the rows are rebuilt from Prometheus with Locust's column names (report.md reads
+them unchanged); the backend writes them through controller/rundir.py. Percentiles come from
+histogram buckets: within 4 % of Locust's (histogram.py); min, max and content size are not
+exported and stay empty.
 """
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
@@ -96,26 +95,12 @@ def failure_rows(failures: Mapping[tuple[str, str, str], float]) -> list[dict[st
     ]
 
 
-def _write(path: Path, columns: Sequence[str], rows: list[dict[str, str]]) -> None:
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
 @dataclass(frozen=True)
 class StatsTables:
     """stats.csv and failures.csv as rows (Locust's columns), read while Prometheus still runs."""
 
-    stats: list[dict[str, str]]
-    failures: list[dict[str, str]]
-
-
-def write_stats_files(run_dir: Path, tables: StatsTables) -> tuple[str, ...]:
-    """stats.csv and failures.csv into the run directory; returns their names."""
-    _write(run_dir / "stats.csv", STATS_COLUMNS, tables.stats)
-    _write(run_dir / "failures.csv", FAILURE_COLUMNS, tables.failures)
-    return ("stats.csv", "failures.csv")
+    stats: list[dict[str, str]]  # STATS_COLUMNS
+    failures: list[dict[str, str]]  # FAILURE_COLUMNS
 
 
 def read_stats_from_prometheus(client: httpx.Client, *, run_id: str, lookback_s: float) -> StatsTables | None:
