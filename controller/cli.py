@@ -17,6 +17,7 @@ from controller.cli_k8s import k8s_connection_options, k8s_options
 from controller.crash import report_crash
 from controller.errors import EXIT_INPUT, EXIT_INTERRUPTED, InfraError, InputError, LoadctlError
 from controller.profiles import build_plan, load_profile, resolve_profile_path
+from controller.rundir import RUN_REPORT, RunDir
 
 console = Console(soft_wrap=True)
 BASELINE_HELP = "A finished run's results folder: what max_change/min_change gates compare with."
@@ -190,14 +191,15 @@ def run(
     if record.locust_warnings:
         first = record.locust_warnings[0]
         more = (
-            f" (+{len(record.locust_warnings) - 1} more in report.md)"
+            f" (+{len(record.locust_warnings) - 1} more in {RUN_REPORT})"
             if len(record.locust_warnings) > 1
             else ""
         )
         console.print(f"locust warned: {first}{more}", highlight=False)
     # a k8s run followed by the cluster's Prometheus keeps no tsdb of its own
-    again = f"; query again: loadctl prometheus {plan.run_dir}" if (plan.run_dir / "tsdb").is_dir() else ""
-    console.print(f"results: {plan.run_dir}  (report: {plan.run_dir / 'report.md'}{again})", highlight=False)
+    run_dir = RunDir(plan.run_dir)
+    again = f"; query again: loadctl prometheus {plan.run_dir}" if run_dir.tsdb.is_dir() else ""
+    console.print(f"results: {plan.run_dir}  (report: {run_dir.report_md}{again})", highlight=False)
     sys.exit(record.exit_code)
 
 
@@ -242,7 +244,7 @@ def prometheus(run_dir: Path, port: int | None) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     with serve_run_tsdb(run_dir, port=port) as server:
-        console.print(f"serving {run_dir / 'tsdb'} at {server.url}  (Ctrl-C to stop)", highlight=False)
+        console.print(f"serving {RunDir(run_dir).tsdb} at {server.url}  (Ctrl-C to stop)", highlight=False)
         sys.stdout.flush()
         while not stop.wait(0.5):
             if server.process is not None and server.process.poll() is not None:

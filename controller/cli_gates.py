@@ -25,6 +25,7 @@ from controller.gates.load import load_gate_file
 from controller.gates.runner import Target, evaluate_gates
 from controller.models import RunRecord
 from controller.results import read_timeline
+from controller.rundir import GATES_LOCK_REPORT, RUN_RECORD, TSDB_DIR, RunDir
 
 console = Console(soft_wrap=True)
 RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -44,6 +45,8 @@ def check_output(path: Path | None, option: str) -> None:
 
 
 def write_output(path: Path, text: str) -> None:
+    # In place, not controller/rundir.write_atomic: the user named this path, and it may be a
+    # symlink, a FIFO or /dev/stdout, which a rename would replace instead of writing through.
     try:
         path.write_text(text, encoding="utf-8", errors="replace")
     except OSError as e:  # a full disk after the verdict: exit 3, the verdict never reached CI
@@ -119,8 +122,10 @@ def gates() -> None:
 @click.option(
     "--gates", "gates_path", required=True, type=click.Path(path_type=Path), help="Gate file (YAML)."
 )
-@click.option("--prometheus", help="Prometheus base URL (default: serve --run's own tsdb/).")
-@click.option("--run", "run_dir", type=RUN_DIR, help="A loadctl run directory (windows from its run.json).")
+@click.option("--prometheus", help=f"Prometheus base URL (default: serve --run's own {TSDB_DIR}/).")
+@click.option(
+    "--run", "run_dir", type=RUN_DIR, help=f"A loadctl run directory (windows from its {RUN_RECORD})."
+)
 @click.option("--run-id", help="Without --run: the run_id label to judge.")
 @click.option("--start", type=float, help="Without --run: window start, unix time.")
 @click.option("--end", type=float, help="Without --run: window end, unix time.")
@@ -200,9 +205,9 @@ def eval_command(
     "--report",
     "report_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Markdown lock report (default: RUN_DIR/gates_lock.md).",
+    help=f"Markdown lock report (default: RUN_DIR/{GATES_LOCK_REPORT}).",
 )
-@click.option("--prometheus", help="Prometheus base URL (default: serve --run's own tsdb/).")
+@click.option("--prometheus", help=f"Prometheus base URL (default: serve --run's own {TSDB_DIR}/).")
 def lock_command(
     gates_path: Path,
     run_dir: Path,
@@ -221,7 +226,7 @@ def lock_command(
     remember_run_dir(run_dir)
     gate_file = load_gate_file(gates_path)
     check_prometheus_url(prometheus)
-    report_path = report_path or run_dir / "gates_lock.md"
+    report_path = report_path or RunDir(run_dir).gates_lock_report
     check_output(output, "--output")
     check_output(report_path, "--report")
     record = run_record(run_dir)

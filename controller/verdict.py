@@ -34,6 +34,7 @@ from typing import Literal
 from controller.errors import EXIT_GATE_FAILED, EXIT_INFRA, EXIT_INTERRUPTED, EXIT_PASS
 from controller.gates.evaluate import GateReport
 from controller.models import Verdict
+from controller.rundir import MASTER_LOG
 
 Ending = Literal["completed", "aborted", "interrupted", "skipped", "error", "prometheus_lost"]
 Gates = Literal["file", "none", "absent"]  # a gate file; `gates: none` (opted out); not given
@@ -100,7 +101,7 @@ def early_stop_problem(*, planned_s: float, ran_s: float) -> str | None:
         return None
     return (
         f"the load ran {ran_s:.0f}s of the planned {planned_s:.0f}s: Locust stopped the test early "
-        "(a worker that went missing or quit? see logs/master.log)"
+        f"(a worker that went missing or quit? see {MASTER_LOG})"
     )
 
 

@@ -324,9 +324,8 @@ class K8sBackend:
             argv += ["--kubeconfig", str(self.cluster.kubeconfig)]
         if self.cluster.context:
             argv += ["--context", self.cluster.context]
-        logs = self.plan.run_dir / "logs"
         forward = self.port_forward = ManagedProcess(
-            "kubectl port-forward", argv, log_path=logs / "port-forward.log"
+            "kubectl port-forward", argv, log_path=RunDir(self.plan.run_dir).port_forward_log
         )
         if not wait_until(lambda: "Forwarding from" in forward.log_tail(2000), timeout=30, watch=[forward]):
             raise InfraError(f"kubectl port-forward to the master failed: {forward.log_tail()}")

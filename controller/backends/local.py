@@ -18,17 +18,9 @@ from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom.client import wait_for_scrapes_after
 from controller.prom.config import SCRAPE_INTERVAL_S
 from controller.prom.server import run_prometheus
+from controller.rundir import RunDir, write_atomic
 from locust_workers.contract import LocustCommand, locustfile_arg, probes_args, run_env
 from locust_workers.probes.config import dump_config
-
-LOCUST_CSV_PREFIX = "locust"
-# Locust's CSV names (prefix_stats.csv ...) -> the names a run directory promises.
-CSV_NAMES = {
-    f"{LOCUST_CSV_PREFIX}_stats.csv": "stats.csv",
-    f"{LOCUST_CSV_PREFIX}_stats_history.csv": "stats_history.csv",
-    f"{LOCUST_CSV_PREFIX}_failures.csv": "failures.csv",
-    f"{LOCUST_CSV_PREFIX}_exceptions.csv": "exceptions.csv",
-}
 
 
 def locust_env(plan: RunPlan, *, exporter_port: int, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -55,7 +47,7 @@ class LocalBackend:
         self.options = options
         self.events = events  # nothing to tell yet: the run's own lines say it all
         self.run_dir = plan.run_dir
-        self.logs = self.run_dir / "logs"
+        self.folder = RunDir(plan.run_dir)
         self.exporter_port = free_port()
         self.master_port = free_port()
         self.probes_port = free_port() if plan.probes else None
@@ -80,7 +72,7 @@ class LocalBackend:
 
     @property
     def record_fields(self) -> RecordFields:
-        written = (self.run_dir / "stats.csv").exists()
+        written = self.folder.stats_csv.exists()
         return {"stats_source": "locust" if written else None, "release": None, "namespace": None}
 
     @property
@@ -100,14 +92,14 @@ class LocalBackend:
             master_host="127.0.0.1",
             bind_host="127.0.0.1",
             master_port=self.master_port,
-            csv_prefix=str(self.run_dir / LOCUST_CSV_PREFIX),
-            html_path=str(self.run_dir / "report.html"),
+            csv_prefix=str(self.folder.locust_csv_prefix),
+            html_path=str(self.folder.locust_html),
         )
         locust = [sys.executable, "-m", "locust"]
         self.master = ManagedProcess(
             "locust master",
             [*locust, *command.master_args()],
-            log_path=self.logs / "master.log",
+            log_path=self.folder.master_log,
             env=env,
             cwd=self.run_dir,
         )
@@ -116,7 +108,7 @@ class LocalBackend:
                 ManagedProcess(
                     f"locust worker {index}",
                     [*locust, *command.worker_args()],
-                    log_path=self.logs / f"worker-{index}.log",
+                    log_path=self.folder.worker_log(index),
                     env=env,
                     cwd=self.run_dir,
                 )
@@ -132,13 +124,12 @@ class LocalBackend:
     def _start_probes(self, port: int) -> None:
         # Their own process, never inside Locust's gevent loop; credentials reach it only through
         # the environment (the config names variables), so probes.json is safe to keep.
-        config = self.run_dir / "probes.json"
-        config.write_text(dump_config(self.plan.probes), encoding="utf-8")
+        config = write_atomic(self.folder.probes_config, dump_config(self.plan.probes))
         argv = probes_args(config=str(config), port=port, bind_host="127.0.0.1", run_id=self.plan.run_id)
         self.probes = ManagedProcess(
             "probes",
             [sys.executable, *argv],
-            log_path=self.logs / "probes.log",
+            log_path=self.folder.probes_log,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             cwd=self.run_dir,
         )
@@ -192,10 +183,7 @@ class LocalBackend:
         self.prometheus.stop()
 
     def collect(self) -> tuple[str, ...]:
-        for locust_name, name in CSV_NAMES.items():
-            source = self.run_dir / locust_name
-            if source.exists():
-                source.replace(self.run_dir / name)
+        self.folder.keep_locust_csvs()
         return tuple(sorted(p.name for p in self.run_dir.iterdir()))
 
     @property
@@ -203,7 +191,7 @@ class LocalBackend:
         return None if self.master is None else self.master.poll()
 
     def locust_warnings(self) -> tuple[str, ...]:
-        logs = [self.logs / "master.log", *(self.logs / f"worker-{i}.log" for i in range(self.plan.workers))]
+        logs = [self.folder.master_log, *(self.folder.worker_log(i) for i in range(self.plan.workers))]
         return locust_log_warnings(logs)
 
 

@@ -16,6 +16,7 @@ from controller.models import ScrapeTarget
 from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom import client as prom
 from controller.prom.config import dump, scrape_config
+from controller.rundir import RunDir, write_atomic
 
 PROMETHEUS_ENV = "PROMETHEUS_BIN"
 
@@ -75,8 +76,7 @@ class PrometheusServer:
 
     def _start_once(self, ready_timeout: float) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.config_path.parent.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(dump(self.config), encoding="utf-8")
+        write_atomic(self.config_path, dump(self.config))
         argv = [
             self.binary,
             f"--config.file={self.config_path}",
@@ -113,13 +113,14 @@ def run_prometheus(
     The one recipe for both backends: a local run, and a k8s run following its master through a
     port-forward when no cluster Prometheus is given.
     """
+    folder = RunDir(run_dir)
     return PrometheusServer(
         config=scrape_config(
             run_id=run_id, exporter_address=exporter_address, targets=targets, probes_address=probes_address
         ),
-        config_path=run_dir / "prometheus.yml",
-        data_dir=run_dir / "tsdb",
-        log_path=run_dir / "logs" / "prometheus.log",
+        config_path=folder.prometheus_config,
+        data_dir=folder.tsdb,
+        log_path=folder.prometheus_log,
     )
 
 
@@ -133,16 +134,14 @@ def serve_run_tsdb(
     """
     from controller.prom.config import empty_config
 
-    tsdb = run_dir / "tsdb"
-    if not tsdb.is_dir():
-        raise InputError("no tsdb/ directory: not a loadctl run directory", source=str(run_dir))
-    logs = run_dir / "logs"
+    folder = RunDir(run_dir)
+    if not folder.tsdb.is_dir():
+        raise InputError(
+            f"no {folder.tsdb.name}/ directory: not a loadctl run directory", source=str(run_dir)
+        )
+    config_path, log_path = folder.served_prometheus(label)
     server = PrometheusServer(
-        config=empty_config(),
-        config_path=logs / f"prometheus-{label}.yml",
-        data_dir=tsdb,
-        log_path=logs / f"prometheus-{label}.log",
-        port=port,
+        config=empty_config(), config_path=config_path, data_dir=folder.tsdb, log_path=log_path, port=port
     )
     try:
         server.start()

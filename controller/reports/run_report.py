@@ -17,6 +17,7 @@ from controller.gates.evaluate import GateReport
 from controller.models import Peak, RunRecord
 from controller.reports.gates import gates_markdown
 from controller.reports.markdown import code, table
+from controller.rundir import RUN_REPORT, STATS_CSV
 
 Row = Mapping[str, str]
 
@@ -69,14 +70,14 @@ def metadata(record: RunRecord) -> list[str]:
     if record.phases:
         phases = ", ".join(f"{p.phase} {_duration(p.end - p.start)}" for p in record.phases)
         lines.append(f"- Phases: {phases}")
-    lines.append(f"- Artifacts: {', '.join(code(f) for f in record.files if f != 'report.md')}")
+    lines.append(f"- Artifacts: {', '.join(code(f) for f in record.files if f != RUN_REPORT)}")
     return lines
 
 
 def headline(stats: Sequence[Row]) -> list[str]:
     total = next((r for r in stats if r.get("Name") == "Aggregated"), None)
     if total is None:
-        return ["## Headline Results", "- No requests were recorded (stats.csv has no Aggregated row)."]
+        return ["## Headline Results", f"- No requests were recorded ({STATS_CSV} has no Aggregated row)."]
     requests, failures = _int(total.get("Request Count")), _int(total.get("Failure Count"))
     rps = _float(total.get("Requests/s"))
     return [
