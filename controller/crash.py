@@ -85,7 +85,7 @@ def write_crash_log(exc: BaseException, *, argv: list[str], run_dir: Path | None
         run_dir=run_dir, tmp_dir=Path(tempfile.gettempdir()), pid=os.getpid(), now=now
     ):
         try:
-            write_atomic(path, text)  # it replaces a lone surrogate in a message with "?"
+            write_atomic(path, text=text)  # it replaces a lone surrogate in a message with "?"
         except OSError:
             continue  # a full disk or a read-only run folder: try the next place
         return path

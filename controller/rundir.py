@@ -134,14 +134,14 @@ class RunDir:
                 source.replace(self.path / name)
 
     def write_record(self, record: RunRecord) -> Path:
-        return write_atomic(self.record, json.dumps(record.model_dump(mode="json"), indent=2) + "\n")
+        return write_atomic(self.record, text=json.dumps(record.model_dump(mode="json"), indent=2) + "\n")
 
     def read_record(self) -> RunRecord:
         """run.json parsed; OSError, UnicodeDecodeError and pydantic's ValidationError pass through."""
         return RunRecord.model_validate_json(self.record.read_text(encoding="utf-8"))
 
 
-def write_atomic(path: Path, text: str) -> Path:
+def write_atomic(path: Path, *, text: str) -> Path:
     """`text` in `path` (its folder created if needed) by a temp file in the same folder and
     os.replace: a reader sees the old file or the new one, and a failure leaves no partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -162,13 +162,13 @@ def write_atomic(path: Path, text: str) -> Path:
     return path
 
 
-def write_csv(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> Path:
+def write_csv(path: Path, *, columns: Sequence[str], rows: Sequence[Mapping[str, str]]) -> Path:
     """A CSV with a header row, written atomically (rendered in memory first: a bad row writes nothing)."""
     buffer = io.StringIO(newline="")
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(rows)
-    return write_atomic(path, buffer.getvalue())
+    return write_atomic(path, text=buffer.getvalue())
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -492,9 +492,8 @@ def write_results(
     try:
         run_dir = RunDir(plan.run_dir)
         run_dir.write_record(record)
-        write_atomic(
-            run_dir.report_md, run_report_markdown(record, stats=stats, failures=failures, gates=report)
-        )
+        report_md = run_report_markdown(record, stats=stats, failures=failures, gates=report)
+        write_atomic(run_dir.report_md, text=report_md)
     except OSError as e:
         console.print(
             f"[red]could not write the results to {plan.run_dir}: {e.strerror or e}[/]", highlight=False

@@ -124,7 +124,7 @@ class LocalBackend:
     def _start_probes(self, port: int) -> None:
         # Their own process, never inside Locust's gevent loop; credentials reach it only through
         # the environment (the config names variables), so probes.json is safe to keep.
-        config = write_atomic(self.folder.probes_config, dump_config(self.plan.probes))
+        config = write_atomic(self.folder.probes_config, text=dump_config(self.plan.probes))
         argv = probes_args(config=str(config), port=port, bind_host="127.0.0.1", run_id=self.plan.run_id)
         self.probes = ManagedProcess(
             "probes",

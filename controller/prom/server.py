@@ -76,7 +76,7 @@ class PrometheusServer:
 
     def _start_once(self, ready_timeout: float) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.config_path, dump(self.config))
+        write_atomic(self.config_path, text=dump(self.config))
         argv = [
             self.binary,
             f"--config.file={self.config_path}",

@@ -318,5 +318,5 @@ def write_gate_reports(report: GateReport, *, run_dir: Path) -> tuple[str, ...]:
     )
     for name, text in outputs:
         # atomic: a CI step reading the run directory never sees half a report
-        write_atomic(run_dir / name, text)
+        write_atomic(run_dir / name, text=text)
     return tuple(name for name, _ in outputs)

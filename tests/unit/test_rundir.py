@@ -26,10 +26,10 @@ def test_run_json_round_trips(tmp_path):
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_partial(tmp_path):
-    path = write_atomic(tmp_path / "report.md", "old\n")
+    path = write_atomic(tmp_path / "report.md", text="old\n")
     not_text: Any = b"bytes are not text"
     with pytest.raises(TypeError):  # fails inside the write, after the temp file was opened
-        write_atomic(path, not_text)
+        write_atomic(path, text=not_text)
     assert path.read_text(encoding="utf-8") == "old\n"
     assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
 
@@ -38,15 +38,15 @@ def test_a_failed_rename_leaves_no_partial(tmp_path):
     taken = tmp_path / "gates.json"
     (taken / "inside").mkdir(parents=True)  # a non-empty folder where the file should go
     with pytest.raises(OSError):
-        write_atomic(taken, "{}\n")
+        write_atomic(taken, text="{}\n")
     assert [p.name for p in tmp_path.iterdir()] == ["gates.json"] and taken.is_dir()
 
 
 def test_a_bad_csv_row_writes_nothing(tmp_path):
     path = tmp_path / "stats.csv"
-    write_csv(path, ("Name", "Request Count"), [{"Name": "a", "Request Count": "1"}])
+    write_csv(path, columns=("Name", "Request Count"), rows=[{"Name": "a", "Request Count": "1"}])
     with pytest.raises(ValueError):
-        write_csv(path, ("Name",), [{"Name": "b", "Unknown": "x"}])
+        write_csv(path, columns=("Name",), rows=[{"Name": "b", "Unknown": "x"}])
     assert read_csv(path) == [{"Name": "a", "Request Count": "1"}]
     assert [p.name for p in tmp_path.iterdir()] == ["stats.csv"]
 
@@ -56,7 +56,7 @@ def test_csv_keeps_locusts_line_endings_and_reads_back(tmp_path):
         {"Name": "search", "Request Count": "10", "Failure Count": "1"},
         {"Name": "Aggregated", "Request Count": "12", "Failure Count": "2"},
     ]
-    path = write_csv(tmp_path / "stats.csv", ("Name", "Request Count", "Failure Count"), rows)
+    path = write_csv(tmp_path / "stats.csv", columns=("Name", "Request Count", "Failure Count"), rows=rows)
     assert path.read_bytes().startswith(b"Name,Request Count,Failure Count\r\n")
     assert read_csv(path) == rows
     assert locust_totals(read_csv(path)) == (12, 2)
