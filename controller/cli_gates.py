@@ -85,7 +85,7 @@ def record_from_window(client: httpx.Client, run_id: str, start: float, end: flo
         raise InputError("--start and --end must be unix times", source="command line", field="--start")
     if end <= start:
         raise InputError("--end must be after --start", source="command line", field="--end")
-    _, _, phases = read_timeline(client=client, run_id=run_id, lookback_s=end - start, at=end)
+    _, _, phases = read_timeline(client=client, run_id=run_id, planned_s=end - start, at=end)
     return RunRecord(
         run_id=run_id,
         profile="unknown",

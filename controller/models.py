@@ -20,6 +20,9 @@ from locust_workers.probes.config import ProbeList
 PHASE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 RUN_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+# How long a run may outlast its planned duration before the controller stops it as overrun
+# (runs.follow); how far back a run's series are looked for depends on it (prom/queries.py).
+OVERRUN_GRACE_S = 180.0
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
