@@ -216,7 +216,7 @@ def lock_command(
     Each max becomes min(max, max(observed x headroom, floor)); each min max(min, observed / headroom).
     """
     from controller.gates.lock import dump_gate_file, lock_gate_file, lock_report_markdown
-    from controller.profiles import load_yaml_mapping
+    from controller.inputs import load_yaml_mapping
 
     remember_run_dir(run_dir)
     gate_file = load_gate_file(gates_path)
