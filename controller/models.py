@@ -83,6 +83,27 @@ class ScrapeTarget(_Frozen):
             raise ValueError(f"'{url}' is not an http(s) URL like http://127.0.0.1:8000/metrics")
         return url
 
+    # What a Prometheus scrape job (prom/config.py, the chart's values) needs from the URL.
+    def _parts(self) -> tuple[str, str, str | None]:
+        match = re.fullmatch(r"(https?)://([^/]+)(/.*)?", self.url)
+        assert match is not None  # guaranteed by the validator
+        return match.group(1), match.group(2), match.group(3)
+
+    @property
+    def scheme(self) -> str:
+        """`http` or `https`."""
+        return self._parts()[0]
+
+    @property
+    def address(self) -> str:
+        """`host:port` (or only the host), as a static_config target."""
+        return self._parts()[1]
+
+    @property
+    def metrics_path(self) -> str:
+        """The URL's path (and query, as written), `/metrics` when it has none."""
+        return self._parts()[2] or "/metrics"
+
 
 def _no_credentials(url: str) -> None:
     """user:password@ in a URL would be printed, logged and stored in run.json: refused (the

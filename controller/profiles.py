@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import secrets
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +21,6 @@ from controller.models import (
     GATES_OPT_OUT,
     Profile,
     RunPlan,
-    ScrapeTarget,
     Stage,
     simple_stages,
     slow_stage,
@@ -224,10 +222,3 @@ def _stages(
             flags = "-t" if spawn_rate is None else ("-r" if duration is None else "-t/-r")
             raise InputError(str(e), source="command line", field=flags) from None
         raise InputError(str(e), source=source, field="duration") from None
-
-
-def scrape_target_parts(target: ScrapeTarget) -> tuple[str, str, str]:
-    """(scheme, host:port, metrics_path) for a Prometheus static_config."""
-    match = re.fullmatch(r"(https?)://([^/]+)(/.*)?", target.url)
-    assert match is not None  # guaranteed by ScrapeTarget's validator
-    return match.group(1), match.group(2), match.group(3) or "/metrics"
