@@ -215,8 +215,9 @@ def lock_command(
 
     Each max becomes min(max, max(observed x headroom, floor)); each min max(min, observed / headroom).
     """
-    from controller.gates.lock import dump_gate_file, lock_gate_file, lock_report_markdown
+    from controller.gates.lock import dump_gate_file, lock_gate_file
     from controller.inputs import load_yaml_mapping
+    from controller.reports.lock import lock_report_markdown
 
     remember_run_dir(run_dir)
     gate_file = load_gate_file(gates_path)
