@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from controller.errors import InfraError, InputError, PrometheusError
 from controller.gates.models import GateFile
 from controller.gates.runner import Target
+from controller.inputs import field_path
 from controller.models import RunRecord
-from controller.profiles import field_path
 from controller.rundir import RunDir
 
 FLAG = "--baseline"

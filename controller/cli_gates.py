@@ -88,7 +88,7 @@ def record_from_window(client: httpx.Client, run_id: str, start: float, end: flo
         raise InputError("--start and --end must be unix times", source="command line", field="--start")
     if end <= start:
         raise InputError("--end must be after --start", source="command line", field="--end")
-    _, _, phases = read_timeline(client=client, run_id=run_id, lookback_s=end - start, at=end)
+    _, _, phases = read_timeline(client=client, run_id=run_id, planned_s=end - start, at=end)
     return RunRecord(
         run_id=run_id,
         profile="unknown",
@@ -220,8 +220,9 @@ def lock_command(
 
     Each max becomes min(max, max(observed x headroom, floor)); each min max(min, observed / headroom).
     """
-    from controller.gates.lock import dump_gate_file, lock_gate_file, lock_report_markdown
-    from controller.profiles import load_yaml_mapping
+    from controller.gates.lock import dump_gate_file, lock_gate_file
+    from controller.inputs import load_yaml_mapping
+    from controller.reports.lock import lock_report_markdown
 
     remember_run_dir(run_dir)
     gate_file = load_gate_file(gates_path)

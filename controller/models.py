@@ -20,6 +20,9 @@ from locust_workers.probes.config import ProbeList
 PHASE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
 RUN_ID_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 METRIC_NAME_PATTERN = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$"
+# How long a run may outlast its planned duration before the controller stops it as overrun
+# (runs.follow); how far back a run's series are looked for depends on it (prom/queries.py).
+OVERRUN_GRACE_S = 180.0
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -79,6 +82,27 @@ class ScrapeTarget(_Frozen):
         if not re.fullmatch(r"https?://[^/\s:]+(:\d{1,5})?(/\S*)?", url):
             raise ValueError(f"'{url}' is not an http(s) URL like http://127.0.0.1:8000/metrics")
         return url
+
+    # What a Prometheus scrape job (prom/config.py, the chart's values) needs from the URL.
+    def _parts(self) -> tuple[str, str, str | None]:
+        match = re.fullmatch(r"(https?)://([^/]+)(/.*)?", self.url)
+        assert match is not None  # guaranteed by the validator
+        return match.group(1), match.group(2), match.group(3)
+
+    @property
+    def scheme(self) -> str:
+        """`http` or `https`."""
+        return self._parts()[0]
+
+    @property
+    def address(self) -> str:
+        """`host:port` (or only the host), as a static_config target."""
+        return self._parts()[1]
+
+    @property
+    def metrics_path(self) -> str:
+        """The URL's path (and query, as written), `/metrics` when it has none."""
+        return self._parts()[2] or "/metrics"
 
 
 def _no_credentials(url: str) -> None:

@@ -13,6 +13,7 @@ import httpx
 
 from controller.errors import PrometheusError
 from controller.prom.client import query, query_value
+from controller.prom.queries import run_selector
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,8 @@ class Snapshot:
 
 
 def read_snapshot(*, client: httpx.Client, run_id: str) -> Snapshot:
-    sel = f'run_id="{run_id}"'
+    sel = run_selector(run_id)
+    connected = run_selector(run_id, 'state=~"ready|spawning|running"')
 
     def value(promql: str) -> float | None:
         try:
@@ -41,21 +43,21 @@ def read_snapshot(*, client: httpx.Client, run_id: str) -> Snapshot:
         return None if v is None else round(v)
 
     try:
-        info = query(client=client, promql=f"locust_run_info{{{sel}}}")
+        info = query(client=client, promql=f"locust_run_info{sel}")
     except PrometheusError:
         info = []
     p95 = value(
-        f"histogram_quantile(0.95, sum by (le) (rate(locust_response_time_seconds_bucket{{{sel}}}[15s])))"
+        f"histogram_quantile(0.95, sum by (le) (rate(locust_response_time_seconds_bucket{sel}[15s])))"
     )
     return Snapshot(
         phase=info[0].labels.get("phase") if info else None,
-        users=whole(f"sum(locust_users{{{sel}}})"),
-        workers=whole(f'sum(locust_workers{{{sel},state=~"ready|spawning|running"}})'),
-        rps=value(f"sum(rate(locust_requests_total{{{sel}}}[10s]))"),
+        users=whole(f"sum(locust_users{sel})"),
+        workers=whole(f"sum(locust_workers{connected})"),
+        rps=value(f"sum(rate(locust_requests_total{sel}[10s]))"),
         p95_ms=None if p95 is None or math.isinf(p95) else p95 * 1000,
-        requests=whole(f"sum(locust_requests_total{{{sel}}})"),
-        failures=whole(f"sum(locust_request_failures_total{{{sel}}})") or 0,
-        started_at=value(f"max(locust_test_start_timestamp_seconds{{{sel}}})"),
+        requests=whole(f"sum(locust_requests_total{sel})"),
+        failures=whole(f"sum(locust_request_failures_total{sel})") or 0,
+        started_at=value(f"max(locust_test_start_timestamp_seconds{sel})"),
     )
 
 

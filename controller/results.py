@@ -6,6 +6,7 @@ import httpx
 
 from controller.models import PhaseWindow
 from controller.prom.client import query, query_value
+from controller.prom.queries import run_start_query, run_stop_query, stage_starts_query
 
 
 def phase_windows(stage_starts: dict[int, tuple[str, float]], stopped_at: float) -> tuple[PhaseWindow, ...]:
@@ -19,24 +20,13 @@ def phase_windows(stage_starts: dict[int, tuple[str, float]], stopped_at: float)
 
 
 def read_timeline(
-    *, client: httpx.Client, run_id: str, lookback_s: float, at: float | None = None
+    *, client: httpx.Client, run_id: str, planned_s: float, at: float | None = None
 ) -> tuple[float | None, float | None, tuple[PhaseWindow, ...]]:
-    """(test start, test stop, phase windows) as the exporter reported them to Prometheus."""
-    window = f"[{max(60, int(lookback_s) + 60)}s]"
-    sel = f'run_id="{run_id}"'
-    start = query_value(
-        client=client,
-        promql=f"max(last_over_time(locust_test_start_timestamp_seconds{{{sel}}}{window}))",
-        at=at,
-    )
-    stop = query_value(
-        client=client,
-        promql=f"max(last_over_time(locust_test_stop_timestamp_seconds{{{sel}}}{window}))",
-        at=at,
-    )
-    samples = query(
-        client=client, promql=f"last_over_time(locust_stage_start_timestamp_seconds{{{sel}}}{window})", at=at
-    )
+    """(test start, test stop, phase windows) as the exporter reported them to Prometheus, as of `at`
+    (default now), for a run planned to last `planned_s`."""
+    start = query_value(client=client, promql=run_start_query(run_id, planned_s=planned_s), at=at)
+    stop = query_value(client=client, promql=run_stop_query(run_id, planned_s=planned_s), at=at)
+    samples = query(client=client, promql=stage_starts_query(run_id, planned_s=planned_s), at=at)
     starts = {int(s.labels["stage"]): (s.labels["phase"], s.value) for s in samples}
     end = stop if stop is not None else (at if at is not None else None)
     return start, stop, phase_windows(starts, end) if end is not None and starts else ()

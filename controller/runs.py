@@ -36,7 +36,7 @@ from controller.gates.compile import WindowError, window_segments
 from controller.gates.evaluate import GateReport, GateResult
 from controller.gates.models import GateFile
 from controller.gates.runner import Target, evaluate_gates
-from controller.models import Peak, PhaseWindow, RunPlan, RunRecord
+from controller.models import OVERRUN_GRACE_S, Peak, PhaseWindow, RunPlan, RunRecord
 from controller.preflight import check_run, claim_run_dir
 from controller.progress import Snapshot, format_snapshot, read_snapshot
 from controller.prom.client import is_ready
@@ -56,7 +56,6 @@ from controller.verdict import Ending, Happened, decide, early_stop_problem, mas
 # The final-scrape wait: two scrape intervals of the run's Prometheus, at least FINAL_SCRAPE_MIN_S.
 FINAL_SCRAPE_MIN_S = 5.0
 FINAL_SCRAPE_INTERVALS = 2
-OVERRUN_GRACE_S = 180.0
 LIVE_GATE_INTERVAL_S = 5.0
 # The load stops when the run's Prometheus has not answered for this long (nothing could judge it).
 PROMETHEUS_LOST_AFTER_S = 5.0
@@ -154,7 +153,7 @@ def draft_record(
 def check_live_gates(plan: RunPlan, backend: Backend, gate_file: GateFile, http: httpx.Client) -> None:
     """Judge the abort gates over their window so far; raise GateAbort on a real violation."""
     now = time.time()
-    started, _, phases = read_timeline(client=http, run_id=plan.run_id, lookback_s=plan.duration, at=now)
+    started, _, phases = read_timeline(client=http, run_id=plan.run_id, planned_s=plan.duration, at=now)
     if started is None or now - started < gate_file.abort_grace:
         return
     abort_gates = tuple(g.name for g in gate_file.gates if g.abort)
@@ -345,15 +344,14 @@ def read_back(
     timeout = final_scrape_timeout(backend.scrape_interval_s)
     if not backend.wait_final_scrape(http, moment=time.time(), timeout=timeout):
         readings.notes.append("some targets were not scraped again after the load stopped")
-    lookback = plan.duration + OVERRUN_GRACE_S
     readings.started, readings.stopped, readings.phases = read_timeline(
-        client=http, run_id=plan.run_id, lookback_s=lookback, at=time.time()
+        client=http, run_id=plan.run_id, planned_s=plan.duration, at=time.time()
     )
     if readings.started is None:
         return readings
     readings.ended = readings.stopped
     if readings.ended is None:  # the master died before stopping the test: its last scrape is the end
-        seen = read_last_seen(client=http, run_id=plan.run_id, lookback_s=lookback, at=time.time())
+        seen = read_last_seen(client=http, run_id=plan.run_id, planned_s=plan.duration, at=time.time())
         readings.ended = seen if seen is not None else time.time()
         readings.phases = tuple(
             p.model_copy(update={"end": min(p.end, readings.ended)})

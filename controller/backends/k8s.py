@@ -359,7 +359,7 @@ class K8sBackend:
         # (plugin.py), so the run's stop time in Prometheus means the totals there are final (the
         # pod may be gone by `moment`: its own target cannot show a scrape after it).
         stop_scraped = prom.wait_for_stop_scraped(
-            client=client, run_id=self.plan.run_id, lookback_s=self.plan.duration + 300, timeout=timeout
+            client=client, run_id=self.plan.run_id, planned_s=self.plan.duration, timeout=timeout
         )
         if not stop_scraped or self.local_prometheus is None:
             return stop_scraped  # a cluster Prometheus' other targets are not the run's to wait for
@@ -410,7 +410,7 @@ class K8sBackend:
         try:
             with self._prometheus_client(self._prometheus_url, timeout=10.0) as client:
                 return read_stats_from_prometheus(
-                    client, run_id=self.plan.run_id, lookback_s=self.plan.duration
+                    client, run_id=self.plan.run_id, planned_s=self.plan.duration
                 )
         except PrometheusError as e:
             self.events.warning(f"{RunDir(self.plan.run_dir).stats_csv.name} not rebuilt: {e}")

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 
 from controller.gates.models import Gate
 from controller.models import PhaseWindow
+from controller.prom.queries import run_selector
 from locust_workers.contract import (
     FAILED_RESPONSE_TIME_SECONDS,
     REQUEST_FAILURES_TOTAL,
@@ -78,8 +79,7 @@ def _duration(seconds: float) -> str:
 
 
 def _selector(metric: str, run_id: str, labels: str, extra: str = "") -> str:
-    matchers = [f'run_id="{run_id}"', *(m for m in (labels, extra) if m)]
-    return f"{metric}{{{', '.join(matchers)}}}"
+    return f"{metric}{run_selector(run_id, labels, extra)}"
 
 
 def _is_final(end: float, run_end: float | None) -> bool:
@@ -178,6 +178,6 @@ def compile_scrape_counts(*, run_id: str, segments: Sequence[Segment]) -> tuple[
     from scrapes outside it. A query with no answer means no scrape at all.
     """
     return tuple(
-        f'max(count_over_time({REQUESTS}{{run_id="{run_id}"}}[{_duration(end - start)}] @ {end:.3f}))'
+        f"max(count_over_time({REQUESTS}{run_selector(run_id)}[{_duration(end - start)}] @ {end:.3f}))"
         for start, end in segments
     )

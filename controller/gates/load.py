@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from controller.errors import InfraError, InputError
 from controller.gates.compile import compile_gate
 from controller.gates.models import GateFile
-from controller.profiles import field_path, load_yaml_mapping
+from controller.inputs import error_message, field_path, load_yaml_mapping
 
 
 def gate_label(name: object, index: int) -> str:
@@ -45,10 +45,8 @@ def parse_gate_file(data: dict[str, Any], *, source: str) -> GateFile:
             field = _gate_label(data, loc[1]) + (f".{rest}" if rest else "")
         else:
             field = field_path(loc) or None
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling)"
-        elif first["type"] == "literal_error" and loc[-1:] == ("metric",):
+        message = error_message(first)
+        if first["type"] == "literal_error" and loc[-1:] == ("metric",):
             message = f"unknown metric {first.get('input')!r}; {message}"
         raise InputError(message, source=source, field=field) from e
 

@@ -5,7 +5,8 @@ Locking only ever tightens: a max never goes up, a min never goes down. A gate t
 measure (no data, query error) keeps its thresholds, and the report says why. Relative thresholds
 (max_change/min_change) are already anchored to a baseline and are left alone.
 
-Pure: evaluating the run and writing the files are the caller's job.
+Pure: evaluating the run and writing the files are the caller's job; the lock report (Markdown)
+is rendered by controller/reports/lock.py.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Any
 import yaml
 
 from controller.gates.evaluate import GateResult
-from controller.reports.markdown import cell
 
 SIGNIFICANT_DIGITS = 4
 LOCKED_SUFFIX = ".locked"
@@ -172,34 +172,6 @@ def lock_gate_file(
     if isinstance(name, str) and not name.endswith(LOCKED_SUFFIX):
         locked["name"] = name[: NAME_LIMIT - len(LOCKED_SUFFIX)] + LOCKED_SUFFIX
     return locked, rows
-
-
-def _number(value: float | None) -> str:
-    # exact enough to compare with the YAML: a lock report that rounds hides what was written
-    return "-" if value is None else f"{value:.6g}"
-
-
-def lock_report_markdown(
-    rows: Sequence[LockRow], *, gate_file: str, run_id: str, headroom: float, output: str
-) -> str:
-    lines = [
-        "## Gate Lock",
-        "",
-        f"- Source run: `{run_id}`",
-        f"- Source gate file: `{gate_file}`",
-        f"- Locked gate file: `{output}`",
-        f"- Headroom: x{headroom:g} (max = observed * {headroom:g}, min = observed / {headroom:g}; "
-        "never looser than before)",
-        "",
-        "| Gate | Threshold | Previous | Observed | Locked |",
-        "|---|---|---|---|---|",
-    ]
-    for row in rows:
-        locked = _number(row.locked) + (f" ({row.note})" if row.note else "")
-        cells = (row.gate, row.field, _number(row.previous), _number(row.observed), locked)
-        lines.append("| " + " | ".join(cell(c) for c in cells) + " |")
-    lines.append("")
-    return "\n".join(lines)
 
 
 def dump_gate_file(data: dict[str, Any], *, run_id: str | None = None, source: str | None = None) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from controller.errors import PrometheusError, PrometheusUnreachable, tail
+from controller.prom.queries import run_stop_query
 
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
@@ -102,13 +103,12 @@ def _scraped_at(target: dict[str, Any]) -> float:
     return stamp + float(fraction or 0)
 
 
-def wait_for_stop_scraped(*, client: httpx.Client, run_id: str, lookback_s: float, timeout: float) -> bool:
+def wait_for_stop_scraped(*, client: httpx.Client, run_id: str, planned_s: float, timeout: float) -> bool:
     """Wait until Prometheus scraped the run's test-stop timestamp, i.e. the exporter's final totals.
 
     Scoped to the run's own series: a cluster's Prometheus has many targets, some always down.
     """
-    window = f"[{int(lookback_s) + 60}s]"
-    promql = f'max(last_over_time(locust_test_stop_timestamp_seconds{{run_id="{run_id}"}}{window}))'
+    promql = run_stop_query(run_id, planned_s=planned_s)
     deadline = time.monotonic() + timeout
     while query_value(client=client, promql=promql) is None:
         if time.monotonic() >= deadline:

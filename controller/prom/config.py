@@ -8,7 +8,6 @@ import yaml
 
 from controller.chart import rules_file
 from controller.models import ScrapeTarget
-from controller.profiles import scrape_target_parts
 
 EXPORTER_JOB = "loadctl-exporter"
 PROBES_JOB = "loadctl-probes"
@@ -34,13 +33,12 @@ def scrape_config(
     if probes_address is not None:
         jobs.append({"job_name": PROBES_JOB, "static_configs": [{"targets": [probes_address]}]})
     for target in targets:
-        scheme, address, path = scrape_target_parts(target)
         jobs.append(
             {
                 "job_name": target.name,
-                "scheme": scheme,
-                "metrics_path": path,
-                "static_configs": [{"targets": [address]}],
+                "scheme": target.scheme,
+                "metrics_path": target.metrics_path,
+                "static_configs": [{"targets": [target.address]}],
             }
         )
     for job in jobs:

@@ -18,6 +18,7 @@ import httpx
 
 from controller.models import PhaseWindow, Stage
 from controller.prom.client import query, query_value
+from controller.prom.queries import last_seen_query, range_s, run_selector
 
 CPU_SATURATED_PERCENT = 90.0
 CPU_SATURATED_FOR_S = 30
@@ -74,14 +75,6 @@ def cpu_problems(saturated: Sequence[tuple[str, str, float]]) -> list[str]:
     ]
 
 
-def _sel(run_id: str, extra: str = "") -> str:
-    return f'{{run_id="{run_id}"{", " + extra if extra else ""}}}'
-
-
-def _range(start: float, end: float) -> str:
-    return f"{max(1, round(end - start))}s"
-
-
 def read_generator_problems(
     *,
     client: httpx.Client,
@@ -95,18 +88,19 @@ def read_generator_problems(
 ) -> list[str]:
     """Every reason the generator's numbers are suspect; `judged` is (window name, start, end)."""
     problems: list[str] = []
-    missing_workers = _sel(run_id, 'state="missing"')
+    sel = run_selector(run_id)
+    missing_workers = run_selector(run_id, 'state="missing"')
+    run_span = f"[{range_s(started, ended)}] @ {ended:.3f}"
     missing = query_value(
-        client=client,
-        promql=f"max(max_over_time(locust_workers{missing_workers}[{_range(started, ended)}] @ {ended:.3f}))",
+        client=client, promql=f"max(max_over_time(locust_workers{missing_workers}{run_span}))"
     )
     problems += workers_problems(missing_max=missing, planned=workers)
     checks = []
     for window, planned in stages_to_check(stages, phases):
         reached = query_value(
             client=client,
-            promql=f"max(max_over_time(locust_users{_sel(run_id)}"
-            f"[{_range(window.start, window.end)}] @ {window.end:.3f}))",
+            promql=f"max(max_over_time(locust_users{sel}"
+            f"[{range_s(window.start, window.end)}] @ {window.end:.3f}))",
         )
         checks.append(StageCheck(window.stage, window.phase, planned, reached))
     problems += users_problems(checks)
@@ -117,8 +111,8 @@ def read_generator_problems(
         # the lowest CPU of each worker over every 30 s inside the window; its maximum over the window
         samples = query(
             client=client,
-            promql=f"max by (worker) (max_over_time(min_over_time(locust_worker_cpu_percent{_sel(run_id)}"
-            f"[{CPU_SATURATED_FOR_S}s])[{_range(start + CPU_SATURATED_FOR_S, end)}:1s] @ {end:.3f}))",
+            promql=f"max by (worker) (max_over_time(min_over_time(locust_worker_cpu_percent{sel}"
+            f"[{CPU_SATURATED_FOR_S}s])[{range_s(start + CPU_SATURATED_FOR_S, end)}:1s] @ {end:.3f}))",
         )
         saturated += [
             (name, s.labels.get("worker", "?"), s.value) for s in samples if s.value >= CPU_SATURATED_PERCENT
@@ -129,28 +123,24 @@ def read_generator_problems(
 
 def read_alerts_fired(*, client: httpx.Client, run_id: str, started: float, ended: float) -> list[str]:
     """Names of the run's alerts (run_id-labelled, see charts/loadctl/rules) that fired during it."""
-    firing = _sel(run_id, 'alertstate="firing"')
+    firing = run_selector(run_id, 'alertstate="firing"')
     samples = query(
         client=client,
-        promql=f"max by (alertname) (max_over_time(ALERTS{firing}[{_range(started, ended)}] @ {ended:.3f}))",
+        promql=f"max by (alertname) (max_over_time(ALERTS{firing}[{range_s(started, ended)}] @ {ended:.3f}))",
     )
     return sorted({s.labels.get("alertname", "?") for s in samples})
 
 
-def read_last_seen(*, client: httpx.Client, run_id: str, lookback_s: float, at: float) -> float | None:
+def read_last_seen(*, client: httpx.Client, run_id: str, planned_s: float, at: float) -> float | None:
     """When the exporter was last scraped: the end of a run whose master died without a stop time."""
-    return query_value(
-        client=client,
-        promql=f"max(max_over_time(timestamp(locust_users{_sel(run_id)})[{round(lookback_s) + 60}s:1s] "
-        f"@ {at:.3f}))",
-    )
+    return query_value(client=client, promql=last_seen_query(run_id, planned_s=planned_s, at=at))
 
 
 def read_totals(*, client: httpx.Client, run_id: str, started: float, ended: float) -> tuple[int, int]:
     """(requests, failures) as the exporter's final counters say; Locust's CSVs come later."""
-    span = f"[{_range(started, ended + 60)}] @ {ended + 60:.3f}"
+    span = f"[{range_s(started, ended + 60)}] @ {ended + 60:.3f}"
     totals = []
     for metric in ("locust_requests_total", "locust_request_failures_total"):
-        value = query_value(client=client, promql=f"sum(max_over_time({metric}{_sel(run_id)}{span}))")
+        value = query_value(client=client, promql=f"sum(max_over_time({metric}{run_selector(run_id)}{span}))")
         totals.append(round(value or 0))
     return totals[0], totals[1]

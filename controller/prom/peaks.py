@@ -13,6 +13,7 @@ import httpx
 
 from controller.models import Peak
 from controller.prom.client import query
+from controller.prom.queries import range_s, run_selector
 
 # Labels that say where a series was scraped from, not what it measures.
 SOURCE_LABELS = frozenset({"__name__", "run_id", "job", "instance", "probe", "type"})
@@ -28,10 +29,9 @@ def read_peaks(
     client: httpx.Client, *, run_id: str, metrics: Sequence[str], start: float, end: float
 ) -> tuple[Peak, ...]:
     """Each metric's maximum over [start, end], per series; metrics without data are left out."""
-    window = f"[{max(1, round(end - start))}s]"
     peaks = []
     for metric in metrics:
-        promql = f'max_over_time({metric}{{run_id="{run_id}"}}{window} @ {end:.3f})'
+        promql = f"max_over_time({metric}{run_selector(run_id)}[{range_s(start, end)}] @ {end:.3f})"
         for sample in sorted(query(client=client, promql=promql), key=lambda s: peak_label(s.labels)):
             peaks.append(Peak(metric=metric, labels=peak_label(sample.labels), value=sample.value))
     return tuple(peaks)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import httpx
 
 from controller.prom.client import query, query_value
+from controller.prom.queries import final_quantile_query, final_totals_query, run_start_query, run_stop_query
 
 PERCENTILES = (
     ("50%", 0.5),
@@ -103,13 +104,12 @@ class StatsTables:
     failures: list[dict[str, str]]  # FAILURE_COLUMNS
 
 
-def read_stats_from_prometheus(client: httpx.Client, *, run_id: str, lookback_s: float) -> StatsTables | None:
+def read_stats_from_prometheus(client: httpx.Client, *, run_id: str, planned_s: float) -> StatsTables | None:
     """The run's final totals as stats.csv and failures.csv rows; None if the run has none."""
-    window = f"[{int(lookback_s) + 300}s]"
-    sel = f'run_id="{run_id}"'
 
     def totals(metric: str, by: str) -> dict[tuple[str, ...], float]:
-        samples = query(client=client, promql=f"sum by ({by}) (last_over_time({metric}{{{sel}}}{window}))")
+        promql = final_totals_query(metric, run_id=run_id, planned_s=planned_s, by=by)
+        samples = query(client=client, promql=promql)
         return {tuple(s.labels.get(label, "") for label in by.split(", ")): s.value for s in samples}
 
     requests = totals("locust_requests_total", "method, name")
@@ -120,10 +120,7 @@ def read_stats_from_prometheus(client: httpx.Client, *, run_id: str, lookback_s:
     quantiles: dict[Key, dict[float, float]] = {}
     for _, q in PERCENTILES:
         for by, key_of in (("method, name, le", None), ("le", ("", "Aggregated"))):
-            promql = (
-                f"histogram_quantile({q}, sum by ({by}) "
-                f"(last_over_time(locust_response_time_seconds_bucket{{{sel}}}{window})))"
-            )
+            promql = final_quantile_query(q, run_id=run_id, planned_s=planned_s, by=by)
             for sample in query(client=client, promql=promql):
                 key = key_of or (sample.labels.get("method", ""), sample.labels.get("name", ""))
                 quantiles.setdefault(key, {})[q] = sample.value
@@ -135,12 +132,8 @@ def read_stats_from_prometheus(client: httpx.Client, *, run_id: str, lookback_s:
     failures[("", "Aggregated")] = sum(failures.values())
     sums = {(k[0], k[1]): v for k, v in latency_sum.items()}
     sums[("", "Aggregated")] = sum(sums.values())
-    start = query_value(
-        client=client, promql=f"max(last_over_time(locust_test_start_timestamp_seconds{{{sel}}}{window}))"
-    )
-    stop = query_value(
-        client=client, promql=f"max(last_over_time(locust_test_stop_timestamp_seconds{{{sel}}}{window}))"
-    )
+    start = query_value(client=client, promql=run_start_query(run_id, planned_s=planned_s))
+    stop = query_value(client=client, promql=run_stop_query(run_id, planned_s=planned_s))
     duration = (stop - start) if start is not None and stop is not None else 0.0
     rows = stats_rows(
         requests=two, failures=failures, latency_sum_s=sums, quantiles_s=quantiles, duration_s=duration

@@ -204,7 +204,7 @@ def test_known_data_reads_back_as_the_run_record(main_prom):
     for run in (MAIN, STAGED):
         record = run.record()
         started, stopped, phases = read_timeline(
-            client=main_prom, run_id=run.run_id, lookback_s=run.duration, at=run.end
+            client=main_prom, run_id=run.run_id, planned_s=run.duration, at=run.end
         )
         assert (started, stopped, phases) == (record.started_at, record.ended_at, record.phases)
     assert MAIN.record().requests == 4710 and MAIN.record().failures == 525

@@ -11,12 +11,12 @@ from controller.gates.lock import (
     LockRow,
     dump_gate_file,
     lock_gate_file,
-    lock_report_markdown,
     locked_threshold_max,
     locked_threshold_min,
     round_significant,
 )
 from controller.gates.models import GateFile
+from controller.reports.lock import lock_report_markdown
 
 PILOT: dict[str, Any] = {
     "version": 1,

@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 
 from controller.errors import InputError
 from controller.gates.load import parse_gate_file
+from controller.inputs import load_yaml_mapping
 from controller.models import Stage
 from controller.preflight import check_baseline_rules, check_gate_windows
-from controller.profiles import build_plan, load_profile, load_yaml_mapping
+from controller.profiles import build_plan, load_profile
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "locust_workers" / "scenarios" / "demo.py"

@@ -10,17 +10,10 @@ import pytest
 
 from controller.errors import InputError
 from controller.gates.load import parse_gate_file
+from controller.inputs import MAX_DEPTH, MAX_FILE_BYTES, load_yaml_mapping
 from controller.models import RUN_ID_PATTERN, Profile, Stage, phase_names, slow_stage
 from controller.preflight import check_baseline_rules, check_gate_windows, check_results_dir, claim_run_dir
-from controller.profiles import (
-    MAX_DEPTH,
-    MAX_FILE_BYTES,
-    build_plan,
-    default_run_id,
-    load_profile,
-    load_yaml_mapping,
-    resolve_profile_path,
-)
+from controller.profiles import build_plan, default_run_id, load_profile, resolve_profile_path
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted(p.stem for p in (ROOT / "profiles").glob("*.yaml"))

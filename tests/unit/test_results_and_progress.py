@@ -61,3 +61,11 @@ def test_scrape_config_labels_every_job_with_the_run_id():
     assert jobs["target"]["scheme"] == "https" and jobs["target"]["metrics_path"] == "/custom/metrics"
     assert jobs["target"]["static_configs"] == [{"targets": ["10.0.0.5:8443"], "labels": {"run_id": "r9"}}]
     assert all(job["scrape_interval"] == "1s" for job in jobs.values())
+
+
+def test_scrape_target_url_parts_default_to_the_metrics_path():
+    plain = ScrapeTarget(name="t", url="http://127.0.0.1:8000")
+    assert (plain.scheme, plain.address, plain.metrics_path) == ("http", "127.0.0.1:8000", "/metrics")
+    federate = ScrapeTarget(name="t", url="https://sut.example/federate?match[]=up")
+    assert (federate.scheme, federate.address) == ("https", "sut.example")
+    assert federate.metrics_path == "/federate?match[]=up"  # the query as written
