@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -20,6 +20,7 @@ from controller.errors import InputError
 
 M = TypeVar("M", bound=BaseModel)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_Value = TypeVar("_Value")
 
 
 def field_path(loc: tuple[int | str, ...]) -> str:
@@ -45,15 +46,20 @@ def validation_error(source: str, error: ValidationError) -> InputError:
     return InputError(error_message(first), source=source, field=field_path(loc) or None)
 
 
-def expand_env(value: Any, *, source: str, env: dict[str, str], where: str = "") -> Any:
-    """Replace ${VAR} and ${VAR:-default} in string values, so one profile serves several hosts."""
+def expand_env(value: _Value, *, source: str, env: dict[str, str], where: str = "") -> _Value:
+    """Replace ${VAR} and ${VAR:-default} in string values, so one profile serves several hosts.
+    The document keeps its shape: a mapping comes back a mapping, a list a list."""
     if isinstance(value, dict):
-        return {
-            k: expand_env(v, source=source, env=env, where=f"{where}.{k}" if where else str(k))
-            for k, v in value.items()
-        }
+        return cast(
+            _Value,
+            {
+                k: expand_env(v, source=source, env=env, where=f"{where}.{k}" if where else str(k))
+                for k, v in value.items()
+            },
+        )
     if isinstance(value, list):
-        return [expand_env(v, source=source, env=env, where=f"{where}[{i}]") for i, v in enumerate(value)]
+        expanded = [expand_env(v, source=source, env=env, where=f"{where}[{i}]") for i, v in enumerate(value)]
+        return cast(_Value, expanded)
     if not isinstance(value, str):
         return value
 
@@ -67,7 +73,7 @@ def expand_env(value: Any, *, source: str, env: dict[str, str], where: str = "")
             f"environment variable {name} is not set (use ${{{name}:-default}})", source=source, field=where
         )
 
-    return _ENV_REF.sub(substitute, value)
+    return cast(_Value, _ENV_REF.sub(substitute, value))
 
 
 # Profiles and gate files are hand-written and small; these bounds keep a hostile or broken file
@@ -93,7 +99,7 @@ class _BoundedLoader(yaml.SafeLoader):
         self._depth = 0
         self._nodes = 0
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         self._depth += 1
         self._nodes += 1
         try:

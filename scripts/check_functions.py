@@ -5,8 +5,11 @@ Two house rules, checked with the standard library only (ast), so any Python can
 
 - a function or method longer than MAX_LINES lines, counted from its `def` line to the last line
   of its body (decorators excluded): past that, it does several things and wants well-named helpers;
-- a public function or method (name not starting with `_`) whose return annotation mentions
-  `Any`: its callers cannot know what they get, and mypy stops checking them.
+- a public function or method (name not starting with `_`) that returns `Any` itself (bare, or as
+  a member of a union such as `Any | None`): its callers cannot know what they get, and mypy
+  stops checking them. `Any` as a type argument (`dict[str, Any]`: a JSON or YAML document not
+  validated yet) is allowed: the caller knows it holds a mapping, and the value types are what
+  the document says, which is exactly what the validating model checks next.
 
 Exit 1 with one line per offender (`path:line name: N lines` / `path:line name: returns Any`),
 0 when there is none. Usage: python scripts/check_functions.py [PATH ...]   (default: controller)
@@ -56,23 +59,32 @@ def length(function: Function) -> int:
     return end - function.lineno + 1
 
 
-def mentions_any(annotation: ast.expr | None) -> bool:
-    """Whether `Any` appears anywhere in an annotation: `Any`, `typing.Any`, `dict[str, Any]`,
-    and inside a quoted annotation."""
+def _is_any(node: ast.expr) -> bool:
+    return (isinstance(node, ast.Name) and node.id == "Any") or (
+        isinstance(node, ast.Attribute) and node.attr == "Any"
+    )
+
+
+def returns_any(annotation: ast.expr | None) -> bool:
+    """Whether an annotation is `Any` itself: `Any`, `typing.Any`, a union with Any as a member
+    (`Any | None`, `Optional[Any]`, `Union[int, Any]`), also quoted; not `dict[str, Any]`."""
     if annotation is None:
         return False
-    for node in ast.walk(annotation):
-        if isinstance(node, ast.Name) and node.id == "Any":
-            return True
-        if isinstance(node, ast.Attribute) and node.attr == "Any":
-            return True
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            try:
-                quoted = ast.parse(node.value, mode="eval").body
-            except SyntaxError:
-                continue
-            if mentions_any(quoted):
-                return True
+    if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+        try:
+            return returns_any(ast.parse(annotation.value, mode="eval").body)
+        except SyntaxError:
+            return False
+    if _is_any(annotation):
+        return True
+    if isinstance(annotation, ast.BinOp) and isinstance(annotation.op, ast.BitOr):
+        return returns_any(annotation.left) or returns_any(annotation.right)
+    if isinstance(annotation, ast.Subscript):
+        generic = annotation.value
+        name = generic.id if isinstance(generic, ast.Name) else getattr(generic, "attr", "")
+        if name in ("Optional", "Union"):
+            members = annotation.slice.elts if isinstance(annotation.slice, ast.Tuple) else [annotation.slice]
+            return any(returns_any(member) for member in members)
     return False
 
 
@@ -83,7 +95,7 @@ def check_source(source: str, path: str, *, max_lines: int = MAX_LINES) -> list[
         lines = length(function)
         if lines > max_lines:
             found.append(Offender(path, function.lineno, name, f"{lines} lines"))
-        if not function.name.startswith("_") and mentions_any(function.returns):
+        if not function.name.startswith("_") and returns_any(function.returns):
             found.append(Offender(path, function.lineno, name, "returns Any"))
     return found
 
