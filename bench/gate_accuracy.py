@@ -38,6 +38,7 @@ from pathlib import Path
 import httpx
 
 from controller.processes import ManagedProcess, free_port, wait_until
+from controller.rundir import GATES_JSON, RunDir
 
 from locust.stats import bucket_response_time, calculate_response_time_percentile  # isort: skip
 
@@ -102,9 +103,9 @@ def row(label: str, gate: float | None, reference: float) -> str:
 
 
 def report(run_dir: Path, log_dir: Path, windows: list[str]) -> None:
-    gates = {g["name"]: g for g in json.loads((run_dir / "gates.json").read_text())["gates"]}
-    record = json.loads((run_dir / "run.json").read_text())
-    with open(run_dir / "stats.csv", newline="") as handle:
+    gates = {g["name"]: g for g in json.loads((run_dir / GATES_JSON).read_text())["gates"]}
+    record = json.loads(RunDir(run_dir).record.read_text())
+    with open(RunDir(run_dir).stats_csv, newline="") as handle:
         aggregated = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
     value = {name: g.get("value") for name, g in gates.items()}
 
@@ -197,7 +198,7 @@ def main() -> int:
             stdin=subprocess.DEVNULL,
         )
         run_dir = tmp / "results" / "gate-accuracy"
-        if not (run_dir / "gates.json").exists():
+        if not (run_dir / GATES_JSON).exists():
             print(f"the run failed (exit {done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
             return 1
         report(run_dir, log_dir, [w for w, _ in windows])

@@ -63,6 +63,7 @@ from types import FrameType
 import httpx
 
 from controller.processes import free_port
+from controller.rundir import STATS_HISTORY_CSV, RunDir
 from locust_workers.contract import LocustCommand
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -375,11 +376,11 @@ def run_loadctl(procs: ProcessSet, cfg: Config, n: int) -> RunResult:
         wait_or_fail(proc, "loadctl run", cfg.duration + RUN_SLACK_S, log)
     finally:
         procs.stop(proc)
-    run_dir = results_dir / run_id
-    history = run_dir / "stats_history.csv"
+    run_dir = RunDir(results_dir / run_id)
+    history = run_dir.path / STATS_HISTORY_CSV
     if not history.is_file():
         raise BenchError(f"loadctl run exited 0 but wrote no {history}\n{log_tail(log)}")
-    return measure(history, run_dir / "stats.csv", cfg.users, "loadctl")
+    return measure(history, run_dir.stats_csv, cfg.users, "loadctl")
 
 
 def schedule(repeats: int, only: str | None) -> list[str]:
