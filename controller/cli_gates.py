@@ -24,7 +24,7 @@ from controller.gates.evaluate import GateReport
 from controller.gates.load import load_gate_file
 from controller.gates.runner import Target, evaluate_gates
 from controller.models import RunRecord
-from controller.results import read_timeline
+from controller.prom.timeline import read_timeline
 from controller.rundir import GATES_LOCK_REPORT, RUN_RECORD, TSDB_DIR, RunDir
 
 console = Console(soft_wrap=True)

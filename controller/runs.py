@@ -47,9 +47,9 @@ from controller.prom.health import (
     read_totals,
 )
 from controller.prom.peaks import read_peaks
+from controller.prom.timeline import read_timeline
 from controller.reports.gates import gates_table, write_gate_reports
 from controller.reports.run_report import peaks_table, run_report_markdown
-from controller.results import read_timeline
 from controller.rundir import RUN_RECORD, RUN_REPORT, RunDir, locust_totals, read_csv, write_atomic
 from controller.verdict import Ending, Happened, decide, early_stop_problem, master_problem
 

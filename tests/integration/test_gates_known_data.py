@@ -37,7 +37,7 @@ from controller.gates.models import GateFile, Metric
 from controller.gates.runner import Target, evaluate_gates
 from controller.processes import free_port
 from controller.prom.client import query
-from controller.results import read_timeline
+from controller.prom.timeline import read_timeline
 from tests.promdata import Phase, SyntheticRun, Traffic, build_tsdb, openmetrics, serve_tsdb, start_time
 
 pytestmark = pytest.mark.integration

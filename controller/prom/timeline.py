@@ -1,4 +1,4 @@
-"""The run's phase timeline, as the exporter reported it to Prometheus."""
+"""The run's phase timeline (start, stop, a window per stage), as the exporter reported it to Prometheus."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 from controller.models import ScrapeTarget
 from controller.progress import Snapshot, format_snapshot
 from controller.prom.config import EXPORTER_JOB, scrape_config
-from controller.results import phase_windows
+from controller.prom.timeline import phase_windows
 
 
 def test_phase_windows_end_where_the_next_begins():
