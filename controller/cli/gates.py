@@ -15,9 +15,10 @@ from pathlib import Path
 
 import click
 import httpx
-from rich.console import Console
 
 from controller.baseline import baseline_target, read_baseline, run_record
+from controller.cli.options import GATES_PROMETHEUS, RUN_DIR, gate_file_option
+from controller.cli.render import console
 from controller.crash import remember_run_dir
 from controller.errors import InfraError, InputError
 from controller.gates.evaluate import GateReport
@@ -25,10 +26,7 @@ from controller.gates.load import load_gate_file
 from controller.gates.runner import Target, evaluate_gates
 from controller.models import RunRecord
 from controller.prom.timeline import read_timeline
-from controller.rundir import GATES_LOCK_REPORT, RUN_RECORD, TSDB_DIR, RunDir
-
-console = Console(soft_wrap=True)
-RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+from controller.rundir import GATES_LOCK_REPORT, RUN_RECORD, RunDir
 
 
 def check_output(path: Path | None, option: str) -> None:
@@ -119,10 +117,8 @@ def gates() -> None:
 
 
 @gates.command("eval")
-@click.option(
-    "--gates", "gates_path", required=True, type=click.Path(path_type=Path), help="Gate file (YAML)."
-)
-@click.option("--prometheus", help=f"Prometheus base URL (default: serve --run's own {TSDB_DIR}/).")
+@gate_file_option("Gate file (YAML).")
+@GATES_PROMETHEUS
 @click.option(
     "--run", "run_dir", type=RUN_DIR, help=f"A loadctl run directory (windows from its {RUN_RECORD})."
 )
@@ -193,9 +189,7 @@ def eval_command(
 
 
 @gates.command("lock")
-@click.option(
-    "--gates", "gates_path", required=True, type=click.Path(path_type=Path), help="Gate file to tighten."
-)
+@gate_file_option("Gate file to tighten.")
 @click.option("--run", "run_dir", required=True, type=RUN_DIR, help="The passing run to lock from.")
 @click.option("--headroom", type=click.FloatRange(min=1.0, min_open=True), default=1.2, show_default=True)
 @click.option(
@@ -207,7 +201,7 @@ def eval_command(
     type=click.Path(dir_okay=False, path_type=Path),
     help=f"Markdown lock report (default: RUN_DIR/{GATES_LOCK_REPORT}).",
 )
-@click.option("--prometheus", help=f"Prometheus base URL (default: serve --run's own {TSDB_DIR}/).")
+@GATES_PROMETHEUS
 def lock_command(
     gates_path: Path,
     run_dir: Path,

@@ -6,14 +6,13 @@ shell history, a process list, a log or the results folder.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
-from click.core import ParameterSource
-from rich.console import Console
 
+from controller.cli.options import GRAFANA_TOKEN_ENV_ENV, GRAFANA_URL_ENV, GrafanaFlags
+from controller.cli.render import console
 from controller.errors import InputError
 from controller.grafana.payloads import (
     DEFAULT_FOLDER,
@@ -26,55 +25,27 @@ from controller.grafana.payloads import (
 )
 from controller.models import RunPlan
 
-F = TypeVar("F", bound=Callable[..., Any])
-console = Console(soft_wrap=True)
-# The same two settings for `run` and `grafana push`
-GRAFANA_URL_ENV = "LOADCTL_GRAFANA_URL"
-GRAFANA_TOKEN_ENV_ENV = "LOADCTL_GRAFANA_TOKEN_ENV"  # names the variable that holds the token
+if TYPE_CHECKING:  # grafana-client is imported only when a run is annotated
+    from controller.grafana.annotator import GrafanaAnnotator
 
 
-def grafana_run_options(command: F) -> F:
-    """--grafana-url, --grafana-token-env: annotate the run in a Grafana."""
-    options = [
-        click.option(
-            "--grafana-url",
-            envvar=GRAFANA_URL_ENV,
-            help="Grafana base URL: the run posts annotations (start, phases, abort, end with the verdict).",
-        ),
-        click.option(
-            "--grafana-token-env",
-            envvar=GRAFANA_TOKEN_ENV_ENV,
-            metavar="VAR",
-            help="Environment variable holding the Grafana token (service account, Editor).",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def run_annotator(plan: RunPlan, *, url: str | None, token_env: str | None, console: Console) -> Any:
-    """The run's Grafana observer (a GrafanaAnnotator), or None without --grafana-url.
+def run_annotator(plan: RunPlan, grafana: GrafanaFlags) -> GrafanaAnnotator | None:
+    """The run's Grafana observer, or None without --grafana-url.
 
     Checked before any load is sent: a bad URL or a missing token is an input error (exit 2).
     """
-    if not url:
-        ctx = click.get_current_context(silent=True)
-        if (
-            token_env
-            and ctx is not None
-            and ctx.get_parameter_source("grafana_token_env") is (ParameterSource.COMMANDLINE)
-        ):
+    if not grafana.url:
+        if grafana.token_env and grafana.token_env_typed:
             raise InputError("only with --grafana-url", source="command line", field="--grafana-token-env")
         return None
-    url = check_grafana_url(url, flag="--grafana-url")
-    if not token_env:
+    url = check_grafana_url(grafana.url, flag="--grafana-url")
+    if not grafana.token_env:
         raise InputError(
             "needed with --grafana-url: the name of the variable that holds the token",
             source="command line",
             field="--grafana-token-env",
         )
-    token = read_token(token_env, flag="--grafana-token-env")
+    token = read_token(grafana.token_env, flag="--grafana-token-env")
     from controller.grafana.annotator import GrafanaAnnotator
 
     console.print(f"grafana annotations -> {url} (tags loadctl, run_id:{plan.run_id})", highlight=False)

@@ -2,108 +2,93 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from controller.backends.options import K8sOptions
-from controller.errors import InputError
+from controller.cli.options import K8sConnection, K8sDeployFlags, k8s_connection
+from controller.cli.render import console
+from controller.errors import InfraError, InputError
 from locust_workers.contract import parse_duration
 
-F = TypeVar("F", bound=Callable[..., Any])
-console = Console(soft_wrap=True)
+if TYPE_CHECKING:  # the cluster libraries are imported only by the commands that connect
+    from controller.k8s.cluster import Cluster
 
 
-def k8s_connection_options(command: F) -> F:
-    """--namespace, --context, --kubeconfig, --in-cluster: where the runs live."""
-    options = [
-        click.option(
-            "-n",
-            "--namespace",
-            help="[k8s] Namespace of the runs (default: the context's, or the pod's with --in-cluster).",
-        ),
-        click.option("--context", help="[k8s] kubeconfig context (default: the current one)."),
-        click.option(
-            "--kubeconfig",
-            type=click.Path(exists=True, dir_okay=False, path_type=Path),
-            help="[k8s] kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).",
-        ),
-        click.option(
-            "--in-cluster",
-            is_flag=True,
-            help="[k8s] Use the pod's ServiceAccount (the chart's scheduled runs).",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def _check_in_cluster(in_cluster: bool, context: str | None, kubeconfig: Path | None) -> None:
-    if in_cluster and (context or kubeconfig):
+def _check_in_cluster(k8s: K8sConnection) -> None:
+    if k8s.in_cluster and (k8s.context or k8s.kubeconfig):
         raise InputError(
             "--in-cluster uses the pod's ServiceAccount: drop --context/--kubeconfig", field="--in-cluster"
         )
 
 
-def _cluster(namespace: str | None, context: str | None, kubeconfig: Path | None, in_cluster: bool) -> Any:
+def open_cluster(k8s: K8sConnection) -> Cluster:
     from controller.k8s.cluster import Cluster
 
-    _check_in_cluster(in_cluster, context, kubeconfig)
-    return Cluster(namespace=namespace, kubeconfig=kubeconfig, context=context, in_cluster=in_cluster)
+    _check_in_cluster(k8s)
+    return Cluster(
+        namespace=k8s.namespace, kubeconfig=k8s.kubeconfig, context=k8s.context, in_cluster=k8s.in_cluster
+    )
 
 
-def k8s_options(
-    *,
-    namespace: str | None,
-    context: str | None,
-    kubeconfig: Path | None,
-    in_cluster: bool,
-    prometheus_url: str | None,
-    image: str | None,
-    values_files: tuple[Path, ...],
-    ready_timeout: str,
-    keep_on_fail: bool,
-) -> K8sOptions:
+def _duration_flag(value: str, flag: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as e:
+        raise InputError(str(e), source="command line", field=flag) from None
+
+
+def refuse_k8s_flags(k8s: K8sConnection, deploy: K8sDeployFlags) -> None:
+    """A local run refuses the k8s flags rather than ignore them (--prometheus and --timeout may come
+    from the environment or their default, so they are not checked)."""
+    given = {
+        "--namespace": k8s.namespace,
+        "--context": k8s.context,
+        "--kubeconfig": k8s.kubeconfig,
+        "--in-cluster": k8s.in_cluster,
+        "--image": deploy.image,
+        "--values": deploy.values_files,
+        "--keep-on-fail": deploy.keep_on_fail,
+    }
+    for flag, value in given.items():
+        if value:
+            raise InputError("only with --backend k8s", source="command line", field=flag)
+
+
+def k8s_options(k8s: K8sConnection, deploy: K8sDeployFlags) -> K8sOptions:
     """The k8s options of `loadctl run`; every flag is checked before anything is installed."""
     from controller.k8s.helm import load_values_files
 
-    try:
-        timeout_s = parse_duration(ready_timeout)
-    except ValueError as e:
-        raise InputError(str(e), source="command line", field="--timeout") from None
-    if prometheus_url and not prometheus_url.startswith(("http://", "https://")):
-        raise InputError(
-            f"'{prometheus_url}' is not an http(s) URL", source="command line", field="--prometheus"
-        )
-    values = load_values_files(values_files)
-    _check_in_cluster(in_cluster, context, kubeconfig)
+    timeout_s = _duration_flag(deploy.ready_timeout, "--timeout")
+    url = deploy.prometheus_url
+    if url and not url.startswith(("http://", "https://")):
+        raise InputError(f"'{url}' is not an http(s) URL", source="command line", field="--prometheus")
+    values = load_values_files(deploy.values_files)
+    _check_in_cluster(k8s)
     return K8sOptions(
-        namespace=namespace,
-        kubeconfig=kubeconfig,
-        context=context,
-        in_cluster=in_cluster,
-        prometheus_url=prometheus_url or None,
-        image=image,
+        namespace=k8s.namespace,
+        kubeconfig=k8s.kubeconfig,
+        context=k8s.context,
+        in_cluster=k8s.in_cluster,
+        prometheus_url=url or None,
+        image=deploy.image,
         ready_timeout_s=timeout_s,
-        keep_on_fail=keep_on_fail,
+        keep_on_fail=deploy.keep_on_fail,
         values=values,
     )
 
 
 @click.command()
-@k8s_connection_options
-def ls(namespace: str | None, context: str | None, kubeconfig: Path | None, in_cluster: bool) -> None:
+@k8s_connection
+def ls(k8s: K8sConnection) -> None:
     """List the load-test runs (Helm releases of charts/loadctl) in a namespace."""
     from controller.k8s.helm import Helm
     from controller.k8s.inventory import format_age, run_rows
     from controller.k8s.release import RUN_LABEL
 
-    with _cluster(namespace, context, kubeconfig, in_cluster) as cluster:
+    with open_cluster(k8s) as cluster:
         helm = Helm(namespace=cluster.namespace, kubeconfig=cluster.kubeconfig, context=cluster.context)
         releases = [(r.name, r.status, r.updated, helm.run_id_of(r.name)) for r in helm.releases()]
         rows = run_rows(releases, cluster.master_jobs(), cluster.pods(RUN_LABEL))
@@ -119,33 +104,21 @@ def ls(namespace: str | None, context: str | None, kubeconfig: Path | None, in_c
 
 
 @click.command()
-@k8s_connection_options
+@k8s_connection
 @click.option("--run-id", "run_ids", multiple=True, help="Run to remove (repeatable).")
 @click.option("--all", "everything", is_flag=True, help="Remove every run release in the namespace.")
 @click.option("--timeout", "timeout", default="2m", show_default=True, help="Wait this long for pods to go.")
-def teardown(
-    namespace: str | None,
-    context: str | None,
-    kubeconfig: Path | None,
-    in_cluster: bool,
-    run_ids: tuple[str, ...],
-    everything: bool,
-    timeout: str,
-) -> None:
+def teardown(k8s: K8sConnection, run_ids: tuple[str, ...], everything: bool, timeout: str) -> None:
     """Remove leftover runs (helm uninstall, then wait until their Jobs and pods are gone).
 
     Releases that only hold schedules are never touched.
     """
-    from controller.errors import InfraError
     from controller.k8s.helm import Helm
 
     if bool(run_ids) == everything:
         raise InputError("give --run-id ID (repeatable) or --all", source="command line", field="--run-id")
-    try:
-        timeout_s = parse_duration(timeout)
-    except ValueError as e:
-        raise InputError(str(e), source="command line", field="--timeout") from None
-    with _cluster(namespace, context, kubeconfig, in_cluster) as cluster:
+    timeout_s = _duration_flag(timeout, "--timeout")
+    with open_cluster(k8s) as cluster:
         helm = Helm(namespace=cluster.namespace, kubeconfig=cluster.kubeconfig, context=cluster.context)
         releases = {r.name: helm.run_id_of(r.name) for r in helm.releases()}
         runs = {run_id: name for name, run_id in releases.items() if run_id is not None}

@@ -1,0 +1,247 @@
+"""Every option shared by several commands, spelled once, and the typed objects they are gathered into.
+
+A group decorator adds its options to a command and hands the command one frozen object instead
+of their loose values (kopf's cli.py does the same for its logging options): `run` takes a
+PlanFlags, a K8sConnection, a K8sDeployFlags and a GrafanaFlags instead of twenty-odd arguments.
+What the values mean (a profile, a cluster, a backend's options) is built from these objects by
+the command modules, not here.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from controller.rundir import TSDB_DIR
+
+Command = Callable[..., None]
+Decorator = Callable[[Command], Command]
+
+# The same two environment variables for `run --grafana-*` and `grafana push`
+GRAFANA_URL_ENV = "LOADCTL_GRAFANA_URL"
+GRAFANA_TOKEN_ENV_ENV = "LOADCTL_GRAFANA_TOKEN_ENV"  # names the variable that holds the token
+
+
+def option_group(options: Sequence[Decorator], build: Callable[..., object], *, into: str) -> Decorator:
+    """Add `options` to a command, which then receives `build(**their values)` as its `into` argument."""
+    names = _parameter_names(options)
+
+    def decorate(command: Command) -> Command:
+        @functools.wraps(command)  # keeps the options decorated below this group
+        def gathered(*args: Any, **kwargs: Any) -> None:
+            values = {name: kwargs.pop(name) for name in names}
+            command(*args, **kwargs, **{into: build(**values)})
+
+        decorated: Command = gathered
+        for option in reversed(options):
+            decorated = option(decorated)
+        return decorated
+
+    return decorate
+
+
+def _parameter_names(options: Sequence[Decorator]) -> list[str]:
+    """The keyword names click gives the values of `options` (`--spawn-rate` -> spawn_rate)."""
+
+    def probe() -> None: ...
+
+    for option in options:
+        option(probe)
+    params: list[click.Parameter] = getattr(probe, "__click_params__", [])
+    return [param.name for param in params if param.name is not None]
+
+
+# `run` and `validate`: what builds the run's plan over the profile (controller/profiles.py build_plan)
+
+
+@dataclass(frozen=True)
+class PlanFlags:
+    """The flags that win over the profile; None: not given, the profile's value stays."""
+
+    locustfile: str | None = None
+    host: str | None = None
+    users: int | None = None
+    spawn_rate: float | None = None
+    duration: str | None = None
+    workers: int | None = None
+    gates: str | None = None
+    baseline: Path | None = None
+    run_id: str | None = None
+    results_dir: Path = Path("results")
+
+
+GATES = click.option("--gates", help="Gate file (YAML).")
+BASELINE = click.option(
+    "--baseline",
+    type=click.Path(path_type=Path),
+    help="A finished run's results folder: what max_change/min_change gates compare with.",
+)
+RESULTS_DIR = click.option(
+    "--results-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("results"),
+    show_default=True,
+)
+
+plan_flags = option_group(
+    [
+        click.option("-f", "--locustfile", help="Locustfile (overrides the profile's)."),
+        click.option("--host", help="Target base URL, e.g. http://127.0.0.1:8000."),
+        click.option("-u", "--users", type=int, help="Peak users (with -t, replaces the stage table)."),
+        click.option("-r", "--spawn-rate", type=float, help="Users started per second."),
+        click.option("-t", "--duration", "duration", help="Run time: 90s, 5m, 1h30m."),
+        click.option(
+            "--workers",
+            type=click.IntRange(1, 1024),
+            help="Worker processes (default: one per CPU core).",
+        ),
+        GATES,
+        BASELINE,
+        click.option("--run-id", help="Run id (default: <profile>-<UTC timestamp>)."),
+        RESULTS_DIR,
+    ],
+    PlanFlags,
+    into="flags",
+)
+"""`run`: every flag over the profile."""
+
+plan_check_flags = option_group([GATES, BASELINE, RESULTS_DIR], PlanFlags, into="flags")
+"""`validate`: the flags that change what a check looks at (not the load: nothing is sent)."""
+
+
+# `run --backend k8s`, `ls`, `teardown`: which cluster and namespace
+
+
+@dataclass(frozen=True)
+class K8sConnection:
+    namespace: str | None
+    context: str | None
+    kubeconfig: Path | None
+    in_cluster: bool
+
+
+k8s_connection = option_group(
+    [
+        click.option(
+            "-n",
+            "--namespace",
+            help="[k8s] Namespace of the runs (default: the context's, or the pod's with --in-cluster).",
+        ),
+        click.option("--context", help="[k8s] kubeconfig context (default: the current one)."),
+        click.option(
+            "--kubeconfig",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="[k8s] kubeconfig file (default: $KUBECONFIG, then ~/.kube/config).",
+        ),
+        click.option(
+            "--in-cluster",
+            is_flag=True,
+            help="[k8s] Use the pod's ServiceAccount (the chart's scheduled runs).",
+        ),
+    ],
+    K8sConnection,
+    into="k8s",
+)
+
+
+# `run --backend k8s`: how the release is deployed and followed (checked in cli/k8s.py k8s_options)
+
+
+@dataclass(frozen=True)
+class K8sDeployFlags:
+    prometheus_url: str | None
+    image: str | None
+    values_files: tuple[Path, ...]
+    ready_timeout: str
+    keep_on_fail: bool
+
+
+k8s_deploy_flags = option_group(
+    [
+        click.option(
+            "--prometheus",
+            "prometheus_url",
+            envvar="LOADCTL_PROMETHEUS_URL",
+            help="[k8s] The cluster's Prometheus (follow, gates). "
+            "Default/unreachable: a port-forward to the master.",
+        ),
+        click.option(
+            "--image", envvar="LOADCTL_IMAGE", help="[k8s] loadctl image, repo[:tag] (default: the chart's)."
+        ),
+        click.option(
+            "--values",
+            "values_files",
+            multiple=True,
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="[k8s] Extra chart values file (resources, nodeSelector, ports...); repeatable.",
+        ),
+        click.option(
+            "--timeout",
+            "ready_timeout",
+            default="5m",
+            show_default=True,
+            help="[k8s] How long the pods may take to become ready.",
+        ),
+        click.option("--keep-on-fail", is_flag=True, help="[k8s] Keep the release when the verdict is fail."),
+    ],
+    K8sDeployFlags,
+    into="deploy",
+)
+
+
+# `run`: annotate the run in a Grafana (checked in cli/grafana.py run_annotator)
+
+
+@dataclass(frozen=True)
+class GrafanaFlags:
+    url: str | None
+    token_env: str | None
+    # --grafana-token-env typed on this command line, not set by the environment for every command
+    token_env_typed: bool
+
+
+def _grafana_flags(grafana_url: str | None, grafana_token_env: str | None) -> GrafanaFlags:
+    source = click.get_current_context().get_parameter_source("grafana_token_env")
+    return GrafanaFlags(
+        url=grafana_url,
+        token_env=grafana_token_env,
+        token_env_typed=source is ParameterSource.COMMANDLINE,
+    )
+
+
+grafana_flags = option_group(
+    [
+        click.option(
+            "--grafana-url",
+            envvar=GRAFANA_URL_ENV,
+            help="Grafana base URL: the run posts annotations (start, phases, abort, end with the verdict).",
+        ),
+        click.option(
+            "--grafana-token-env",
+            envvar=GRAFANA_TOKEN_ENV_ENV,
+            metavar="VAR",
+            help="Environment variable holding the Grafana token (service account, Editor).",
+        ),
+    ],
+    _grafana_flags,
+    into="grafana",
+)
+
+
+# `gates eval` and `gates lock`: where the judged data is
+
+
+def gate_file_option(help: str) -> Decorator:
+    return click.option("--gates", "gates_path", required=True, type=click.Path(path_type=Path), help=help)
+
+
+RUN_DIR = click.Path(exists=True, file_okay=False, path_type=Path)
+GATES_PROMETHEUS = click.option(
+    "--prometheus", help=f"Prometheus base URL (default: serve --run's own {TSDB_DIR}/)."
+)

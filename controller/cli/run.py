@@ -1,0 +1,97 @@
+"""`loadctl run` and `loadctl validate`: a profile and the flags over it -> a plan -> controller/runs.py."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from controller.backends.options import BackendOptions, LocalOptions
+from controller.cli.grafana import run_annotator
+from controller.cli.k8s import k8s_options, refuse_k8s_flags
+from controller.cli.options import (
+    GrafanaFlags,
+    K8sConnection,
+    K8sDeployFlags,
+    PlanFlags,
+    grafana_flags,
+    k8s_connection,
+    k8s_deploy_flags,
+    plan_check_flags,
+    plan_flags,
+)
+from controller.cli.render import ConsoleEvents, console, print_outcome
+from controller.models import RunPlan
+from controller.profiles import build_plan, load_profile, resolve_profile_path
+
+
+def load_plan(profile: str | None, flags: PlanFlags) -> RunPlan:
+    """PROFILE (a name under profiles/, a YAML path, or none: flags only) with the flags over it."""
+    profile_file = resolve_profile_path(profile) if profile else None
+    return build_plan(
+        load_profile(profile_file) if profile_file else None,
+        profile_file=profile_file,
+        locustfile=flags.locustfile,
+        host=flags.host,
+        users=flags.users,
+        spawn_rate=flags.spawn_rate,
+        duration=flags.duration,
+        workers=flags.workers,
+        gates=flags.gates,
+        run_id=flags.run_id,
+        results_dir=flags.results_dir,
+        baseline=flags.baseline,
+    )
+
+
+@click.command()
+@click.argument("profile", required=False)
+@plan_flags
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "k8s"]),
+    default="local",
+    show_default=True,
+    help="local: processes on this machine; k8s: a Helm release of charts/loadctl.",
+)
+@k8s_connection
+@k8s_deploy_flags
+@grafana_flags
+def run(
+    profile: str | None,
+    backend: str,
+    flags: PlanFlags,
+    k8s: K8sConnection,
+    deploy: K8sDeployFlags,
+    grafana: GrafanaFlags,
+) -> None:
+    """Run PROFILE (a name under profiles/ or a YAML path); flags override it."""
+    from controller.backends.factory import create_backend
+    from controller.runs import execute
+
+    if backend == "local":
+        refuse_k8s_flags(k8s, deploy)
+    plan = load_plan(profile, flags)
+    # every flag is checked before anything is deployed: Grafana's first, then the cluster's
+    observer = run_annotator(plan, grafana)
+    options: BackendOptions = k8s_options(k8s, deploy) if backend == "k8s" else LocalOptions()
+    record = execute(
+        plan, backend=create_backend(plan, options, ConsoleEvents()), console=console, observer=observer
+    )
+    print_outcome(record, run_dir=plan.run_dir)
+    sys.exit(record.exit_code)
+
+
+@click.command()
+@click.argument("profile")
+@plan_check_flags
+def validate(profile: str, flags: PlanFlags) -> None:
+    """Check a profile as `run` would (locustfile, gates, windows, baseline), without sending any load."""
+    from controller.preflight import check_run
+
+    plan = load_plan(profile, flags)
+    check_run(plan)
+    console.print(
+        f"{plan.profile_file}: ok ({len(plan.stages)} stages, {plan.duration:.0f}s, {plan.workers} workers)",
+        highlight=False,
+    )

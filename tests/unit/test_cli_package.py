@@ -1,0 +1,78 @@
+"""controller/cli/: option groups handed to a command as one object, and the lines printed after a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from click.testing import CliRunner
+
+from controller.cli import cli
+from controller.cli.options import K8sConnection, PlanFlags, k8s_connection, plan_check_flags, plan_flags
+from controller.cli.render import outcome_lines
+from tests.support import run_record
+
+
+def test_an_option_group_hands_the_command_one_frozen_object_and_keeps_the_other_options():
+    seen = {}
+
+    @click.command()
+    @click.option("--before")
+    @plan_flags
+    @k8s_connection
+    @click.option("--after", type=int)
+    def command(before: str | None, flags: PlanFlags, k8s: K8sConnection, after: int | None) -> None:
+        seen.update(before=before, flags=flags, k8s=k8s, after=after)
+
+    args = ["--before", "b", "-u", "5", "-t", "1m", "--results-dir", "out", "-n", "ns", "--after", "3"]
+    done = CliRunner().invoke(command, args)
+    assert done.exit_code == 0, done.output
+    assert seen["flags"] == PlanFlags(users=5, duration="1m", results_dir=Path("out"))
+    assert seen["k8s"] == K8sConnection(namespace="ns", context=None, kubeconfig=None, in_cluster=False)
+    assert (seen["before"], seen["after"]) == ("b", 3)
+    # the options keep their place in --help: above the group, the group's own, below it
+    help_text = CliRunner().invoke(command, ["--help"]).output
+    order = ["--before", "--locustfile", "--results-dir", "--namespace", "--in-cluster", "--after"]
+    assert [help_text.index(flag) for flag in order] == sorted(help_text.index(flag) for flag in order)
+
+
+def test_validate_takes_only_the_flags_that_change_a_check():
+    @click.command()
+    @plan_check_flags
+    def command(flags: PlanFlags) -> None:
+        click.echo(repr(flags))
+
+    assert CliRunner().invoke(command, ["--gates", "none"]).output.strip() == repr(PlanFlags(gates="none"))
+    assert CliRunner().invoke(command, ["-u", "5"]).exit_code == 2
+
+
+def test_every_command_is_registered():
+    assert sorted(cli.commands) == ["gates", "grafana", "ls", "prometheus", "run", "teardown", "validate"]
+
+
+def test_the_outcome_names_the_verdict_the_reason_and_where_the_results_are(tmp_path):
+    record = run_record(
+        verdict="fail",
+        exit_code=1,
+        requests=120,
+        failures=3,
+        reason="gate p95 failed",
+        alerts_fired=("HighLatency",),
+        locust_warnings=("CPU usage above 90%", "another"),
+    )
+    assert outcome_lines(record, run_dir=tmp_path, has_tsdb=True) == [
+        "[red]verdict: fail[/] (exit 1), 120 requests, 3 failures",
+        "reason: gate p95 failed",
+        "alerts fired during the run: HighLatency",
+        "locust warned: CPU usage above 90% (+1 more in report.md)",
+        f"results: {tmp_path}  (report: {tmp_path / 'report.md'}; "
+        f"query again: loadctl prometheus {tmp_path})",
+    ]
+
+
+def test_a_pass_without_totals_or_tsdb_is_two_lines(tmp_path):
+    lines = outcome_lines(run_record(), run_dir=tmp_path, has_tsdb=False)
+    assert lines == [
+        "[green]verdict: pass[/] (exit 0)",
+        f"results: {tmp_path}  (report: {tmp_path / 'report.md'})",
+    ]
