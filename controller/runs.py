@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import Any, Protocol
@@ -57,6 +57,7 @@ from controller.verdict import Ending, Happened, decide, early_stop_problem, mas
 FINAL_SCRAPE_MIN_S = 5.0
 FINAL_SCRAPE_INTERVALS = 2
 LIVE_GATE_INTERVAL_S = 5.0
+PROGRESS_PRINT_INTERVAL_S = 10.0  # without a terminal (CI logs): one progress line this often
 # The load stops when the run's Prometheus has not answered for this long (nothing could judge it).
 PROMETHEUS_LOST_AFTER_S = 5.0
 # ...or when fewer workers than planned are connected for this long while the stage table runs.
@@ -181,67 +182,107 @@ def follow(
     reports a broken worker or fewer workers than planned stay connected, InfraError on an overrun.
     """
     plan = backend.plan
-    deadline = time.monotonic() + plan.duration + OVERRUN_GRACE_S
-    last_printed = last_gated = 0.0
-    prometheus_down_since: float | None = None
-    workers_short_since: float | None = None
-    watch_gates = gate_file is not None and any(g.abort for g in gate_file.gates)
-    live_view = (
-        Live(console=console, auto_refresh=False, transient=True) if console.is_terminal else nullcontext()
-    )
     if backend.prometheus_url is None:
         raise InfraError("the backend deployed without a Prometheus to follow")
     url = backend.prometheus_url
+    deadline = time.monotonic() + plan.duration + OVERRUN_GRACE_S
+    prometheus_down, workers_short = _Streak(), _Streak()
+    print_due, gates_due = _Every(PROGRESS_PRINT_INTERVAL_S), _Every(LIVE_GATE_INTERVAL_S)
+    live_gate_file = gate_file if gate_file is not None and any(g.abort for g in gate_file.gates) else None
     with (
         httpx.Client(base_url=url, timeout=5.0) as http,
         httpx.Client(base_url=url, timeout=2.0) as probe,
-        live_view as live,
+        _live_view(console) as live,
     ):
         while not backend.load_finished():
             if not is_ready(client=probe):
-                prometheus_down_since = prometheus_down_since or time.monotonic()
-                down_s = time.monotonic() - prometheus_down_since
-                if down_s >= PROMETHEUS_LOST_AFTER_S:
+                if (down_s := prometheus_down.hold()) >= PROMETHEUS_LOST_AFTER_S:
                     raise PrometheusLost(f"the run's Prometheus at {url} stopped answering for {down_s:.0f}s")
                 time.sleep(1.0)
                 continue
-            prometheus_down_since = None
-            problem = backend.health()
-            if problem:
-                raise GeneratorLost(problem)
-            if time.monotonic() > deadline:
-                raise InfraError(
-                    f"the run overran its planned {plan.duration:.0f}s by {OVERRUN_GRACE_S:.0f}s"
-                )
+            prometheus_down.reset()
+            _check_generator(backend, deadline=deadline)
             snapshot = read_snapshot(client=http, run_id=plan.run_id)
-            if _workers_short(snapshot, plan.workers):
-                workers_short_since = workers_short_since or time.monotonic()
-                if time.monotonic() - workers_short_since >= WORKERS_SHORT_AFTER_S:
-                    raise GeneratorLost(
-                        f"only {snapshot.workers} of {plan.workers} workers connected during "
-                        f"phase {snapshot.phase}: the missing workers' users were not replaced"
-                    )
-            else:
-                workers_short_since = None
+            _check_workers(snapshot, plan.workers, short=workers_short)
             if observer is not None:
                 observer.progress(snapshot)
             line = format_snapshot(snapshot, planned_s=plan.duration)
             if live is not None:
                 live.update(line, refresh=True)
-            elif time.monotonic() - last_printed >= 10:
+            elif print_due():
                 console.print(line, highlight=False)
-                last_printed = time.monotonic()
-            if (
-                watch_gates
-                and gate_file is not None
-                and time.monotonic() - last_gated >= LIVE_GATE_INTERVAL_S
-            ):
-                last_gated = time.monotonic()
-                try:
-                    check_live_gates(plan, backend, gate_file, http)
-                except PrometheusError as e:
-                    console.print(f"[yellow]live gates skipped this round: {e}[/]")
+            if live_gate_file is not None and gates_due():
+                _live_gates_round(plan, backend, live_gate_file, http=http, console=console)
             time.sleep(interval)
+
+
+class _Streak:
+    """How long a condition has held without a break, on the monotonic clock."""
+
+    def __init__(self) -> None:
+        self._since: float | None = None
+
+    def hold(self) -> float:
+        """The condition holds now: seconds since it started holding."""
+        if self._since is None:
+            self._since = time.monotonic()
+        return time.monotonic() - self._since
+
+    def reset(self) -> None:
+        self._since = None
+
+
+class _Every:
+    """True on the first call, then at most once per `period_s` seconds."""
+
+    def __init__(self, period_s: float) -> None:
+        self.period_s = period_s
+        self._last: float | None = None
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if self._last is not None and now - self._last < self.period_s:
+            return False
+        self._last = now
+        return True
+
+
+def _live_view(console: Console) -> AbstractContextManager[Live | None]:
+    """One progress line redrawn in place on a terminal; on a pipe or file, a line every so often."""
+    return Live(console=console, auto_refresh=False, transient=True) if console.is_terminal else nullcontext()
+
+
+def _check_generator(backend: Backend, *, deadline: float) -> None:
+    """The backend's own health (a broken worker, a dead master), then the planned time."""
+    problem = backend.health()
+    if problem:
+        raise GeneratorLost(problem)
+    if time.monotonic() > deadline:
+        raise InfraError(
+            f"the run overran its planned {backend.plan.duration:.0f}s by {OVERRUN_GRACE_S:.0f}s"
+        )
+
+
+def _check_workers(snapshot: Snapshot, planned: int, *, short: _Streak) -> None:
+    """GeneratorLost once fewer workers than planned have been connected for WORKERS_SHORT_AFTER_S."""
+    if not _workers_short(snapshot, planned):
+        short.reset()
+    elif short.hold() >= WORKERS_SHORT_AFTER_S:
+        raise GeneratorLost(
+            f"only {snapshot.workers} of {planned} workers connected during "
+            f"phase {snapshot.phase}: the missing workers' users were not replaced"
+        )
+
+
+def _live_gates_round(
+    plan: RunPlan, backend: Backend, gate_file: GateFile, *, http: httpx.Client, console: Console
+) -> None:
+    """The abort gates judged once; a Prometheus error only skips the round (the gates are judged
+    again after the run, with the final data)."""
+    try:
+        check_live_gates(plan, backend, gate_file, http)
+    except PrometheusError as e:
+        console.print(f"[yellow]live gates skipped this round: {e}[/]")
 
 
 def _workers_short(snapshot: Snapshot, planned: int) -> bool:
