@@ -105,7 +105,8 @@ def record_from_window(client: httpx.Client, run_id: str, start: float, end: flo
     )
 
 
-def render(report: GateReport, fmt: str) -> str:
+def report_text(report: GateReport, fmt: str) -> str:
+    """The report as --format md, json or junit writes it."""
     from controller.reports.gates import gates_json, gates_markdown, junit_xml
 
     return {"json": gates_json, "md": gates_markdown, "junit": junit_xml}[fmt](report)
@@ -178,9 +179,9 @@ def eval_command(
 
         console.print(gates_table(report))
         if output is not None:
-            write_output(output, render(report, "md"))
+            write_output(output, report_text(report, "md"))
     else:
-        text = render(report, fmt)
+        text = report_text(report, fmt)
         if output is not None:
             write_output(output, text)
         else:

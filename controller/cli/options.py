@@ -1,4 +1,4 @@
-"""Every option shared by several commands, spelled once, and the typed objects they are gathered into.
+"""The CLI's option groups, each spelled once, and the typed objects they are gathered into.
 
 A group decorator adds its options to a command and hands the command one frozen object instead
 of their loose values (kopf's cli.py does the same for its logging options): `run` takes a
