@@ -53,6 +53,7 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
+	$(PY) scripts/check_functions.py
 
 bench-overhead: setup  ## plain locust vs loadctl run throughput, against a local nginx
 	@scripts/ensure-tool.sh nginx nginx-light NGINX_BIN

@@ -25,6 +25,7 @@ from controller.models import (
     simple_stages,
     slow_stage,
 )
+from controller.rundir import RESULTS_ROOT
 from locust_workers.contract import MAX_DURATION_S, parse_duration
 
 
@@ -68,7 +69,7 @@ def build_plan(
     workers: int | None = None,
     gates: str | None = None,
     run_id: str | None = None,
-    results_dir: Path = Path("results"),
+    results_dir: Path = RESULTS_ROOT,
     baseline: Path | None = None,
     cpu_count: int | None = None,
 ) -> RunPlan:

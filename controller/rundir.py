@@ -21,6 +21,9 @@ from pathlib import Path
 
 from controller.models import RunRecord
 
+# results/<run_id>/: where runs go unless --results-dir says otherwise (relative to the working folder)
+RESULTS_ROOT = Path("results")
+
 # What the run leaves for people and CI.
 RUN_RECORD = "run.json"
 RUN_REPORT = "report.md"

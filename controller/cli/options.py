@@ -18,7 +18,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from controller.rundir import TSDB_DIR
+from controller.rundir import RESULTS_ROOT, TSDB_DIR
 
 Command = Callable[..., None]
 Decorator = Callable[[Command], Command]
@@ -73,7 +73,7 @@ class PlanFlags:
     gates: str | None = None
     baseline: Path | None = None
     run_id: str | None = None
-    results_dir: Path = Path("results")
+    results_dir: Path = RESULTS_ROOT
 
 
 GATES = click.option("--gates", help="Gate file (YAML).")
@@ -85,7 +85,7 @@ BASELINE = click.option(
 RESULTS_DIR = click.option(
     "--results-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("results"),
+    default=RESULTS_ROOT,
     show_default=True,
 )
 
