@@ -25,6 +25,7 @@ takes quantiles over all buckets minus the failed requests' buckets
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from controller.gates.models import Gate
 from controller.models import PhaseWindow
@@ -116,6 +117,18 @@ def _minus(total: str, part: str) -> str:
     return f"({total} - ({part} or {total} * 0))"
 
 
+def _quantile_ms(
+    quantile: float, gate: Gate | None, run_id: str, segments: Sequence[Segment], run_end: float | None
+) -> str:
+    """A response-time quantile in ms; `gate` None: the default (successful requests, no labels)."""
+    labels = gate.labels if gate else ""
+    buckets = _summed(_selector(BUCKETS, run_id, labels), segments, run_end, by=" by (le) ")
+    if gate is None or gate.outcome != "all":
+        failed = _summed(_selector(FAILED_BUCKETS, run_id, labels), segments, run_end, by=" by (le) ")
+        buckets = _minus(buckets, failed)
+    return f"1000 * histogram_quantile({quantile}, {buckets})"
+
+
 def _requests(gate: Gate, run_id: str, segments: Sequence[Segment], run_end: float | None) -> str:
     requests = _summed(_selector(REQUESTS, run_id, gate.labels), segments, run_end)
     if gate.outcome == "all":
@@ -138,13 +151,7 @@ def compile_gate(
         )
     metric = gate.metric
     if metric in QUANTILES:
-        buckets = _summed(_selector(BUCKETS, run_id, gate.labels), segments, run_end, by=" by (le) ")
-        if gate.outcome != "all":
-            failed = _summed(
-                _selector(FAILED_BUCKETS, run_id, gate.labels), segments, run_end, by=" by (le) "
-            )
-            buckets = _minus(buckets, failed)
-        return f"1000 * histogram_quantile({QUANTILES[metric]}, {buckets})"
+        return _quantile_ms(QUANTILES[metric], gate, run_id, segments, run_end)
     if metric == "rps":
         seconds = sum(end - start for start, end in segments)
         return f"{_requests(gate, run_id, segments, run_end)} / {seconds:.3f}"
@@ -180,4 +187,33 @@ def compile_scrape_counts(*, run_id: str, segments: Sequence[Segment]) -> tuple[
     return tuple(
         f"max(count_over_time({REQUESTS}{run_selector(run_id)}[{_duration(end - start)}] @ {end:.3f}))"
         for start, end in segments
+    )
+
+
+@dataclass(frozen=True)
+class WindowQueries:
+    """The PromQL of one window's figures for the run analysis, each as its gate would ask it."""
+
+    requests: str  # every request (the `requests` gate)
+    failures_by_status: str  # failed requests, one series per status label (the `failures` gate, split)
+    latency_ms: dict[str, str]  # QUANTILES' metric name -> a successful requests' quantile (latency gates)
+
+
+ANALYSIS_QUANTILES = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
+
+
+def compile_window_figures(
+    *, run_id: str, segments: Sequence[Segment], run_end: float | None = None
+) -> WindowQueries:
+    """A window's requests, failures by status and p50/p95/p99, compiled exactly as the gates
+    compile `requests`, `failures` and `latency_*` (default outcome), so the analysis and the
+    gates never disagree on a number."""
+    failed = _summed(_selector(FAILURES, run_id, ""), segments, run_end, by=" by (status) ")
+    return WindowQueries(
+        requests=_summed(_selector(REQUESTS, run_id, ""), segments, run_end),
+        failures_by_status=failed,
+        latency_ms={
+            name: _quantile_ms(QUANTILES[name], None, run_id, segments, run_end)
+            for name in ANALYSIS_QUANTILES
+        },
     )
