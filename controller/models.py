@@ -69,6 +69,14 @@ class Stage(_Frozen):
     phase: str = Field(default="steady", pattern=PHASE_PATTERN)
 
 
+class AnalysisSettings(_Frozen):
+    """A profile's `analysis:` section: how analysis.json looks at the run."""
+
+    # The run cut into this many equal slices for the timeline (e.g. 3 = 0-10/10-20/20-30 min of a
+    # 30-min soak); at most 100, each slice costs a handful of queries after the run.
+    slices: Count = Field(default=10, ge=2, le=100)
+
+
 class ScrapeTarget(_Frozen):
     """An extra Prometheus scrape target, e.g. the system under test's own /metrics."""
 
@@ -147,6 +155,7 @@ class Profile(_Frozen):
     skip_if_alerts: tuple[Annotated[str, Field(pattern=METRIC_NAME_PATTERN)], ...] = ()
     # Gauges of the system under test whose peak over the run the summary and report.md show.
     summary_peaks: tuple[Annotated[str, Field(pattern=METRIC_NAME_PATTERN)], ...] = ()
+    analysis: AnalysisSettings = AnalysisSettings()
 
     @field_validator("host")
     @classmethod
@@ -237,6 +246,7 @@ class RunPlan(_Frozen):
     probes: ProbeList = ()
     skip_if_alerts: tuple[str, ...] = ()
     summary_peaks: tuple[str, ...] = ()
+    analysis: AnalysisSettings = AnalysisSettings()
     results_dir: Path
     # A finished run's results folder (run.json, tsdb/) that max_change/min_change gates compare with.
     baseline: Path | None = None

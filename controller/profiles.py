@@ -19,6 +19,7 @@ from controller.errors import InputError
 from controller.inputs import expand_env, load_yaml_mapping, parse_model, validation_error
 from controller.models import (
     GATES_OPT_OUT,
+    AnalysisSettings,
     Profile,
     RunPlan,
     Stage,
@@ -103,6 +104,7 @@ def build_plan(
         "probes": tuple(profile.probes) if profile else (),
         "skip_if_alerts": tuple(profile.skip_if_alerts) if profile else (),
         "summary_peaks": tuple(profile.summary_peaks) if profile else (),
+        "analysis": profile.analysis if profile else AnalysisSettings(),
         "results_dir": results_dir.resolve(),
         "baseline": baseline.resolve() if baseline is not None else None,
     }

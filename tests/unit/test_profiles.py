@@ -70,6 +70,10 @@ def write(tmp_path: Path, body: str, name: str = "p.yaml") -> Path:
             "stages[0].phase",
             "pattern",
         ),
+        ("name: x\nanalysis: {slices: 1}\n", "analysis.slices", "greater than or equal to 2"),
+        ("name: x\nanalysis: {slices: 101}\n", "analysis.slices", "less than or equal to 100"),
+        ("name: x\nanalysis: {slices: true}\n", "analysis.slices", "whole number"),
+        ("name: x\nanalysis: {slice: 5}\n", "analysis.slice", "unknown field"),
     ],
 )
 def test_invalid_fields_are_named(tmp_path, body, field, words):
@@ -240,3 +244,13 @@ def test_resolve_profile_by_name_lists_known_ones(tmp_path):
     (tmp_path / "a.yaml").write_text("")
     with pytest.raises(InputError, match=r"no profile named 'b' \(known: a\)"):
         resolve_profile_path("b", profiles_dir=tmp_path)
+
+
+def test_the_analysis_slices_reach_the_plan_default_ten(tmp_path):
+    body = "name: x\nlocustfile: load.py\nhost: http://h\nusers: 1\nduration: 1m\n"
+    (tmp_path / "load.py").write_text("")
+    plain = write(tmp_path, body)
+    assert build_plan(load_profile(plain, env={}), profile_file=plain, run_id="t").analysis.slices == 10
+    sliced = tmp_path / "sliced.yaml"
+    sliced.write_text(body + "analysis: {slices: 3}\n")
+    assert build_plan(load_profile(sliced, env={}), profile_file=sliced, run_id="t").analysis.slices == 3
