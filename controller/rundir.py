@@ -28,6 +28,7 @@ RESULTS_ROOT = Path("results")
 RUN_RECORD = "run.json"
 RUN_REPORT = "report.md"
 LOCUST_HTML = "report.html"
+ANALYSIS_JSON = "analysis.json"  # phases and the run over time (controller/analysis)
 GATES_JSON = "gates.json"
 GATES_MD = "gates.md"
 JUNIT_XML = "junit.xml"
@@ -63,6 +64,10 @@ class RunDir:
     @property
     def report_md(self) -> Path:
         return self.path / RUN_REPORT
+
+    @property
+    def analysis_json(self) -> Path:
+        return self.path / ANALYSIS_JSON
 
     @property
     def locust_html(self) -> Path:

@@ -20,6 +20,8 @@ import httpx
 from rich.console import Console
 from rich.live import Live
 
+from controller.analysis.models import Analysis
+from controller.analysis.read import read_analysis
 from controller.backends.base import Backend
 from controller.baseline import baseline_target
 from controller.crash import remember_run_dir
@@ -50,7 +52,15 @@ from controller.prom.peaks import read_peaks
 from controller.prom.timeline import read_timeline
 from controller.reports.gates import gates_table, write_gate_reports
 from controller.reports.run_report import peaks_table, run_report_markdown
-from controller.rundir import RUN_RECORD, RUN_REPORT, RunDir, locust_totals, read_csv, write_atomic
+from controller.rundir import (
+    ANALYSIS_JSON,
+    RUN_RECORD,
+    RUN_REPORT,
+    RunDir,
+    locust_totals,
+    read_csv,
+    write_atomic,
+)
 from controller.verdict import Ending, Happened, decide, early_stop_problem, master_problem
 
 # The final-scrape wait: two scrape intervals of the run's Prometheus, at least FINAL_SCRAPE_MIN_S.
@@ -348,6 +358,7 @@ class Readings:
     alerts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     totals: tuple[int, int] | None = None  # the exporter's, before teardown; run.json has Locust's own
+    analysis: Analysis | None = None  # None: the load never started, or Prometheus failed before it
 
 
 def final_scrape_timeout(scrape_interval_s: float) -> float:
@@ -427,7 +438,26 @@ def read_back(
         readings.peaks = read_peaks(
             http, run_id=plan.run_id, metrics=plan.summary_peaks, start=readings.started, end=readings.ended
         )
+    readings.analysis = analyse(plan, readings, http)
     return readings
+
+
+def analyse(plan: RunPlan, readings: Readings, http: httpx.Client) -> Analysis:
+    """analysis.json's content, best effort: a failure is a note and the file's `error`, never the verdict."""
+    assert readings.started is not None and readings.ended is not None  # read_back returns before
+    try:
+        return read_analysis(
+            client=http,
+            run_id=plan.run_id,
+            stages=plan.stages,
+            phases=readings.phases,
+            started=readings.started,
+            ended=readings.ended,
+            slices=plan.analysis.slices,
+        )
+    except Exception as e:  # a bug or a Prometheus error here must cost the analysis, never the run
+        readings.notes.append(f"the run's analysis ({ANALYSIS_JSON}) could not be computed: {e}")
+        return Analysis(error=str(e) or type(e).__name__)
 
 
 def happened(
@@ -495,6 +525,7 @@ def finish(
     if report is not None:
         files.update(write_gate_reports(report, run_dir=plan.run_dir))
         console.print(gates_table(report))
+    files.update([ANALYSIS_JSON] if readings.analysis is not None else [])  # written with run.json
     record = draft_record(
         plan,
         backend,
@@ -514,7 +545,15 @@ def finish(
         alerts_fired=tuple(readings.alerts),
         locust_warnings=backend.locust_warnings(),
     )
-    write_results(plan, record, stats=stats, failures=failures, report=report, console=console)
+    write_results(
+        plan,
+        record,
+        stats=stats,
+        failures=failures,
+        report=report,
+        analysis=readings.analysis,
+        console=console,
+    )
     return record
 
 
@@ -525,13 +564,19 @@ def write_results(
     stats: list[dict[str, str]],
     failures: list[dict[str, str]],
     report: GateReport | None,
+    analysis: Analysis | None,
     console: Console,
 ) -> None:
-    """run.json and report.md, best effort: a full or unwritable disk must not hide the verdict."""
+    """run.json, analysis.json and report.md, best effort: a full or unwritable disk must not hide
+    the verdict."""
     try:
         run_dir = RunDir(plan.run_dir)
         run_dir.write_record(record)
-        report_md = run_report_markdown(record, stats=stats, failures=failures, gates=report)
+        if analysis is not None:
+            write_atomic(run_dir.analysis_json, text=analysis.model_dump_json(indent=2) + "\n")
+        report_md = run_report_markdown(
+            record, stats=stats, failures=failures, gates=report, analysis=analysis
+        )
         write_atomic(run_dir.report_md, text=report_md)
     except OSError as e:
         console.print(

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 
 from rich.table import Table
 
+from controller.analysis.models import Analysis
 from controller.gates.evaluate import GateReport
 from controller.models import Peak, RunRecord
 from controller.reports.gates import gates_markdown
@@ -172,6 +173,69 @@ def gate_section(record: RunRecord, gates: GateReport | None) -> list[str]:
     return ["## Gate Results", "- No gate file was given for this run."]
 
 
+def _error_rate(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.2%}"
+
+
+def _rps(rps: float | None) -> str:
+    return "n/a" if rps is None else f"{rps:,.2f}"
+
+
+def _offset(seconds: float) -> str:
+    return _duration(max(0.0, seconds))
+
+
+def phases_section(analysis: Analysis | None) -> list[str]:
+    """One row per stage-table segment (analysis.json `phases`), measured as the gates measure."""
+    lines = ["## Phases"]
+    if analysis is None or not analysis.phases:
+        return [*lines, f"- No phase figures ({_analysis_missing(analysis)})."]
+    rows = [
+        [
+            code(p.phase),
+            f"{p.users:,}",
+            _duration(p.end - p.start),
+            _rps(p.rps),
+            _ms(p.p50_ms),
+            _ms(p.p95_ms),
+            _ms(p.p99_ms),
+            _error_rate(p.error_rate),
+        ]
+        for p in analysis.phases
+    ]
+    headers = ["Phase", "Users", "Duration", "RPS", "p50 (ms)", "p95 (ms)", "p99 (ms)", "Error rate"]
+    note = "RPS and latencies are of successful requests, as the gates count them."
+    return [*lines, *table(headers, rows, right=range(1, 8)), "", note]
+
+
+def over_time(analysis: Analysis | None) -> list[str]:
+    """The run in equal slices (analysis.json `timeline`) and the trend of error rate and p95."""
+    lines = ["## Error rate and latency over time"]
+    timeline = analysis.timeline if analysis is not None else None
+    if timeline is None or not timeline.slices:
+        return [*lines, f"- No timeline ({_analysis_missing(analysis)})."]
+    origin = timeline.slices[0].start
+    rows = [
+        [
+            f"{_offset(s.start - origin)} - {_offset(s.end - origin)}",
+            _rps(s.rps),
+            _ms(s.p95_ms),
+            _error_rate(s.error_rate),
+        ]
+        for s in timeline.slices
+    ]
+    trend = timeline.trend
+    rows.append(["**trend**", "", trend.get("p95_ms", "n/a"), trend.get("error_rate", "n/a")])
+    table_ = table(["Time", "RPS", "p95 (ms)", "Error rate"], rows, right=range(1, 4))
+    return [*lines, *table_, "", f"Trend: {timeline.rule}."]
+
+
+def _analysis_missing(analysis: Analysis | None) -> str:
+    if analysis is not None and analysis.error:
+        return f"the analysis failed: {analysis.error}"
+    return "the run's data could not be read"
+
+
 def _value(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
@@ -196,12 +260,19 @@ def peaks_table(peaks: Sequence[Peak]) -> Table:
 
 
 def run_report_markdown(
-    record: RunRecord, *, stats: Sequence[Row], failures: Sequence[Row], gates: GateReport | None
+    record: RunRecord,
+    *,
+    stats: Sequence[Row],
+    failures: Sequence[Row],
+    gates: GateReport | None,
+    analysis: Analysis | None = None,
 ) -> str:
     sections = [
         [f"# Load Test Report: {record.run_id}"],
         metadata(record),
         headline(stats),
+        phases_section(analysis),
+        over_time(analysis),
         endpoints(stats),
         failure_analysis(failures),
         system_under_test(record.peaks),

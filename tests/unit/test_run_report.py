@@ -1,8 +1,11 @@
 """report.md: the seed report's sections, filled from Locust's CSV rows and the gate report."""
 
+from controller.analysis.models import Analysis, WindowFigures
+from controller.analysis.phases import phase_figures
+from controller.analysis.timeline import timeline
 from controller.gates.evaluate import GateReport, GateResult
-from controller.models import PhaseWindow, RunRecord
-from controller.reports.run_report import run_report_markdown
+from controller.models import PhaseWindow, RunRecord, Stage
+from controller.reports.run_report import over_time, phases_section, run_report_markdown
 
 RECORD = RunRecord(
     run_id="pilot-1",
@@ -109,3 +112,22 @@ def test_no_requests_no_failures_no_gates():
     assert "No requests were recorded" in text
     assert "- No failed requests." in text
     assert "No gate file was given" in text
+
+
+def test_phases_and_over_time_tables_render_the_analysis_or_say_why_there_is_none():
+    stages = (Stage(duration=60, users=50, spawn_rate=1, phase="steady"),)
+    phase = PhaseWindow(stage=0, phase="steady", start=0, end=60)
+    measured = WindowFigures(
+        start=0, end=60, requests=600, failures_by_status={"500": 6}, p50_ms=60, p95_ms=120, p99_ms=240
+    )
+    halves = [WindowFigures(start=s, end=s + 30, requests=300, p95_ms=100) for s in (0, 30)]
+    analysis = Analysis(phases=phase_figures((phase,), stages, [measured]), timeline=timeline(halves))
+    assert "| `steady` | 50 | 1m 00s | 9.90 | 60 | 120 | 240 | 1.00% |" in "\n".join(phases_section(analysis))
+    over = "\n".join(over_time(analysis))
+    assert "| 0s - 30s | 10.00 | 100 | 0.00% |" in over and "| **trend** |  | flat | flat |" in over
+    assert "the analysis failed: boom" in "\n".join(phases_section(Analysis(error="boom")))
+    assert "could not be read" in "\n".join(over_time(None))
+    report = run_report_markdown(RECORD, stats=STATS, failures=[], gates=None, analysis=analysis)
+    assert (
+        report.index("## Headline Results") < report.index("## Phases") < report.index("## Endpoint Detail")
+    )

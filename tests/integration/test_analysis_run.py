@@ -1,0 +1,63 @@
+"""A real two-stage local run against the demo target: analysis.json and the report's Phases table.
+
+The phases are measured in the run's Prometheus with the gates' PromQL; their requests must add up
+to Locust's own total in run.json (the exporter's counters are exact).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from controller.rundir import ANALYSIS_JSON, RUN_RECORD, RUN_REPORT
+from tests.support import REPO_ROOT, demo_server, run_loadctl
+
+pytestmark = pytest.mark.integration
+
+RUN_ID = "analysis"
+LOCUSTFILE = REPO_ROOT / "tests" / "integration" / "locustfiles" / "accuracy.py"
+STAGES = [("ramp_up", 8, 4), ("steady", 12, 8)]  # phase, seconds, users
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("run")
+    stages = "".join(
+        f"  - {{duration: {seconds}s, users: {users}, spawn_rate: 8, phase: {phase}}}\n"
+        for phase, seconds, users in STAGES
+    )
+    with demo_server(root / "target.log") as target:
+        profile = root / "staged.yaml"
+        profile.write_text(
+            f"name: staged\nlocustfile: {LOCUSTFILE}\nhost: {target}\nworkers: 1\ngates: none\n"
+            f"stages:\n{stages}analysis: {{slices: 4}}\n"
+        )
+        done = run_loadctl(
+            ["run", str(profile), "--run-id", RUN_ID, "--results-dir", str(root / "results")], timeout=180
+        )
+    run_dir = root / "results" / RUN_ID
+    assert (run_dir / RUN_RECORD).exists(), f"exit {done.returncode}: {done.stdout}{done.stderr}"
+    return {"done": done, "run_dir": run_dir, "record": json.loads((run_dir / RUN_RECORD).read_text())}
+
+
+def test_analysis_has_one_phase_per_stage_adding_up_to_the_run(finished_run):
+    run_dir, record = finished_run["run_dir"], finished_run["record"]
+    assert ANALYSIS_JSON in record["files"]
+    analysis = json.loads((run_dir / ANALYSIS_JSON).read_text())
+    assert analysis["error"] is None
+    assert [(p["phase"], p["users"]) for p in analysis["phases"]] == [(ph, u) for ph, _, u in STAGES]
+    assert sum(p["requests"] for p in analysis["phases"]) == record["requests"] > 0
+    for phase in analysis["phases"]:
+        assert phase["rps"] > 0 and 0 < phase["p50_ms"] <= phase["p95_ms"] <= phase["p99_ms"]
+        assert phase["error_rate"] == pytest.approx(sum(phase["failures_by_status"].values()))
+    timeline = analysis["timeline"]
+    assert len(timeline["slices"]) == 4
+    assert set(timeline["trend"]) == {"error_rate", "p95_ms"}
+    assert timeline["threshold"] > 0
+
+
+def test_report_has_the_phases_and_over_time_tables(finished_run):
+    report = (finished_run["run_dir"] / RUN_REPORT).read_text()
+    assert "## Phases" in report and "| `ramp_up` | 4 |" in report and "| `steady` | 8 |" in report
+    assert "## Error rate and latency over time" in report and "**trend**" in report
