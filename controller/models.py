@@ -69,8 +69,24 @@ class Stage(_Frozen):
     phase: str = Field(default="steady", pattern=PHASE_PATTERN)
 
 
+class Slo(_Frozen):
+    """The service level a step of load must hold to count as within it (analysis.json `steps`)."""
+
+    latency_p95_ms: Number | None = Field(default=None, gt=0)
+    error_rate: Number | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _something(self) -> Slo:
+        if self.latency_p95_ms is None and self.error_rate is None:
+            raise ValueError("give latency_p95_ms and/or error_rate")
+        return self
+
+
 class AnalysisSettings(_Frozen):
     """A profile's `analysis:` section: how analysis.json looks at the run."""
+
+    # Else the gate file's p95 and error-rate gates, else "throughput stops growing" (analysis/steps.py).
+    slo: Slo | None = None
 
     # The run cut into this many equal slices for the timeline (e.g. 3 = 0-10/10-20/20-30 min of a
     # 30-min soak); at most 100, each slice costs a handful of queries after the run.

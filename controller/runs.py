@@ -438,11 +438,11 @@ def read_back(
         readings.peaks = read_peaks(
             http, run_id=plan.run_id, metrics=plan.summary_peaks, start=readings.started, end=readings.ended
         )
-    readings.analysis = analyse(plan, readings, http)
+    readings.analysis = analyse(plan, readings, http, gate_file=gate_file)
     return readings
 
 
-def analyse(plan: RunPlan, readings: Readings, http: httpx.Client) -> Analysis:
+def analyse(plan: RunPlan, readings: Readings, http: httpx.Client, *, gate_file: GateFile | None) -> Analysis:
     """analysis.json's content, best effort: a failure is a note and the file's `error`, never the verdict."""
     assert readings.started is not None and readings.ended is not None  # read_back returns before
     try:
@@ -453,7 +453,8 @@ def analyse(plan: RunPlan, readings: Readings, http: httpx.Client) -> Analysis:
             phases=readings.phases,
             started=readings.started,
             ended=readings.ended,
-            slices=plan.analysis.slices,
+            settings=plan.analysis,
+            gate_file=gate_file,
         )
     except Exception as e:  # a bug or a Prometheus error here must cost the analysis, never the run
         readings.notes.append(f"the run's analysis ({ANALYSIS_JSON}) could not be computed: {e}")

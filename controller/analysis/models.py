@@ -94,9 +94,53 @@ class Timeline(_Frozen):
     rule: str  # the threshold in words
 
 
+class StepWindow(_Frozen):
+    """One hold of the stage table: `users` held from `start` (their ramp done) to `end`."""
+
+    users: int
+    start: float
+    end: float
+
+
+class Step(_Frozen):
+    users: int
+    start: float
+    end: float
+    rps: float | None
+    p95_ms: float | None
+    error_rate: float | None
+    within_slo: bool | None  # None: not judged (the throughput rule judges only steps adding users)
+    violation: str | None = None  # why it is not within
+
+
+class SloUsed(_Frozen):
+    """The SLO the steps were judged against, and where it came from."""
+
+    source: Literal["profile", "gates", "throughput"]
+    latency_p95_ms: float | None = None
+    error_rate: float | None = None
+    rule: str
+
+
+class BreakingPoint(_Frozen):
+    users: int
+    rps: float | None
+    reason: str
+
+
+class Capacity(_Frozen):
+    max_rps_within_slo: float | None  # the best step within the SLO
+    users: int | None  # that step's users
+    max_rps: float | None  # the best step of all
+
+
 class Analysis(_Frozen):
     """analysis.json. `error` says why the analysis is missing or partial (it never judges a run)."""
 
     phases: tuple[PhaseFigures, ...] = ()
     timeline: Timeline | None = None
+    steps: tuple[Step, ...] = ()
+    slo: SloUsed | None = None
+    breaking_point: BreakingPoint | None = None
+    capacity: Capacity | None = None
     error: str | None = None

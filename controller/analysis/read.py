@@ -8,9 +8,11 @@ import httpx
 
 from controller.analysis.models import Analysis, WindowFigures
 from controller.analysis.phases import phase_figures
+from controller.analysis.steps import breaking_point, capacity, judge_steps, slo_used, step_windows
 from controller.analysis.timeline import slice_windows, timeline
 from controller.gates.compile import Segment, compile_window_figures
-from controller.models import PhaseWindow, Stage
+from controller.gates.models import GateFile
+from controller.models import AnalysisSettings, PhaseWindow, Stage
 from controller.prom.client import query, query_value
 
 
@@ -38,17 +40,25 @@ def read_analysis(
     phases: Sequence[PhaseWindow],
     started: float,
     ended: float,
-    slices: int,
+    settings: AnalysisSettings,
+    gate_file: GateFile | None,
 ) -> Analysis:
-    """The run's analysis: each phase window, then the run cut into `slices` equal windows.
+    """The run's analysis: each phase window, the run cut into equal slices, each hold of users.
 
     PrometheusError passes through (the caller turns it into a note: the analysis never judges).
     """
-    measured = [
-        read_window(client=client, run_id=run_id, segment=(p.start, p.end), run_end=ended) for p in phases
-    ]
-    over_time = [
-        read_window(client=client, run_id=run_id, segment=window, run_end=ended)
-        for window in slice_windows(started, ended, slices)
-    ]
-    return Analysis(phases=phase_figures(phases, stages, measured), timeline=timeline(over_time))
+
+    def measure(start: float, end: float) -> WindowFigures:
+        return read_window(client=client, run_id=run_id, segment=(start, end), run_end=ended)
+
+    holds = step_windows(phases, stages)
+    slo = slo_used(settings.slo, gate_file)
+    steps = judge_steps(holds, [measure(h.start, h.end) for h in holds], slo)
+    return Analysis(
+        phases=phase_figures(phases, stages, [measure(p.start, p.end) for p in phases]),
+        timeline=timeline([measure(*w) for w in slice_windows(started, ended, settings.slices)]),
+        steps=steps,
+        slo=slo,
+        breaking_point=breaking_point(steps),
+        capacity=capacity(steps),
+    )

@@ -230,6 +230,33 @@ def over_time(analysis: Analysis | None) -> list[str]:
     return [*lines, *table_, "", f"Trend: {timeline.rule}."]
 
 
+def steps_section(analysis: Analysis | None) -> list[str]:
+    """Each hold of users against the SLO (analysis.json `steps`), the breaking point, the capacity."""
+    lines = ["## Breaking Point and Capacity"]
+    if analysis is None or analysis.slo is None or not analysis.steps:
+        return [*lines, "- No step of load held long enough to judge."]
+    judged = {True: "yes", False: "**no**", None: "not judged"}
+    rows = [
+        [f"{s.users:,}", _rps(s.rps), _ms(s.p95_ms), _error_rate(s.error_rate), judged[s.within_slo]]
+        for s in analysis.steps
+    ]
+    knee, best = analysis.breaking_point, analysis.capacity
+    lines += [f"SLO ({analysis.slo.source}): {analysis.slo.rule}.", ""]
+    lines += table(["Users", "RPS", "p95 (ms)", "Error rate", "Within SLO"], rows, right=range(4))
+    lines.append("")
+    if knee is None:
+        lines.append("- Breaking point: none (every judged step held the SLO).")
+    else:
+        lines.append(f"- Breaking point: {knee.users:,} users at {_rps(knee.rps)} req/s: {knee.reason}.")
+    if best is not None:
+        lines.append(
+            f"- Capacity: {_rps(best.max_rps_within_slo)} req/s within the SLO"
+            + (f" at {best.users:,} users" if best.users is not None else "")
+            + f"; {_rps(best.max_rps)} req/s at most."
+        )
+    return lines
+
+
 def _analysis_missing(analysis: Analysis | None) -> str:
     if analysis is not None and analysis.error:
         return f"the analysis failed: {analysis.error}"
@@ -273,6 +300,7 @@ def run_report_markdown(
         headline(stats),
         phases_section(analysis),
         over_time(analysis),
+        steps_section(analysis),
         endpoints(stats),
         failure_analysis(failures),
         system_under_test(record.peaks),

@@ -31,7 +31,7 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         profile = root / "staged.yaml"
         profile.write_text(
             f"name: staged\nlocustfile: {LOCUSTFILE}\nhost: {target}\nworkers: 1\ngates: none\n"
-            f"stages:\n{stages}analysis: {{slices: 4}}\n"
+            f"stages:\n{stages}analysis: {{slices: 4, slo: {{latency_p95_ms: 60000, error_rate: 0.99}}}}\n"
         )
         done = run_loadctl(
             ["run", str(profile), "--run-id", RUN_ID, "--results-dir", str(root / "results")], timeout=180
@@ -55,9 +55,16 @@ def test_analysis_has_one_phase_per_stage_adding_up_to_the_run(finished_run):
     assert len(timeline["slices"]) == 4
     assert set(timeline["trend"]) == {"error_rate", "p95_ms"}
     assert timeline["threshold"] > 0
+    # one step per hold; both hold the (loose) SLO, so the bigger one is the capacity
+    assert [s["users"] for s in analysis["steps"]] == [4, 8]
+    assert [s["within_slo"] for s in analysis["steps"]] == [True, True]
+    assert analysis["slo"]["source"] == "profile" and analysis["breaking_point"] is None
+    assert analysis["capacity"]["users"] == 8
+    assert analysis["capacity"]["max_rps_within_slo"] == analysis["steps"][1]["rps"] > 0
 
 
 def test_report_has_the_phases_and_over_time_tables(finished_run):
     report = (finished_run["run_dir"] / RUN_REPORT).read_text()
     assert "## Phases" in report and "| `ramp_up` | 4 |" in report and "| `steady` | 8 |" in report
     assert "## Error rate and latency over time" in report and "**trend**" in report
+    assert "## Breaking Point and Capacity" in report and "- Breaking point: none" in report

@@ -6,10 +6,11 @@ import pytest
 
 from controller.analysis.models import WindowFigures
 from controller.analysis.phases import phase_figures
+from controller.analysis.steps import breaking_point, capacity, judge_steps, slo_used, step_windows
 from controller.analysis.timeline import TREND_THRESHOLD, slice_windows, timeline, trend
 from controller.gates.compile import compile_gate, compile_window_figures
-from controller.gates.models import Gate
-from controller.models import PhaseWindow, Stage
+from controller.gates.models import Gate, GateFile
+from controller.models import PhaseWindow, Slo, Stage, simple_stages
 
 
 def figures(start: float, end: float, *, requests: float | None, failed: float = 0.0, p95: float = 100.0):
@@ -105,3 +106,108 @@ def test_a_window_is_measured_with_the_gates_own_promql():
     assert "by (status)" in queries.failures_by_status and "locust_request_failures_total" in (
         queries.failures_by_status
     )
+
+
+STAIRCASE = (
+    Stage(duration=60, users=10, spawn_rate=1, phase="step"),  # 10 s ramp, 50 s hold
+    Stage(duration=60, users=20, spawn_rate=1, phase="step"),
+    Stage(duration=60, users=30, spawn_rate=1, phase="step"),
+    Stage(duration=60, users=40, spawn_rate=1, phase="step"),
+    Stage(duration=20, users=0, spawn_rate=10, phase="ramp_down"),
+)
+STAIRCASE_PHASES = tuple(
+    PhaseWindow(stage=i, phase=s.phase, start=60.0 * i, end=60.0 * i + s.duration)
+    for i, s in enumerate(STAIRCASE)
+)
+
+
+def step_figures(rps_and_p95: list[tuple[float, float]], *, failed: float = 0.0) -> list[WindowFigures]:
+    """50-s holds serving `rps` successful requests/s at `p95` ms, plus `failed` failures each."""
+    return [
+        WindowFigures(
+            start=0,
+            end=50,
+            requests=rps * 50 + failed,
+            failures_by_status={"500": failed} if failed else {},
+            p95_ms=p95,
+        )
+        for rps, p95 in rps_and_p95
+    ]
+
+
+def test_a_staircase_has_one_step_per_hold_after_its_ramp():
+    holds = step_windows(STAIRCASE_PHASES, STAIRCASE)
+    assert [(h.users, h.start, h.end) for h in holds] == [
+        (10, 10, 60),
+        (20, 70, 120),
+        (30, 130, 180),
+        (40, 190, 240),
+    ]
+    # a ramp_up + steady pair at the same users is one step: the steady stage's hold
+    simple = simple_stages(users=10, spawn_rate=1, duration=60)
+    phases = (
+        PhaseWindow(stage=0, phase="ramp_up", start=0, end=10),
+        PhaseWindow(stage=1, phase="steady", start=10, end=60),
+    )
+    assert [(h.users, h.start, h.end) for h in step_windows(phases, simple)] == [(10, 10, 60)]
+
+
+def test_the_knee_is_the_first_step_breaking_the_slo_and_capacity_the_best_step_within():
+    holds = step_windows(STAIRCASE_PHASES, STAIRCASE)
+    slo = slo_used(Slo(latency_p95_ms=300), None)
+    steps = judge_steps(holds, step_figures([(100, 120), (200, 180), (260, 450), (250, 900)]), slo)
+    assert [s.within_slo for s in steps] == [True, True, False, False]
+    knee = breaking_point(steps)
+    assert (
+        knee is not None and (knee.users, knee.rps) == (30, 260) and "p95 450 ms > SLO 300 ms" in knee.reason
+    )
+    assert capacity(steps).model_dump() == {"max_rps_within_slo": 200, "users": 20, "max_rps": 260}
+    assert breaking_point(steps[:2]) is None
+
+
+def test_the_slo_comes_from_the_profile_else_the_gates_else_throughput():
+    gates = GateFile(
+        version=1,
+        name="g",
+        gates=(
+            Gate(name="p95", metric="latency_p95_ms", max=800),
+            Gate(name="p95_search", metric="latency_p95_ms", labels='name="search"', max=100),
+            Gate(name="errors", metric="error_rate", max=0.01),
+        ),
+    )
+    assert slo_used(Slo(error_rate=0.02), gates).model_dump(exclude={"rule"}) == {
+        "source": "profile",
+        "latency_p95_ms": None,
+        "error_rate": 0.02,
+    }
+    from_gates = slo_used(None, gates)
+    assert (from_gates.source, from_gates.latency_p95_ms, from_gates.error_rate) == ("gates", 800, 0.01)
+    assert slo_used(None, None).source == "throughput"
+
+
+def test_without_an_slo_the_knee_is_where_throughput_stops_growing():
+    holds = step_windows(STAIRCASE_PHASES, STAIRCASE)
+    steps = judge_steps(
+        holds, step_figures([(100, 50), (190, 60), (196, 70), (150, 80)]), slo_used(None, None)
+    )
+    assert [s.within_slo for s in steps] == [True, True, False, False]
+    knee = breaking_point(steps)
+    assert knee is not None and knee.users == 30 and "throughput stopped growing" in knee.reason
+    assert capacity(steps).users == 20
+
+
+def test_an_error_rate_slo_breaks_on_the_first_step_above_it():
+    holds = step_windows(STAIRCASE_PHASES, STAIRCASE)
+    slo = slo_used(Slo(error_rate=0.01), None)
+    steps = judge_steps(
+        holds, step_figures([(100, 50), (200, 60)], failed=100) + step_figures([(1, 1)] * 2), slo
+    )
+    knee = breaking_point(steps)  # 100 failures in 5100 requests (1.96 %), then in 10100 (0.99 %)
+    assert knee is not None and knee.users == 10 and "error rate 1.96% > SLO 1.00%" in knee.reason
+    assert [s.within_slo for s in steps] == [
+        False,
+        True,
+        True,
+        True,
+    ]  # no latency SLO: 1 ms of 1 req/s is fine
+    assert capacity(steps).users == 20

@@ -74,6 +74,8 @@ def write(tmp_path: Path, body: str, name: str = "p.yaml") -> Path:
         ("name: x\nanalysis: {slices: 101}\n", "analysis.slices", "less than or equal to 100"),
         ("name: x\nanalysis: {slices: true}\n", "analysis.slices", "whole number"),
         ("name: x\nanalysis: {slice: 5}\n", "analysis.slice", "unknown field"),
+        ("name: x\nanalysis: {slo: {}}\n", "analysis.slo", "latency_p95_ms and/or error_rate"),
+        ("name: x\nanalysis: {slo: {error_rate: 2}}\n", "analysis.slo.error_rate", "less than or equal to 1"),
     ],
 )
 def test_invalid_fields_are_named(tmp_path, body, field, words):

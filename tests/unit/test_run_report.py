@@ -2,10 +2,11 @@
 
 from controller.analysis.models import Analysis, WindowFigures
 from controller.analysis.phases import phase_figures
+from controller.analysis.steps import breaking_point, capacity, judge_steps, slo_used, step_windows
 from controller.analysis.timeline import timeline
 from controller.gates.evaluate import GateReport, GateResult
-from controller.models import PhaseWindow, RunRecord, Stage
-from controller.reports.run_report import over_time, phases_section, run_report_markdown
+from controller.models import PhaseWindow, RunRecord, Slo, Stage
+from controller.reports.run_report import over_time, phases_section, run_report_markdown, steps_section
 
 RECORD = RunRecord(
     run_id="pilot-1",
@@ -131,3 +132,17 @@ def test_phases_and_over_time_tables_render_the_analysis_or_say_why_there_is_non
     assert (
         report.index("## Headline Results") < report.index("## Phases") < report.index("## Endpoint Detail")
     )
+
+
+def test_breaking_point_and_capacity_render_the_steps():
+    stages = tuple(Stage(duration=60, users=u, spawn_rate=10, phase="step") for u in (10, 20))
+    phases = tuple(PhaseWindow(stage=i, phase="step", start=60.0 * i, end=60.0 * (i + 1)) for i in range(2))
+    measured = [WindowFigures(start=0, end=59, requests=r * 59, p95_ms=p) for r, p in ((10, 100), (15, 500))]
+    slo = slo_used(Slo(latency_p95_ms=300), None)
+    steps = judge_steps(step_windows(phases, stages), measured, slo)
+    analysis = Analysis(steps=steps, slo=slo, breaking_point=breaking_point(steps), capacity=capacity(steps))
+    text = "\n".join(steps_section(analysis))
+    assert "| 10 | 10.00 | 100 | 0.00% | yes |" in text and "| 20 | 15.00 | 500 | 0.00% | **no** |" in text
+    assert "- Breaking point: 20 users at 15.00 req/s: p95 500 ms > SLO 300 ms." in text
+    assert "- Capacity: 10.00 req/s within the SLO at 10 users; 15.00 req/s at most." in text
+    assert "No step of load" in "\n".join(steps_section(None))
