@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from controller.analysis.models import WindowFigures
@@ -10,7 +11,9 @@ from controller.analysis.steps import breaking_point, capacity, judge_steps, slo
 from controller.analysis.timeline import TREND_THRESHOLD, slice_windows, timeline, trend
 from controller.gates.compile import compile_gate, compile_window_figures
 from controller.gates.models import Gate, GateFile
-from controller.models import PhaseWindow, Slo, Stage, simple_stages
+from controller.models import PhaseWindow, RunPlan, Slo, Stage, simple_stages
+from controller.processes import free_port
+from controller.runs import Readings, analyse
 
 
 def figures(start: float, end: float, *, requests: float | None, failed: float = 0.0, p95: float = 100.0):
@@ -211,3 +214,22 @@ def test_an_error_rate_slo_breaks_on_the_first_step_above_it():
         True,
     ]  # no latency SLO: 1 ms of 1 req/s is fine
     assert capacity(steps).users == 20
+
+
+def test_an_analysis_that_cannot_be_read_is_a_note_and_an_error_never_an_exception(tmp_path):
+    plan = RunPlan(
+        run_id="r1",
+        profile="p",
+        locustfile=tmp_path / "load.py",
+        host="http://127.0.0.1:1",
+        stages=(Stage(duration=60, users=1, spawn_rate=1),),
+        workers=1,
+        results_dir=tmp_path,
+    )
+    readings = Readings(
+        started=0.0, ended=60.0, phases=(PhaseWindow(stage=0, phase="steady", start=0, end=60),)
+    )
+    with httpx.Client(base_url=f"http://127.0.0.1:{free_port()}", timeout=2.0) as refused:
+        analysis = analyse(plan, readings, refused, gate_file=None)
+    assert analysis.error and "unreachable" in analysis.error and not analysis.phases
+    assert readings.notes == [f"the run's analysis (analysis.json) could not be computed: {analysis.error}"]
