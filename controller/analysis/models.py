@@ -134,6 +134,107 @@ class Capacity(_Frozen):
     max_rps: float | None  # the best step of all
 
 
+# --- stability, recovery, generator, charts, comparison (issue 12; filled in by their modules) ---
+
+DriftVerdict = Literal["leak", "stable", "no_data"]
+
+
+class Drift(_Frozen):
+    """One watched gauge (one label set) after the warm-up: a least-squares line through its samples.
+
+    growth_ratio_per_hour = slope_per_hour / the fitted value at the warm-up's end; `r_squared` is
+    the fit quality (a leak must be sustained, not one jump).
+    """
+
+    metric: str
+    labels: dict[str, str]
+    samples: int
+    first: float | None
+    last: float | None
+    peak: float | None
+    slope_per_hour: float | None
+    growth_ratio_per_hour: float | None
+    r_squared: float | None
+    verdict: DriftVerdict
+
+
+class DriftReport(_Frozen):
+    warmup_end: float  # samples before this are ignored (first stage, or 10 % of the run)
+    rule: str  # the leak rule in words, thresholds included
+    gauges: tuple[Drift, ...]
+
+
+class PoolStability(_Frozen):
+    """Connections before the load, at their peak, and after it: back to the pre-load level or not."""
+
+    metric: str
+    labels: dict[str, str]
+    before: float | None  # the last sample before the load started
+    peak: float | None
+    after: float | None  # the last sample after the load stopped
+    exhausted: bool | None  # utilisation reached 1 (or connections reached max) at any point
+    verdict: Literal["stable", "leak", "no_data"]
+    rule: str
+
+
+class Recovery(_Frozen):
+    """After a spike (a phase followed by a lower load): seconds until p95 and error rate are back
+    within `tolerance` of their pre-spike level; None if they never were before the run ended."""
+
+    spike_phase: str
+    spike_stage: int
+    spike_end: float
+    before_p95_ms: float | None
+    before_error_rate: float | None
+    seconds: float | None
+    tolerance: float
+    rule: str
+
+
+class GeneratorHealth(_Frozen):
+    """The load generator as it ran: what the verdict's generator check looked at."""
+
+    workers_planned: int
+    workers_lost: int | None
+    max_worker_cpu_percent: float | None
+    users_planned: int  # the stage table's peak
+    users_reached: int | None  # locust_users' peak
+    problems: tuple[str, ...] = ()
+
+
+class ChartSeries(_Frozen):
+    """One line on a chart: (unix time, value) points, None where Prometheus had no sample."""
+
+    name: str  # legend text, e.g. "p95", "500", "rss demo_target"
+    points: tuple[tuple[float, float | None], ...]
+
+
+class Chart(_Frozen):
+    key: str  # stable id: users, rps, latency, errors, or the gauge's metric name
+    title: str
+    unit: str  # "users", "req/s", "ms", "errors/s", "bytes", ...
+    series: tuple[ChartSeries, ...]
+
+
+class ComparisonRow(_Frozen):
+    section: str  # "headline", "phase <name>", "endpoint <method> <name>"
+    figure: str  # "rps", "p95_ms", "error_rate", ...
+    baseline: float | None
+    current: float | None
+    change: float | None  # (current - baseline) / baseline; None when either is missing or 0
+    noise: float | None  # the runs' own relative spread for this figure (per-slice), when known
+    flagged: bool  # |change| beyond the noise (and a floor): worth a look
+
+
+class Comparison(_Frozen):
+    baseline_run_id: str
+    baseline_dir: str
+    comparable: bool
+    differences: tuple[str, ...]  # what makes the runs not like for like (locustfile, stages, host)
+    rule: str  # when a change is flagged, in words
+    rows: tuple[ComparisonRow, ...]
+
+
 class Analysis(_Frozen):
     """analysis.json. `error` says why the analysis is missing or partial (it never judges a run)."""
 
@@ -143,4 +244,10 @@ class Analysis(_Frozen):
     slo: SloUsed | None = None
     breaking_point: BreakingPoint | None = None
     capacity: Capacity | None = None
+    drift: DriftReport | None = None
+    pools: tuple[PoolStability, ...] = ()
+    recovery: tuple[Recovery, ...] = ()
+    generator: GeneratorHealth | None = None
+    charts: tuple[Chart, ...] = ()
+    comparison: Comparison | None = None
     error: str | None = None
