@@ -162,11 +162,17 @@ def test_counts_over_the_run_equal_locusts(spread):
     assert gates["error_rate_zero"]["value"] == pytest.approx(1 / int(aggregated["Request Count"]), rel=1e-9)
 
 
-def test_rps_agrees_with_locusts_within_1_percent(spread):
+def test_rps_is_every_request_locust_counted_over_the_gates_window(spread):
+    # Locust's own Requests/s divides by its first-to-last-request span, which can start a second
+    # before the window run.json records (69.2 vs 75.0 rps in one CI run): compare counts over the
+    # gate's own window instead, the definition the gate promises.
     _, run_dir, gates = spread
     aggregated = next(r for r in csv_rows(run_dir / "stats.csv") if r["Name"] == "Aggregated")
-    locust_rps = float(aggregated["Requests/s"])
-    assert gates["rps_all"]["value"] == pytest.approx(locust_rps, rel=0.01)
+    window = gates["rps_all"]["window"]
+    seconds = window["end"] - window["start"]
+    assert seconds > 10
+    # rel 1e-4: the gate's PromQL spells the window's ends to the millisecond
+    assert gates["rps_all"]["value"] == pytest.approx(int(aggregated["Request Count"]) / seconds, rel=1e-4)
     # the default judges successful requests: one failure fewer over the same seconds
     requests = int(aggregated["Request Count"])
     assert gates["rps"]["value"] == pytest.approx(
