@@ -19,6 +19,7 @@ import httpx
 from controller.models import PhaseWindow, Stage
 from controller.prom.client import query, query_value
 from controller.prom.queries import last_seen_query, range_s, run_selector
+from locust_workers.contract import USERS, WORKER_CPU_PERCENT, WORKER_MISSING, WORKERS
 
 CPU_SATURATED_PERCENT = 90.0
 CPU_SATURATED_FOR_S = 30
@@ -75,6 +76,25 @@ def cpu_problems(saturated: Sequence[tuple[str, str, float]]) -> list[str]:
     ]
 
 
+def workers_missing_query(run_id: str, *, start: float, end: float) -> str:
+    """The most workers the master had lost (no heartbeat) at once in [start, end]."""
+    missing = run_selector(run_id, f'state="{WORKER_MISSING}"')
+    return f"max(max_over_time({WORKERS}{missing}[{range_s(start, end)}] @ {end:.3f}))"
+
+
+def users_peak_query(run_id: str, *, start: float, end: float) -> str:
+    """The most users running at once in [start, end]."""
+    return f"max(max_over_time({USERS}{run_selector(run_id)}[{range_s(start, end)}] @ {end:.3f}))"
+
+
+def worker_cpu_peak_query(run_id: str, *, start: float, end: float) -> str:
+    """The highest CPU % any worker reported in [start, end] (one sample: the saturation check above
+    asks for 30 s of it)."""
+    return (
+        f"max(max_over_time({WORKER_CPU_PERCENT}{run_selector(run_id)}[{range_s(start, end)}] @ {end:.3f}))"
+    )
+
+
 def read_generator_problems(
     *,
     client: httpx.Client,
@@ -89,18 +109,12 @@ def read_generator_problems(
     """Every reason the generator's numbers are suspect; `judged` is (window name, start, end)."""
     problems: list[str] = []
     sel = run_selector(run_id)
-    missing_workers = run_selector(run_id, 'state="missing"')
-    run_span = f"[{range_s(started, ended)}] @ {ended:.3f}"
-    missing = query_value(
-        client=client, promql=f"max(max_over_time(locust_workers{missing_workers}{run_span}))"
-    )
+    missing = query_value(client=client, promql=workers_missing_query(run_id, start=started, end=ended))
     problems += workers_problems(missing_max=missing, planned=workers)
     checks = []
     for window, planned in stages_to_check(stages, phases):
         reached = query_value(
-            client=client,
-            promql=f"max(max_over_time(locust_users{sel}"
-            f"[{range_s(window.start, window.end)}] @ {window.end:.3f}))",
+            client=client, promql=users_peak_query(run_id, start=window.start, end=window.end)
         )
         checks.append(StageCheck(window.stage, window.phase, planned, reached))
     problems += users_problems(checks)
@@ -111,7 +125,7 @@ def read_generator_problems(
         # the lowest CPU of each worker over every 30 s inside the window; its maximum over the window
         samples = query(
             client=client,
-            promql=f"max by (worker) (max_over_time(min_over_time(locust_worker_cpu_percent{sel}"
+            promql=f"max by (worker) (max_over_time(min_over_time({WORKER_CPU_PERCENT}{sel}"
             f"[{CPU_SATURATED_FOR_S}s])[{range_s(start + CPU_SATURATED_FOR_S, end)}:1s] @ {end:.3f}))",
         )
         saturated += [
