@@ -455,6 +455,8 @@ def analyse(plan: RunPlan, readings: Readings, http: httpx.Client, *, gate_file:
             ended=readings.ended,
             settings=plan.analysis,
             gate_file=gate_file,
+            workers=plan.workers,
+            generator_problems=readings.generator,
         )
     except Exception as e:  # a bug or a Prometheus error here must cost the analysis, never the run
         readings.notes.append(f"the run's analysis ({ANALYSIS_JSON}) could not be computed: {e}")

@@ -95,17 +95,20 @@ class Timeline(_Frozen):
 
 
 class StepWindow(_Frozen):
-    """One hold of the stage table: `users` held from `start` (their ramp done) to `end`."""
+    """One hold of the stage table: `users` held from `start` (their ramp done) to `end`; or, `ramp`
+    True, one bin of a ramp up: `users` planned at its `end`."""
 
     users: int
     start: float
     end: float
+    ramp: bool = False
 
 
 class Step(_Frozen):
     users: int
     start: float
     end: float
+    ramp: bool = False  # a bin of a ramp (users planned at its end), not a hold
     rps: float | None
     p95_ms: float | None
     error_rate: float | None
@@ -189,6 +192,9 @@ class Recovery(_Frozen):
     seconds: float | None
     tolerance: float
     rule: str
+    window_s: float | None = None  # the probe windows' length
+    until: float | None = None  # recovery was sought until here (the end of the stage after the spike)
+    reason: str = ""  # how it recovered, or why seconds is None
 
 
 class GeneratorHealth(_Frozen):
@@ -250,4 +256,5 @@ class Analysis(_Frozen):
     generator: GeneratorHealth | None = None
     charts: tuple[Chart, ...] = ()
     comparison: Comparison | None = None
+    steps_rule: str | None = None  # how the steps were cut from the stage table (holds, ramp bins)
     error: str | None = None

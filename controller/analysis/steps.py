@@ -1,5 +1,11 @@
-"""Steps of load, the breaking point and the capacity: each hold of the stage table judged against
-an SLO. Pure.
+"""Steps of load, the breaking point and the capacity: each hold of the stage table (and each bin
+of a linear ramp) judged against an SLO. Pure.
+
+Steps: each stage's hold (its users, after the ramp from the previous stage's users) is one step,
+adjacent equal holds merged. A ramp up that takes at least RAMP_SHARE of its stage is cut into bins
+of equal user increments (RAMP_RULE), unless the next stage holds the same users (a ramp_up before
+its steady stage: that hold is the step), so a stage table of ramps only (a linear ramp 0 -> 200
+users) still has steps; a ramp's remaining hold shorter than a bin is its tail, not a step.
 
 The SLO is the profile's `analysis: {slo: ...}`, else the gate file's p95 and error-rate gates
 (run-wide ones: no labels, a `max`), else the throughput rule: a step that adds users is within
@@ -24,6 +30,15 @@ from controller.models import PhaseWindow, Slo, Stage, ramp_seconds
 
 MIN_THROUGHPUT_GROWTH = 0.05
 MIN_HOLD_S = 1.0  # a hold shorter than this (the ramp took the stage) is no step
+RAMP_SHARE = 0.5  # a ramp taking at least this share of its stage is binned
+MAX_RAMP_BINS = 10
+MIN_BIN_S = 5.0  # a bin at least this long, and at least BIN_SCRAPES scrape intervals
+BIN_SCRAPES = 5
+RAMP_RULE = (
+    f"a ramp up taking at least {RAMP_SHARE:.0%} of its stage (and not only leading to a hold of the "
+    f"same users) is cut into n bins of equal users, n = min({MAX_RAMP_BINS}, users added, ramp "
+    f"seconds / the shortest bin); users = the plan's users at the bin's end"
+)
 SLO_RULE = "p95 (successful requests) and error rate at most the SLO's"
 THROUGHPUT_RULE = (
     f"no SLO given: a step adding users is within while throughput grows by at least "
@@ -31,21 +46,68 @@ THROUGHPUT_RULE = (
 )
 
 
-def step_windows(phases: Sequence[PhaseWindow], stages: Sequence[Stage]) -> tuple[StepWindow, ...]:
-    """Each stage's hold (after its ramp from the previous stage's users), adjacent equal ones merged."""
+def min_bin_seconds(scrape_interval_s: float | None) -> float:
+    """The shortest bin of a ramp: MIN_BIN_S, and at least BIN_SCRAPES scrapes to measure it."""
+    return max(MIN_BIN_S, BIN_SCRAPES * (scrape_interval_s or 0.0))
+
+
+def step_windows(
+    phases: Sequence[PhaseWindow], stages: Sequence[Stage], *, min_bin_s: float = MIN_BIN_S
+) -> tuple[StepWindow, ...]:
+    """Each stage's hold (after its ramp from the previous stage's users), adjacent equal ones merged,
+    and each long ramp up cut into bins of equal users (see the module's docstring)."""
     windows: list[StepWindow] = []
     for phase in sorted(phases, key=lambda p: p.start):
         stage = stages[phase.stage]
         before = stages[phase.stage - 1].users if phase.stage > 0 else 0
         start = min(phase.end, phase.start + ramp_seconds(before, stage.users, stage.spawn_rate))
+        if _binned(phase, stages, ramp_end=start):
+            windows += ramp_bins(
+                from_users=before, stage=stage, start=phase.start, end=start, min_bin_s=min_bin_s
+            )
+            if phase.end - start < min_bin_s:
+                continue  # the ramp's tail: its last bin already ends at these users
         if stage.users == 0 or phase.end - start < MIN_HOLD_S:
             continue
         last = windows[-1] if windows else None
-        if last is not None and last.users == stage.users and abs(last.end - start) < 1e-6:
+        if last is not None and not last.ramp and last.users == stage.users and abs(last.end - start) < 1e-6:
             windows[-1] = last.model_copy(update={"end": phase.end})
         else:
             windows.append(StepWindow(users=stage.users, start=start, end=phase.end))
     return tuple(windows)
+
+
+def _binned(phase: PhaseWindow, stages: Sequence[Stage], *, ramp_end: float) -> bool:
+    """A ramp up taking at least RAMP_SHARE of its stage, not a lead-in to a hold of its users."""
+    stage = stages[phase.stage]
+    before = stages[phase.stage - 1].users if phase.stage > 0 else 0
+    following = stages[phase.stage + 1] if phase.stage + 1 < len(stages) else None
+    lead_in = following is not None and following.users == stage.users
+    return (
+        stage.users > before
+        and not lead_in
+        and ramp_end - phase.start >= RAMP_SHARE * stage.duration
+        and ramp_end > phase.start
+    )
+
+
+def ramp_bins(
+    *, from_users: int, stage: Stage, start: float, end: float, min_bin_s: float
+) -> tuple[StepWindow, ...]:
+    """[start, end] of a ramp from `from_users` at the stage's spawn rate, cut into bins of equal
+    users (equal seconds: the ramp is linear); fewer bins when it is short or adds few users."""
+    reached = min(stage.users, from_users + stage.spawn_rate * (end - start))
+    count = min(MAX_RAMP_BINS, int((end - start) // min_bin_s), int(reached - from_users))
+    width = (end - start) / count if count > 0 else 0.0
+    return tuple(
+        StepWindow(
+            users=round(from_users + (reached - from_users) * (i + 1) / count),
+            start=start + i * width,
+            end=end if i == count - 1 else start + (i + 1) * width,
+            ramp=True,
+        )
+        for i in range(count)
+    )
 
 
 def slo_used(profile_slo: Slo | None, gate_file: GateFile | None) -> SloUsed:

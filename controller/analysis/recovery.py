@@ -1,0 +1,150 @@
+"""Recovery after a spike: how long p95 and the error rate take to come back to their pre-spike
+level once the spike's load is gone. Pure.
+
+A spike is a stage holding more users than both its neighbours, where the stage after it still
+has users (a lower load to recover under) and the stage before it had some (a level to recover
+to). The pre-spike level is measured over the stage before it: its hold, after its own ramp (the
+whole stage when that hold is shorter than one probe window).
+
+After the spike's end, windows of `window_s` (a few scrape intervals) slide by `step_s` (one
+scrape interval, more when the search would need over MAX_PROBES windows) until the end of the
+stage after the spike. The recovery time is the start of the first window whose p95 (successful
+requests) and error rate are both back within the tolerance, minus the spike's end: within means
+at most the pre-spike value + max(TOLERANCE of it, an absolute floor) -- the floor (P95_FLOOR_MS,
+ERROR_RATE_FLOOR) keeps a near-zero baseline (no errors before the spike) from demanding perfection.
+A window without requests is not back. None: no window was back before that stage ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from controller.analysis.models import Recovery, WindowFigures
+from controller.models import PhaseWindow, Stage, ramp_seconds
+
+TOLERANCE = 0.10
+P95_FLOOR_MS = 5.0  # p95 back when at most 5 ms (or 10 %) above its pre-spike value
+ERROR_RATE_FLOOR = 0.01  # error rate back when at most 1 percentage point (or 10 %) above it
+PROBE_SCRAPES = 5  # a probe window is this many scrape intervals long...
+MIN_PROBE_S = 3.0  # ...and at least this many seconds
+MAX_PROBES = 200  # per spike: the step grows on a long recovery stage to bound the queries
+
+
+@dataclass(frozen=True)
+class Spike:
+    """One spike: its stage, when it ended, the pre-spike window, and until when recovery is sought."""
+
+    stage: int
+    phase: str
+    end: float
+    before: tuple[float, float]
+    until: float  # the end of the stage after the spike
+
+
+def probe_window_s(scrape_interval_s: float | None) -> float:
+    return max(MIN_PROBE_S, PROBE_SCRAPES * (scrape_interval_s or 0.0))
+
+
+def recovery_rule(window_s: float, step_s: float) -> str:
+    return (
+        f"p95 (successful requests) and error rate in {window_s:g}-s windows sliding by {step_s:g} s from "
+        f"the spike's end to the end of the stage after it; recovered at the start of the first window "
+        f"where both are at most the pre-spike level (the stage before the spike, after its ramp) + "
+        f"max({TOLERANCE:.0%} of it, {P95_FLOOR_MS:g} ms / {ERROR_RATE_FLOOR:.0%} error rate); "
+        f"seconds = that start - the spike's end; null: no such window"
+    )
+
+
+def spikes(
+    phases: Sequence[PhaseWindow], stages: Sequence[Stage], *, min_before_s: float
+) -> tuple[Spike, ...]:
+    """Each stage (that ran with its neighbours) holding more users than the stages on both sides,
+    with users before and after it. `min_before_s`: a shorter pre-spike hold takes its whole stage."""
+    ran = {p.stage: p for p in phases}
+    found = []
+    for index in range(1, len(stages) - 1):
+        previous, spike, following = stages[index - 1], stages[index], stages[index + 1]
+        windows = ran.get(index - 1), ran.get(index), ran.get(index + 1)
+        if None in windows or not 0 < previous.users < spike.users or not 0 < following.users < spike.users:
+            continue
+        before, during, after = windows
+        assert before is not None and during is not None and after is not None
+        earlier = stages[index - 2].users if index >= 2 else 0
+        hold = before.start + ramp_seconds(earlier, previous.users, previous.spawn_rate)
+        start = hold if before.end - hold >= min_before_s else before.start
+        found.append(Spike(index, during.phase, during.end, (start, before.end), after.end))
+    return tuple(found)
+
+
+def probe_windows(spike: Spike, *, window_s: float, step_s: float) -> tuple[tuple[float, float], ...]:
+    """Windows of `window_s` from the spike's end, `step_s` apart (wider past MAX_PROBES), within its
+    recovery stage."""
+    span = spike.until - spike.end - window_s
+    if span < 0:
+        return ()
+    step = max(step_s, span / (MAX_PROBES - 1))
+    count = int(span // step) + 1
+    return tuple((spike.end + i * step, spike.end + i * step + window_s) for i in range(count))
+
+
+def _ceiling(before: float, floor: float) -> float:
+    return before + max(TOLERANCE * before, floor)
+
+
+def _back(measured: WindowFigures, *, p95_max: float, error_max: float) -> bool:
+    rate = measured.error_rate
+    return (
+        measured.p95_ms is not None and measured.p95_ms <= p95_max and rate is not None and rate <= error_max
+    )
+
+
+def recovery(
+    spike: Spike, before: WindowFigures, after: Iterable[WindowFigures], *, window_s: float, step_s: float
+) -> Recovery:
+    """`after`: the probe windows in time order, consumed only up to the first one back (so the
+    caller may measure them lazily)."""
+    found = Recovery(
+        spike_phase=spike.phase,
+        spike_stage=spike.stage,
+        spike_end=spike.end,
+        before_p95_ms=before.p95_ms,
+        before_error_rate=before.error_rate,
+        seconds=None,
+        tolerance=TOLERANCE,
+        rule=recovery_rule(window_s, step_s),
+        window_s=window_s,
+        until=spike.until,
+        reason="",
+    )
+    if before.p95_ms is None or before.error_rate is None:
+        return found.model_copy(
+            update={"reason": "no successful requests before the spike: no level to return to"}
+        )
+    p95_max = _ceiling(before.p95_ms, P95_FLOOR_MS)
+    error_max = _ceiling(before.error_rate, ERROR_RATE_FLOOR)
+    last: WindowFigures | None = None
+    for measured in after:
+        if _back(measured, p95_max=p95_max, error_max=error_max):
+            seconds = measured.start - spike.end
+            return found.model_copy(
+                update={
+                    "seconds": seconds,
+                    "reason": f"back {seconds:g} s after the spike: {_figures(measured)}",
+                }
+            )
+        last = measured
+    if last is None:
+        reason = f"the stage after the spike was shorter than one {window_s:g}-s window"
+    else:
+        reason = (
+            f"not back before the stage after the spike ended: last window {_figures(last)} vs at most "
+            f"p95 {p95_max:.0f} ms, error rate {error_max:.2%}"
+        )
+    return found.model_copy(update={"reason": reason})
+
+
+def _figures(measured: WindowFigures) -> str:
+    p95 = "none" if measured.p95_ms is None else f"{measured.p95_ms:.0f} ms"
+    rate = "none" if measured.error_rate is None else f"{measured.error_rate:.2%}"
+    return f"p95 {p95}, error rate {rate}"
