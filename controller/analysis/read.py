@@ -98,10 +98,12 @@ def read_analysis(
 
 def read_scrape_interval(*, client: httpx.Client, run_id: str, started: float, ended: float) -> float | None:
     """Seconds between scrapes of the run's request counters, as its Prometheus holds them (so an
-    offline rebuild needs no backend); None without any."""
+    offline rebuild needs no backend), in whole seconds as scrape intervals are set (the run's span
+    over its sample count reads 1.07 for a 1-s interval: the counters appear at the first request);
+    None without any sample."""
     (promql,) = compile_scrape_counts(run_id=run_id, segments=((started, ended),))
     scrapes = query_value(client=client, promql=promql)
-    return (ended - started) / scrapes if scrapes else None
+    return max(1.0, float(round((ended - started) / scrapes))) if scrapes else None
 
 
 def read_recovery(

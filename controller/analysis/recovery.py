@@ -8,11 +8,14 @@ whole stage when that hold is shorter than one probe window).
 
 After the spike's end, windows of `window_s` (a few scrape intervals) slide by `step_s` (one
 scrape interval, more when the search would need over MAX_PROBES windows) until the end of the
-stage after the spike. The recovery time is the start of the first window whose p95 (successful
-requests) and error rate are both back within the tolerance, minus the spike's end: within means
-at most the pre-spike value + max(TOLERANCE of it, an absolute floor) -- the floor (P95_FLOOR_MS,
-ERROR_RATE_FLOOR) keeps a near-zero baseline (no errors before the spike) from demanding perfection.
-A window without requests is not back. None: no window was back before that stage ended.
+stage after the spike. A window is back when its p95 (successful requests) and error rate are
+both at most the pre-spike value + max(TOLERANCE of it, an absolute floor) -- the floor
+(P95_FLOOR_MS, ERROR_RATE_FLOOR) keeps a near-zero baseline (no errors before the spike) from
+demanding perfection; a window without requests is not back. The recovery time is the start of the
+first window that is back and stays back: every window starting within one more window length
+after it is back too (or every window left, near the stage's end), minus the spike's end -- one
+lucky window while p95 still swings around its limit is not a recovery. None: no such window
+before that stage ended.
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ def recovery_rule(window_s: float, step_s: float) -> str:
         f"p95 (successful requests) and error rate in {window_s:g}-s windows sliding by {step_s:g} s from "
         f"the spike's end to the end of the stage after it; recovered at the start of the first window "
         f"where both are at most the pre-spike level (the stage before the spike, after its ramp) + "
-        f"max({TOLERANCE:.0%} of it, {P95_FLOOR_MS:g} ms / {ERROR_RATE_FLOOR:.0%} error rate); "
+        f"max({TOLERANCE:.0%} of it, {P95_FLOOR_MS:g} ms / {ERROR_RATE_FLOOR:.0%} error rate) and stay "
+        f"so in every window starting within {window_s:g} s after it (or up to the stage's end); "
         f"seconds = that start - the spike's end; null: no such window"
     )
 
@@ -123,17 +127,11 @@ def recovery(
         )
     p95_max = _ceiling(before.p95_ms, P95_FLOOR_MS)
     error_max = _ceiling(before.error_rate, ERROR_RATE_FLOOR)
-    last: WindowFigures | None = None
-    for measured in after:
-        if _back(measured, p95_max=p95_max, error_max=error_max):
-            seconds = measured.start - spike.end
-            return found.model_copy(
-                update={
-                    "seconds": seconds,
-                    "reason": f"back {seconds:g} s after the spike: {_figures(measured)}",
-                }
-            )
-        last = measured
+    first_back, last = _settled(after, window_s=window_s, p95_max=p95_max, error_max=error_max)
+    if first_back is not None:
+        seconds = first_back.start - spike.end
+        reason = f"back {seconds:g} s after the spike and stayed back: {_figures(first_back)}"
+        return found.model_copy(update={"seconds": seconds, "reason": reason})
     if last is None:
         reason = f"the stage after the spike was shorter than one {window_s:g}-s window"
     else:
@@ -142,6 +140,23 @@ def recovery(
             f"p95 {p95_max:.0f} ms, error rate {error_max:.2%}"
         )
     return found.model_copy(update={"reason": reason})
+
+
+def _settled(
+    after: Iterable[WindowFigures], *, window_s: float, p95_max: float, error_max: float
+) -> tuple[WindowFigures | None, WindowFigures | None]:
+    """(the first window back and staying back, the last window read); stops reading once settled."""
+    first_back: WindowFigures | None = None
+    last: WindowFigures | None = None
+    for measured in after:
+        last = measured
+        if not _back(measured, p95_max=p95_max, error_max=error_max):
+            first_back = None
+        elif first_back is None:
+            first_back = measured
+        if first_back is not None and measured.start - first_back.start >= window_s:
+            break
+    return first_back, last
 
 
 def _figures(measured: WindowFigures) -> str:

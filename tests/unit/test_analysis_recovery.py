@@ -119,7 +119,19 @@ def test_the_probe_windows_are_consumed_only_up_to_the_first_one_back():
             yield figures
 
     assert recovery(only_spike(), window(1, p95=100), lazily(), window_s=5, step_s=1).seconds == 3
-    assert measured == [0, 1, 2, 3]
+    assert measured == [0, 1, 2, 3, 4, 5, 6, 7, 8]  # back at 3 and still back in the window starting at 8
+
+
+def test_one_lucky_window_is_no_recovery_it_must_stay_back_for_a_window_length():
+    # back at 2 s only, still 400 ms from 3 s to 9 s, back for good from 10 s
+    after = probes(lambda s: 100.0 if s == 2 or s >= 10 else 400.0)
+    found = recovery(only_spike(), window(1, p95=100), after, window_s=5, step_s=1)
+    assert found.seconds == 10 and "stayed back" in found.reason
+    # back only in the last 3 windows of the stage (52..55 s): back for every window left
+    late = recovery(
+        only_spike(), window(1, p95=100), probes(lambda s: 100.0 if s >= 53 else 400.0), window_s=5, step_s=1
+    )
+    assert late.seconds == 53
 
 
 def test_a_long_recovery_stage_is_probed_at_most_max_probes_times():
