@@ -1,10 +1,11 @@
 """Recovery after a spike: how long p95 and the error rate take to come back to their pre-spike
 level once the spike's load is gone. Pure.
 
-A spike is a stage holding more users than both its neighbours, where the stage after it still
-has users (a lower load to recover under) and the stage before it had some (a level to recover
-to). The pre-spike level is measured over the stage before it: its hold, after its own ramp (the
-whole stage when that hold is shorter than one probe window).
+A spike is a stage holding more users than both its neighbours (adjacent stages with the same
+users are one level: a ramp stage and its hold), where the stage after it still has users (a
+lower load to recover under) and the stage before it had some (a level to recover to). The
+pre-spike level is measured over the stage before it: its hold, after its own ramp (the whole
+stage when that hold is shorter than one probe window).
 
 After the spike's end, windows of `window_s` (a few scrape intervals) slide by `step_s` (one
 scrape interval, more when the search would need over MAX_PROBES windows) until the end of the
@@ -63,18 +64,24 @@ def recovery_rule(window_s: float, step_s: float) -> str:
 def spikes(
     phases: Sequence[PhaseWindow], stages: Sequence[Stage], *, min_before_s: float
 ) -> tuple[Spike, ...]:
-    """Each stage (that ran with its neighbours) holding more users than the stages on both sides,
-    with users before and after it. `min_before_s`: a shorter pre-spike hold takes its whole stage."""
+    """Each level of users (a stage, or adjacent stages with the same users: a ramp stage and its
+    hold) above the stages on both sides, with users before and after it, that ran with both.
+    The spike is its last stage. `min_before_s`: a shorter pre-spike hold takes its whole stage."""
     ran = {p.stage: p for p in phases}
     found = []
     for index in range(1, len(stages) - 1):
-        previous, spike, following = stages[index - 1], stages[index], stages[index + 1]
-        windows = ran.get(index - 1), ran.get(index), ran.get(index + 1)
-        if None in windows or not 0 < previous.users < spike.users or not 0 < following.users < spike.users:
+        first = index
+        while first > 0 and stages[first - 1].users == stages[index].users:
+            first -= 1
+        if first == 0 or not 0 < stages[first - 1].users < stages[index].users:
             continue
-        before, during, after = windows
-        assert before is not None and during is not None and after is not None
-        earlier = stages[index - 2].users if index >= 2 else 0
+        if not 0 < stages[index + 1].users < stages[index].users:
+            continue
+        before, during, after = ran.get(first - 1), ran.get(index), ran.get(index + 1)
+        if before is None or during is None or after is None:
+            continue
+        previous = stages[first - 1]
+        earlier = stages[first - 2].users if first >= 2 else 0
         hold = before.start + ramp_seconds(earlier, previous.users, previous.spawn_rate)
         start = hold if before.end - hold >= min_before_s else before.start
         found.append(Spike(index, during.phase, during.end, (start, before.end), after.end))

@@ -146,6 +146,17 @@ def test_a_long_recovery_stage_is_probed_at_most_max_probes_times():
     assert found.seconds is None and "shorter than one 5-s window" in found.reason
 
 
+def test_a_spike_in_two_stages_ramp_then_hold_is_one_spike_measured_against_the_stage_before_both():
+    stages = (
+        SPIKE[0],
+        Stage(duration=10, users=20, spawn_rate=2, phase="ramp_up"),  # 9 s ramp, then held
+        Stage(duration=30, users=20, spawn_rate=20, phase="spike"),
+        SPIKE[2],
+    )
+    (spike,) = spikes(ran(stages), stages, min_before_s=5)
+    assert (spike.stage, spike.phase, spike.before, spike.end, spike.until) == (2, "spike", (1, 60), 100, 160)
+
+
 def test_no_spike_without_a_lower_load_after_it_or_a_level_before_it():
     ramp_down = (SPIKE[0], SPIKE[1], Stage(duration=10, users=0, spawn_rate=20, phase="ramp_down"))
     assert spikes(ran(ramp_down), ramp_down, min_before_s=5) == ()
