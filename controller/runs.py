@@ -156,6 +156,8 @@ def draft_record(
         "exit_code": EXIT_INFRA,
         "loadctl_version": version("loadctl"),
         "gates_file": str(plan.gates) if plan.gates else None,
+        "stages": plan.stages,
+        "analysis_settings": plan.analysis,
         **backend.record_fields,
     }
     return RunRecord(**(fields | extra))
