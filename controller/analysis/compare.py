@@ -196,6 +196,7 @@ def compare_runs(baseline: RunFigures, current: RunFigures, *, baseline_dir: str
     return Comparison(
         baseline_run_id=baseline.record.run_id,
         baseline_dir=baseline_dir,
+        current_run_id=current.record.run_id,
         comparable=not found,
         differences=found,
         rule=RULE,
