@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from controller.cli import compare, gates, grafana, k8s, prometheus, run
+from controller.cli import compare, gates, grafana, k8s, prometheus, report, run
 from controller.crash import report_crash
 from controller.errors import EXIT_INPUT, EXIT_INTERRUPTED, LoadctlError
 
@@ -31,6 +31,7 @@ cli.add_command(grafana.grafana)
 cli.add_command(k8s.ls)
 cli.add_command(k8s.teardown)
 cli.add_command(compare.compare)
+cli.add_command(report.report)
 
 
 def _error(message: str) -> None:

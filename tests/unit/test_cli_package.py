@@ -53,6 +53,7 @@ def test_every_command_is_registered():
         "grafana",
         "ls",
         "prometheus",
+        "report",
         "run",
         "teardown",
         "validate",
