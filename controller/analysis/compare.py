@@ -214,7 +214,7 @@ def _phase_names(record: RunRecord) -> str:
 
 
 def _recorded(record: RunRecord, name: str) -> object:
-    """A run.json field older (or newer) runs may not have: None when absent."""
+    """A run.json field older runs may not have (None or empty when absent, as the model defaults it)."""
     return getattr(record, name, None)
 
 
@@ -226,7 +226,7 @@ def differences(baseline: RunRecord, current: RunRecord) -> tuple[str, ...]:
         if a != b:
             found.append(f"{name}: {a} vs {b}")
     stages_a, stages_b = _recorded(baseline, "stages"), _recorded(current, "stages")
-    if isinstance(stages_a, tuple) and isinstance(stages_b, tuple):
+    if isinstance(stages_a, tuple) and isinstance(stages_b, tuple) and stages_a and stages_b:
         if stages_a != stages_b:
             found.append(f"stage table: {_stage_table(stages_a)} vs {_stage_table(stages_b)}")
     else:  # an older run.json: the phases it went through and the planned duration stand in

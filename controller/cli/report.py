@@ -32,7 +32,7 @@ from controller.rundir import RunDir, read_csv
 
 def recorded_stages(record: RunRecord, notes: list[str]) -> tuple[Stage, ...]:
     """run.json's stage table; without one (an older run), one stage of unknown (0) users per phase."""
-    if record.stages is not None:
+    if record.stages:  # None or () in a run.json written before the stage table was recorded
         return record.stages
     notes.append("run.json records no stage table (an older run): phases without users, no steps")
     stages: dict[int, Stage] = {}
