@@ -169,3 +169,4 @@ def test_older_run_json_without_a_stage_table_compares_phases_and_duration():
         "planned duration: 60s vs 30s",
     )
     assert differences(run_record(phases=PHASES, stages=STAGES), run_record(phases=PHASES)) == ()
+    assert differences(run_record(phases=PHASES, stages=STAGES), run_record(phases=PHASES, stages=())) == ()
