@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from controller.errors import InfraError, InputError, PrometheusError
 from controller.gates.models import GateFile
@@ -21,16 +22,25 @@ from controller.models import RunRecord
 from controller.rundir import RunDir
 
 FLAG = "--baseline"
+Model = TypeVar("Model", bound=BaseModel)
 
 
 def run_record(run_dir: Path) -> RunRecord:
     """DIR/run.json, or one line saying why it cannot be read: missing, unreadable, corrupt."""
-    folder = RunDir(run_dir)
-    source = str(folder.record)
+    record = read_model_file(RunDir(run_dir).record, RunRecord)
+    if record is None:
+        raise InputError("not found: not a loadctl run directory", source=str(RunDir(run_dir).record))
+    return record
+
+
+def read_model_file(path: Path, model: type[Model]) -> Model | None:
+    """A JSON file of a results folder as `model`; None when it does not exist, one line naming the
+    file when it cannot be read or is corrupt."""
+    source = str(path)
     try:
-        return folder.read_record()
+        return model.model_validate_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InputError("not found: not a loadctl run directory", source=source) from None
+        return None
     except OSError as e:
         raise InputError(f"cannot read: {e.strerror}", source=source) from e
     except UnicodeDecodeError as e:

@@ -339,3 +339,7 @@ class RunRecord(_Frozen):
     alerts_fired: tuple[str, ...] = ()  # the run's Prometheus alerts that fired during it
     locust_warnings: tuple[str, ...] = ()  # WARNING/ERROR lines of Locust's own log (local runs)
     loadctl_version: str
+    # What `loadctl report` needs to analyse the run again offline, and `loadctl compare` to tell
+    # whether two runs are like for like; None in run.json files written before they were recorded.
+    stages: tuple[Stage, ...] | None = None
+    analysis_settings: AnalysisSettings | None = None

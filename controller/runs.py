@@ -14,16 +14,19 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 from rich.console import Console
 from rich.live import Live
 
+from controller.analysis.compare import RunFigures, compare_runs
 from controller.analysis.models import Analysis
 from controller.analysis.read import read_analysis
 from controller.backends.base import Backend
 from controller.baseline import baseline_target
+from controller.comparison import read_run_figures
 from controller.crash import remember_run_dir
 from controller.errors import (
     EXIT_INFRA,
@@ -156,6 +159,8 @@ def draft_record(
         "exit_code": EXIT_INFRA,
         "loadctl_version": version("loadctl"),
         "gates_file": str(plan.gates) if plan.gates else None,
+        "stages": plan.stages,
+        "analysis_settings": plan.analysis,
         **backend.record_fields,
     }
     return RunRecord(**(fields | extra))
@@ -517,9 +522,9 @@ def finish(
         heading = decide(happened(plan, followed, readings, locust_exit_code=None, totals=readings.totals))
         backend.teardown(verdict=heading.verdict)
     files = set(backend.collect())
-    run_dir = RunDir(plan.run_dir)
-    stats, failures = read_csv(run_dir.stats_csv), read_csv(run_dir.failures_csv)
+    stats, failures = read_csv(RunDir(plan.run_dir).stats_csv), read_csv(RunDir(plan.run_dir).failures_csv)
     totals = locust_totals(stats)
+    compare_with_baseline(plan, backend, readings, stats=stats)
     facts = happened(plan, followed, readings, locust_exit_code=backend.locust_exit_code, totals=totals)
     decision = decide(facts)
     report = readings.report
@@ -573,15 +578,50 @@ def write_results(
     """run.json, analysis.json and report.md, best effort: a full or unwritable disk must not hide
     the verdict."""
     try:
-        run_dir = RunDir(plan.run_dir)
-        run_dir.write_record(record)
-        if analysis is not None:
-            write_atomic(run_dir.analysis_json, text=analysis.model_dump_json(indent=2) + "\n")
-        report_md = run_report_markdown(
-            record, stats=stats, failures=failures, gates=report, analysis=analysis
-        )
-        write_atomic(run_dir.report_md, text=report_md)
+        RunDir(plan.run_dir).write_record(record)
+        write_reports(plan.run_dir, record, stats=stats, failures=failures, report=report, analysis=analysis)
     except OSError as e:
         console.print(
             f"[red]could not write the results to {plan.run_dir}: {e.strerror or e}[/]", highlight=False
         )
+
+
+def write_reports(
+    run_dir: Path,
+    record: RunRecord,
+    *,
+    stats: list[dict[str, str]],
+    failures: list[dict[str, str]],
+    report: GateReport | None,
+    analysis: Analysis | None,
+) -> None:
+    """analysis.json and report.md from what the run left: after a run, and again by `loadctl report`
+    (OSError passes through)."""
+    folder = RunDir(run_dir)
+    if analysis is not None and analysis.generator is not None:
+        # One owner for "why the generator is suspect": the verdict's list (live checks and the
+        # master's exit included), not only what Prometheus showed after the run.
+        generator = analysis.generator.model_copy(update={"problems": record.generator_problems})
+        analysis = analysis.model_copy(update={"generator": generator})
+    if analysis is not None:
+        write_atomic(folder.analysis_json, text=analysis.model_dump_json(indent=2) + "\n")
+    report_md = run_report_markdown(record, stats=stats, failures=failures, gates=report, analysis=analysis)
+    write_atomic(folder.report_md, text=report_md)
+
+
+def compare_with_baseline(
+    plan: RunPlan, backend: Backend, readings: Readings, *, stats: list[dict[str, str]]
+) -> None:
+    """analysis.json's `comparison` with --baseline's folder, best effort: a failure is a note."""
+    if plan.baseline is None or readings.analysis is None:
+        return
+    record = draft_record(
+        plan, backend, started=readings.started, ended=readings.ended, phases=readings.phases
+    )
+    current = RunFigures(record=record, analysis=readings.analysis, stats=stats)
+    try:
+        comparison = compare_runs(read_run_figures(plan.baseline), current, baseline_dir=str(plan.baseline))
+    except Exception as e:  # like the analysis: a bug or a bad baseline file costs the comparison only
+        readings.notes.append(f"the comparison with the baseline {plan.baseline} could not be made: {e}")
+        return
+    readings.analysis = readings.analysis.model_copy(update={"comparison": comparison})

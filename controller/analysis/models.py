@@ -239,6 +239,7 @@ class Comparison(_Frozen):
     differences: tuple[str, ...]  # what makes the runs not like for like (locustfile, stages, host)
     rule: str  # when a change is flagged, in words
     rows: tuple[ComparisonRow, ...]
+    current_run_id: str | None = None  # the run compared with the baseline
 
 
 class Analysis(_Frozen):

@@ -1,7 +1,7 @@
 """The `loadctl` command line. Thin: parse flags, build models and options, call runs.
 
-Each command lives with the options it alone uses: run.py (run, validate), prometheus.py,
-gates.py, grafana.py, k8s.py (ls, teardown); the options several commands share are spelled
+Each command lives with the options it alone uses: run.py (run, validate), prometheus.py, compare.py,
+report.py, gates.py, grafana.py, k8s.py (ls, teardown); the options several commands share are spelled
 once in options.py, and everything is printed through render.py's one console. `main` is the
 console script: every way out of it is an exit code and at most one line on stderr.
 """
@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from controller.cli import gates, grafana, k8s, prometheus, run
+from controller.cli import compare, gates, grafana, k8s, prometheus, report, run
 from controller.crash import report_crash
 from controller.errors import EXIT_INPUT, EXIT_INTERRUPTED, LoadctlError
 
@@ -30,6 +30,8 @@ cli.add_command(gates.gates)
 cli.add_command(grafana.grafana)
 cli.add_command(k8s.ls)
 cli.add_command(k8s.teardown)
+cli.add_command(compare.compare)
+cli.add_command(report.report)
 
 
 def _error(message: str) -> None:

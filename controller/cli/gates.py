@@ -7,7 +7,6 @@ run (and a baseline run) can be judged again offline.
 from __future__ import annotations
 
 import math
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -17,38 +16,16 @@ import click
 import httpx
 
 from controller.baseline import baseline_target, read_baseline, run_record
-from controller.cli.options import GATES_PROMETHEUS, RUN_DIR, gate_file_option
+from controller.cli.options import GATES_PROMETHEUS, RUN_DIR, check_output, gate_file_option, write_output
 from controller.cli.render import console
 from controller.crash import remember_run_dir
-from controller.errors import InfraError, InputError
+from controller.errors import InputError
 from controller.gates.evaluate import GateReport
 from controller.gates.load import load_gate_file
 from controller.gates.runner import Target, evaluate_gates
 from controller.models import RunRecord
 from controller.prom.timeline import read_timeline
 from controller.rundir import GATES_LOCK_REPORT, RUN_RECORD, RunDir
-
-
-def check_output(path: Path | None, option: str) -> None:
-    """Fail before Prometheus is started (or queried) when the report could not be written."""
-    if path is None:
-        return
-    folder = path.parent
-    if not folder.is_dir():
-        raise InputError(f"folder {folder} does not exist", source="command line", field=option)
-    if path.is_dir():
-        raise InputError(f"{path} is a directory", source="command line", field=option)
-    if not os.access(folder, os.W_OK):
-        raise InputError(f"folder {folder} is not writable", source="command line", field=option)
-
-
-def write_output(path: Path, text: str) -> None:
-    # In place, not controller/rundir.write_atomic: the user named this path, and it may be a
-    # symlink, a FIFO or /dev/stdout, which a rename would replace instead of writing through.
-    try:
-        path.write_text(text, encoding="utf-8", errors="replace")
-    except OSError as e:  # a full disk after the verdict: exit 3, the verdict never reached CI
-        raise InfraError(f"{path}: cannot write: {e.strerror}") from e
 
 
 def check_prometheus_url(url: str | None) -> None:

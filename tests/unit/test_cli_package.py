@@ -47,7 +47,17 @@ def test_validate_takes_only_the_flags_that_change_a_check():
 
 
 def test_every_command_is_registered():
-    assert sorted(cli.commands) == ["gates", "grafana", "ls", "prometheus", "run", "teardown", "validate"]
+    assert sorted(cli.commands) == [
+        "compare",
+        "gates",
+        "grafana",
+        "ls",
+        "prometheus",
+        "report",
+        "run",
+        "teardown",
+        "validate",
+    ]
 
 
 def test_the_outcome_names_the_verdict_the_reason_and_where_the_results_are(tmp_path):
