@@ -256,3 +256,12 @@ def test_the_analysis_slices_reach_the_plan_default_ten(tmp_path):
     sliced = tmp_path / "sliced.yaml"
     sliced.write_text(body + "analysis: {slices: 3}\n")
     assert build_plan(load_profile(sliced, env={}), profile_file=sliced, run_id="t").analysis.slices == 3
+
+
+@pytest.mark.parametrize("name", ["staged", "stress"])
+def test_profiles_that_look_for_a_breaking_point_judge_steps_against_an_slo(name):
+    # Without an SLO the analysis falls back to "throughput stops growing", which says nothing about
+    # latency; the breaking-point profiles state theirs, the pilot gates' run-wide limits.
+    path = ROOT / "profiles" / f"{name}.yaml"
+    slo = build_plan(load_profile(path, env={}), profile_file=path, cpu_count=2, run_id="t").analysis.slo
+    assert slo is not None and (slo.latency_p95_ms, slo.error_rate) == (1500, 0.02)
