@@ -169,6 +169,8 @@ class K8sBackend:
         self.local_prometheus: PrometheusServer | None = None
         self.port_forward: ManagedProcess | None = None
         self.master_files: MasterFiles | None = None  # set with the port-forward that reaches them
+        # Before this (monotonic) time the stage table cannot have run out: no need to ask for files
+        self._files_due_at = 0.0
         self._prometheus_url: str | None = None
         self._pods: list[Obj] = []
         self._jobs: list[Obj] = []
@@ -357,6 +359,9 @@ class K8sBackend:
         if not wait_until(lambda: "Forwarding from" in forward.log_tail(2000), timeout=30, watch=[forward]):
             raise InfraError(f"kubectl port-forward to the master failed: {forward.log_tail()}")
         self.master_files = MasterFiles(f"http://127.0.0.1:{local}")
+        # Not sooner: kubectl port-forward exits at the first connection the pod refuses, and a
+        # pod can be Ready before its exporter listens (a cluster without the readiness probe).
+        self._files_due_at = time.monotonic() + self.plan.duration
         self.local_prometheus = run_prometheus(
             run_id=self.plan.run_id,
             run_dir=self.plan.run_dir,
@@ -381,7 +386,8 @@ class K8sBackend:
         pods, jobs = self._observe()
         if master_finished(pods, jobs):
             return True
-        self._fetch_locust_files()  # a master that stopped the load holds until they are fetched
+        if time.monotonic() >= self._files_due_at:
+            self._fetch_locust_files()  # a master that stopped the load holds until they are fetched
         return False
 
     def _fetch_locust_files(self) -> None:

@@ -460,6 +460,10 @@ def test_the_files_the_master_serves_are_the_controllers_list():
 def test_locusts_own_files_fetched_after_the_load_are_the_runs_results(tmp_path):
     master = FakeMaster()
     w = forwarded_world(tmp_path, master)
+    w.backend._files_due_at = time.monotonic() + 60  # the stage table cannot have run out yet
+    assert w.backend.load_finished() is False and master.requests == []  # so it is not asked
+    w.backend._files_due_at = 0.0
+    w.backend._observed_at = 0.0
     assert w.backend.load_finished() is False  # the load runs: the master answers 503
     assert master.requests == [("GET", f"{LOCUST_FILES_PATH}stats.csv")]
     master.stopped = True
