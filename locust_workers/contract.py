@@ -37,6 +37,9 @@ STAGES_ENV = "LOADCTL_STAGES"  # the stage table (encode_stages); when set, plug
 # runs unless this names it)
 USER_WEIGHTS_ENV = "LOADCTL_USER_WEIGHTS"
 FINAL_SCRAPE_TIMEOUT_ENV = "LOADCTL_FINAL_SCRAPE_TIMEOUT"  # seconds the master waits for one more scrape
+# Seconds the master serves Locust's own files after the load until the controller fetched them
+# (LOCUST_FILES_PATH); 0: none are served and the master does not wait.
+LOCUST_FILES_TIMEOUT_ENV = "LOADCTL_LOCUST_FILES_TIMEOUT"
 # Knobs a user may set in the environment (the chart: extraEnv); nothing sets them by default:
 WORKER_REPORT_INTERVAL_ENV = "LOADCTL_WORKER_REPORT_INTERVAL"  # seconds between a worker's stats reports
 MAX_NAMES_ENV = "LOADCTL_MAX_NAMES"  # distinct `name` label values per metric before `__other__`
@@ -45,6 +48,7 @@ DEFAULT_RUN_ID = "adhoc"
 DEFAULT_PROFILE = "none"
 DEFAULT_EXPORTER_HOST = "0.0.0.0"
 DEFAULT_FINAL_SCRAPE_TIMEOUT_S = 5.0
+DEFAULT_LOCUST_FILES_TIMEOUT_S = 0.0  # a local run reads Locust's files from its own disk
 # Locust's own is 3 s: a request reaches the master's counters (and Prometheus) only with a report,
 # and gates cut phases at their boundaries (plugin.py says more).
 DEFAULT_WORKER_REPORT_INTERVAL_S = 1.0
@@ -62,6 +66,7 @@ class ProcessSettings:
     exporter_port: int
     user_weights: dict[str, int]
     final_scrape_timeout_s: float
+    locust_files_timeout_s: float
     worker_report_interval_s: float
     max_names: int
 
@@ -76,6 +81,7 @@ def settings_from_env(environ: Mapping[str, str]) -> ProcessSettings:
         exporter_port=int(environ.get(EXPORTER_PORT_ENV, EXPORTER_PORT)),
         user_weights=json.loads(environ.get(USER_WEIGHTS_ENV) or "{}"),
         final_scrape_timeout_s=float(environ.get(FINAL_SCRAPE_TIMEOUT_ENV, DEFAULT_FINAL_SCRAPE_TIMEOUT_S)),
+        locust_files_timeout_s=float(environ.get(LOCUST_FILES_TIMEOUT_ENV, DEFAULT_LOCUST_FILES_TIMEOUT_S)),
         worker_report_interval_s=float(
             environ.get(WORKER_REPORT_INTERVAL_ENV, DEFAULT_WORKER_REPORT_INTERVAL_S)
         ),
@@ -105,6 +111,18 @@ OTHER_NAME = "__other__"
 # The `state` label values of locust_workers (Locust's worker states, "spawning" for its "hatching").
 WORKER_STATES = ("ready", "spawning", "running", "stopped", "missing")
 WORKER_MISSING = "missing"  # a worker the master lost (no heartbeat)
+
+# --------------------------------------------------------------------------- Locust's own files
+
+# A master whose LOCUST_FILES_TIMEOUT_ENV is > 0 serves, on its exporter port, what Locust's own
+# writers (--csv, --html) make of the finished run: GET LOCUST_FILES_PATH + name for a name of
+# LOCUST_FILE_NAMES (503 until the load has stopped, 404 for any other path), and POST
+# LOCUST_FILES_PATH when the controller has them all, which ends the master's wait. (A k8s master's
+# disk dies with its pod.) The controller picks the name of each in the results folder.
+LOCUST_FILES_PATH = "/locust-files/"
+LOCUST_FILE_NAMES = ("stats.csv", "failures.csv", "exceptions.csv", "locust.html")
+# The controller accepts no larger file (Locust's HTML of a run with many names is a few MiB).
+LOCUST_FILE_MAX_BYTES = 64 * 1024 * 1024
 
 # --------------------------------------------------------------------------- durations
 
@@ -308,6 +326,7 @@ def run_env(
     exporter_host: str,
     exporter_port: int = EXPORTER_PORT,
     final_scrape_timeout_s: float = DEFAULT_FINAL_SCRAPE_TIMEOUT_S,
+    locust_files_timeout_s: float = DEFAULT_LOCUST_FILES_TIMEOUT_S,
 ) -> dict[str, str]:
     """The environment every Locust process of the run gets (on top of the inherited one)."""
     return {
@@ -319,6 +338,7 @@ def run_env(
         STAGES_ENV: encode_stages(stages),
         USER_WEIGHTS_ENV: compact_json(dict(user_weights)),
         FINAL_SCRAPE_TIMEOUT_ENV: str(_json_number(final_scrape_timeout_s)),
+        LOCUST_FILES_TIMEOUT_ENV: str(_json_number(locust_files_timeout_s)),
     }
 
 

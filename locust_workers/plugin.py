@@ -3,7 +3,8 @@
 The user's locustfile stays unchanged. Configuration comes from environment variables, which work
 the same for local processes and for pods; contract.py names them, with their defaults: the run id
 and profile (labels), where the master serves /metrics, the stage table (when set, this file
-defines the run's shape), user class weights, how long the master waits for a final scrape, and
+defines the run's shape), user class weights, how long the master waits for a final scrape (and
+serves Locust's own files, locust_files.py), and
 two knobs (worker report interval, the cap on distinct request names).
 
 Custom metrics (metrics.py) and failed requests' response times (failed_times.py): workers ship
@@ -31,12 +32,13 @@ from locust import events
 from locust.runners import WorkerRunner
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from locust_workers.contract import STAGES_ENV, settings_from_env
+from locust_workers.contract import STAGES_ENV, ProcessSettings, settings_from_env
 from locust_workers.custom_totals import CustomTotals, merge_worker_reports
 from locust_workers.exporter import LocustCollector
 from locust_workers.failed_times import FailedTimes, record_failures
 from locust_workers.failed_times import merge_worker_reports as merge_failed_times
 from locust_workers.failed_times import ship_with_worker_reports as ship_failed_times
+from locust_workers.locust_files import LocustFiles
 from locust_workers.metrics import custom, ship_with_worker_reports
 from locust_workers.shapes import StageTableShape
 
@@ -100,8 +102,11 @@ def _on_init(environment, **_kwargs) -> None:
     )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
+    # Locust's own files, for a master whose disk the controller cannot read (a pod): LOCUST_FILES_PATH
+    files = LocustFiles() if settings.locust_files_timeout_s > 0 else None
+    app = make_wsgi_app(registry)
     address = (settings.exporter_host, settings.exporter_port)
-    server = WSGIServer(address, make_wsgi_app(registry), log=None, error_log=logger)
+    server = WSGIServer(address, files.wrap(app) if files else app, log=None, error_log=logger)
     server.start()  # fails loudly (OSError) if the port is taken: better than a run without metrics
     logger.info("loadctl exporter serving http://%s:%d/metrics", *address)
 
@@ -115,13 +120,36 @@ def _on_init(environment, **_kwargs) -> None:
 
     @environment.events.quit.add_listener
     def _final_scrape(**_kw) -> None:
-        # The load has stopped and the workers' last stats are in; hold the exporter up until
-        # Prometheus has scraped these final numbers, so its counters equal Locust's own totals.
-        timeout = settings.final_scrape_timeout_s
-        final_at = time.time()
-        deadline = final_at + timeout
-        while collector.last_scrape_at <= final_at and time.time() < deadline:
-            gevent.sleep(0.1)
-        if collector.last_scrape_at <= final_at and timeout > 0:
-            logger.warning("loadctl exporter: no scrape within %.0fs after the load stopped", timeout)
+        if files is not None:
+            files.render(environment)
+        hold_until_collected(collector, files, settings)
         server.stop(timeout=1)
+
+
+def hold_until_collected(
+    collector: LocustCollector, files: LocustFiles | None, settings: ProcessSettings
+) -> None:
+    """The load has stopped and the workers' last stats are in: keep the exporter up until
+    Prometheus has scraped these final numbers (so its counters equal Locust's own totals) and the
+    controller has fetched Locust's files -- each for at most its own timeout."""
+    final_at = time.time()
+    scrape_deadline = final_at + settings.final_scrape_timeout_s
+    files_deadline = final_at + settings.locust_files_timeout_s
+
+    def scrape_pending() -> bool:
+        return collector.last_scrape_at <= final_at and time.time() < scrape_deadline
+
+    def files_pending() -> bool:
+        return files is not None and not files.fetched and time.time() < files_deadline
+
+    while scrape_pending() or files_pending():
+        gevent.sleep(0.1)
+    if collector.last_scrape_at <= final_at and settings.final_scrape_timeout_s > 0:
+        logger.warning(
+            "loadctl exporter: no scrape within %.0fs after the load stopped", settings.final_scrape_timeout_s
+        )
+    if files is not None and not files.fetched:
+        logger.warning(
+            "loadctl exporter: Locust's files not fetched within %.0fs after the load stopped",
+            settings.locust_files_timeout_s,
+        )

@@ -7,10 +7,14 @@ deploy:   guardrails (namespace busy, alerts firing) -> pre-flight (ServiceAccou
 follow:   progress and live gates from the cluster's Prometheus (--prometheus); when none is given
           or reachable, a local Prometheus scrapes the master's exporter through
           `kubectl port-forward` (its TSDB stays in the run directory, like a local run's).
-teardown: reads the run's stats back from Prometheus (the master's own CSVs die with its pod;
-          a port-forward's Prometheus dies here too), then `helm uninstall --wait`, unless
-          --keep-on-fail and the verdict is fail.
-collect:  writes those stats as stats.csv and failures.csv.
+locust:   through the port-forward, the master serves Locust's own CSVs and HTML once the load has
+          stopped and holds until they are fetched (controller/k8s/master_files.py), which the
+          backend does while it polls the run and while it stops the load.
+teardown: without those files, reads the run's stats back from Prometheus (the master's own CSVs
+          die with its pod; a port-forward's Prometheus dies here too), then `helm uninstall
+          --wait`, unless --keep-on-fail and the verdict is fail.
+collect:  writes Locust's files (stats_source "locust"), else the stats read back from
+          Prometheus as stats.csv and failures.csv (stats_source "prometheus").
 
 The cluster and Helm come in as collaborators (ClusterApi, HelmApi): the factory passes the real
 ones (controller/k8s/cluster.py, helm.py), unit tests small in-memory fakes.
@@ -21,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import httpx
 
@@ -29,6 +33,7 @@ from controller.backends.base import BackendEvents, RecordFields
 from controller.backends.options import K8sOptions
 from controller.errors import InfraError, PrometheusError, RunSkipped
 from controller.k8s.helm import deep_merge, find_tool
+from controller.k8s.master_files import MasterFiles
 from controller.k8s.pod_health import (
     RunPods,
     component,
@@ -56,7 +61,15 @@ from controller.prom.stats import (
     StatsTables,
     read_stats_from_prometheus,
 )
-from controller.rundir import RunDir, write_csv
+from controller.rundir import (
+    EXCEPTIONS_CSV,
+    FAILURES_CSV,
+    LOCUST_HTML,
+    STATS_CSV,
+    RunDir,
+    write_atomic,
+    write_csv,
+)
 from locust_workers.contract import EXPORTER_PORT, PROBES_PORT
 
 # The chart's run.finalScrapeTimeoutSeconds: how long the master waits for a scrape after the load.
@@ -64,6 +77,16 @@ CHART_FINAL_SCRAPE_TIMEOUT_S = 15.0
 # The master waits this long for a final scrape (chart: run.finalScrapeTimeoutSeconds) + margin.
 STOP_GRACE_S = 45
 OBSERVE_EVERY_S = 1.0
+# How long the master serves Locust's files after the load (chart: run.locustFilesTimeoutSeconds)
+# when the backend follows it through a port-forward; it asks every poll, seconds apart.
+LOCUST_FILES_TIMEOUT_S = 60
+# Each file the master serves (contract.LOCUST_FILE_NAMES) -> its name in the results folder.
+LOCUST_FILE_DESTINATIONS = {
+    "stats.csv": STATS_CSV,
+    "failures.csv": FAILURES_CSV,
+    "exceptions.csv": EXCEPTIONS_CSV,
+    "locust.html": LOCUST_HTML,
+}
 Obj = dict[str, Any]
 
 
@@ -145,12 +168,15 @@ class K8sBackend:
         self.installed = False
         self.local_prometheus: PrometheusServer | None = None
         self.port_forward: ManagedProcess | None = None
+        self.master_files: MasterFiles | None = None  # set with the port-forward that reaches them
+        # Before this (monotonic) time the stage table cannot have run out: no need to ask for files
+        self._files_due_at = 0.0
         self._prometheus_url: str | None = None
         self._pods: list[Obj] = []
         self._jobs: list[Obj] = []
         self._observed_at = 0.0
         self._stats: StatsTables | None = None
-        self._stats_written = False
+        self._stats_written: Literal["locust", "prometheus"] | None = None
         self._last_exit_code: int | None = None
 
     # -- what runs.py reads -------------------------------------------------------------------
@@ -171,7 +197,7 @@ class K8sBackend:
     @property
     def record_fields(self) -> RecordFields:
         return {
-            "stats_source": "prometheus" if self._stats_written else None,
+            "stats_source": self._stats_written,
             "release": self.release,
             "namespace": self.namespace,
         }
@@ -192,6 +218,9 @@ class K8sBackend:
         self._preflight_objects()
         if cluster_prometheus is None:
             find_tool("kubectl", "KUBECTL_BIN")  # the port-forward needs it: fail before installing
+            # the port-forward will reach the master's files: have it serve them (a user's value wins)
+            serve = {"run": {"locustFilesTimeoutSeconds": LOCUST_FILES_TIMEOUT_S}}
+            self.values = deep_merge(serve, self.values)
         self.events.note(f"helm install {self.release} in namespace {self.namespace}")
         self.installed = True  # from here on, teardown uninstalls (also a half-done install)
         self.helm.install(self.release, self.values, timeout_s=self.options.ready_timeout_s)
@@ -329,6 +358,10 @@ class K8sBackend:
         )
         if not wait_until(lambda: "Forwarding from" in forward.log_tail(2000), timeout=30, watch=[forward]):
             raise InfraError(f"kubectl port-forward to the master failed: {forward.log_tail()}")
+        self.master_files = MasterFiles(f"http://127.0.0.1:{local}")
+        # Not sooner: kubectl port-forward exits at the first connection the pod refuses, and a
+        # pod can be Ready before its exporter listens (a cluster without the readiness probe).
+        self._files_due_at = time.monotonic() + self.plan.duration
         self.local_prometheus = run_prometheus(
             run_id=self.plan.run_id,
             run_dir=self.plan.run_dir,
@@ -351,7 +384,15 @@ class K8sBackend:
 
     def load_finished(self) -> bool:
         pods, jobs = self._observe()
-        return master_finished(pods, jobs)
+        if master_finished(pods, jobs):
+            return True
+        if time.monotonic() >= self._files_due_at:
+            self._fetch_locust_files()  # a master that stopped the load holds until they are fetched
+        return False
+
+    def _fetch_locust_files(self) -> None:
+        if self.master_files is not None:
+            self.master_files.fetch()
 
     def wait_final_scrape(self, client: httpx.Client, *, moment: float, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -385,14 +426,19 @@ class K8sBackend:
         def master_gone() -> bool:
             pods, jobs = self._observe(force=True)
             masters = [p for p in pods if component(p) == "master"]
-            return not masters or master_finished(pods, jobs)
+            if not masters or master_finished(pods, jobs):
+                return True
+            self._fetch_locust_files()
+            return False
 
         wait_until(master_gone, timeout=STOP_GRACE_S + 5)
 
     def teardown(self, *, verdict: Verdict | None = None) -> None:
         try:
             if self.installed:
-                self._stats = self._read_stats()  # before the port-forward's Prometheus stops
+                self._fetch_locust_files()  # the last chance: the release and the port-forward go next
+                if not self._have_locust_files():
+                    self._stats = self._read_stats()  # before the port-forward's Prometheus stops
                 if self.options.keep_on_fail and verdict == "fail":
                     self._keep(verdict)
                 else:
@@ -434,12 +480,31 @@ class K8sBackend:
             raise InfraError(f"after helm uninstall {self.release}, still present: {', '.join(left)}")
         self.installed = False
 
+    def _have_locust_files(self) -> bool:
+        return self.master_files is not None and self.master_files.complete
+
     def collect(self) -> tuple[str, ...]:
         if not self.plan.run_dir.exists():
             return ()
-        if self._stats is not None:
-            folder = RunDir(self.plan.run_dir)
+        folder = RunDir(self.plan.run_dir)
+        if self.master_files is not None and self.master_files.complete:
+            for name, body in self.master_files.files.items():
+                # Locust writes UTF-8; "replace" keeps a stray byte from costing the whole file
+                write_atomic(folder.path / LOCUST_FILE_DESTINATIONS[name], text=body.decode(errors="replace"))
+            self._stats_written = "locust"
+        elif self._stats is not None:
             write_csv(folder.stats_csv, columns=STATS_COLUMNS, rows=self._stats.stats)
             write_csv(folder.failures_csv, columns=FAILURE_COLUMNS, rows=self._stats.failures)
-            self._stats_written = True
+            self._stats_written = "prometheus"
+            self._note_missing_locust_files()
         return tuple(sorted(p.name for p in self.plan.run_dir.iterdir()))
+
+    def _note_missing_locust_files(self) -> None:
+        rebuilt = f"{STATS_CSV} and {FAILURES_CSV} rebuilt from Prometheus, no {LOCUST_HTML}"
+        if self.master_files is None:
+            self.events.note(
+                "Locust's own CSVs and HTML are fetched from the master only when loadctl follows it "
+                f"through a port-forward (no --prometheus): {rebuilt}"
+            )
+        else:
+            self.events.warning(f"Locust's own files not fetched ({self.master_files.problem}): {rebuilt}")

@@ -427,6 +427,9 @@ def test_master_and_worker_jobs(scenario):
         assert labels["loadctl.io/profile"] == run["profile"]
     assert worker_job["spec"]["parallelism"] == worker_job["spec"]["completions"] == run["workers"]
     assert "parallelism" not in master_job["spec"]
+    # a SIGTERM'd master still waits for the final scrape and, meanwhile, for the fetch of Locust's files
+    held = max(run["finalScrapeTimeoutSeconds"], run["locustFilesTimeoutSeconds"])
+    assert master_job["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == math.ceil(held) + 30
 
     master = master_job["spec"]["template"]["spec"]["containers"][0]
     worker = worker_job["spec"]["template"]["spec"]["containers"][0]
@@ -455,6 +458,7 @@ def test_master_and_worker_jobs(scenario):
         assert len(decode_stages(env["LOADCTL_STAGES"])) == len(run["stages"])
         assert json.loads(env["LOADCTL_USER_WEIGHTS"]) == run["userWeights"]
         assert float(env["LOADCTL_FINAL_SCRAPE_TIMEOUT"]) == run["finalScrapeTimeoutSeconds"]
+        assert float(env["LOADCTL_LOCUST_FILES_TIMEOUT"]) == run["locustFilesTimeoutSeconds"]
         assert env["PYTHONUNBUFFERED"] == env["PYTHONDONTWRITEBYTECODE"] == "1"
         assert env["HOME"] == "/tmp"
         for item in values["secretEnv"]:

@@ -119,6 +119,7 @@ def test_master_and_workers_run_the_contracts_command_lines(tmp_path: Path):
         user_weights=plan.user_weights,
         exporter_host="0.0.0.0",
         final_scrape_timeout_s=defaults["finalScrapeTimeoutSeconds"],
+        locust_files_timeout_s=defaults["locustFilesTimeoutSeconds"],
     )
     for container in (master, worker):
         assert plain_env(container) == {**env, **CONTAINER_ONLY_ENV}

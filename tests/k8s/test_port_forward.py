@@ -22,6 +22,7 @@ import yaml
 from controller.k8s.helm import find_tool
 from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom.client import query
+from controller.rundir import EXCEPTIONS_CSV, LOCUST_HTML
 from tests.k8s.controlplane import ControlPlane, eventually, forwarding_ports
 from tests.k8s.harness import Cluster
 from tests.support import run_loadctl, served_run
@@ -182,8 +183,14 @@ def test_a_run_without_prometheus_follows_the_master_through_a_port_forward(
     assert [job["job_name"] for job in jobs] == ["loadctl-exporter", "loadctl-probes"]
     assert "Handling connection for" in (run_dir / "logs" / "port-forward.log").read_text()
     run = json.loads((run_dir / "run.json").read_text())
-    assert run["stats_source"] == "prometheus" and run["requests"] > 0, run
-    assert aggregated_requests(run_dir / "stats.csv") > 0
+    # Locust's own files, fetched from the master through the same port-forward before it ended
+    assert run["stats_source"] == "locust" and run["requests"] > 0, run
+    assert aggregated_requests(run_dir / "stats.csv") == run["requests"]
+    assert (run_dir / EXCEPTIONS_CSV).read_text().startswith("Count,Message,Traceback,Nodes")
+    html = (run_dir / LOCUST_HTML).read_text()
+    assert "<title>Locust</title>" in html and f'"num_requests": {run["requests"]}' in html
+    assert {LOCUST_HTML, EXCEPTIONS_CSV} <= set(run["files"])
+    assert "Locust's own files not fetched" not in text
     # the local Prometheus kept its TSDB in the run directory, like a local run's
     assert (run_dir / "tsdb").is_dir() and any((run_dir / "tsdb").iterdir())
     # ...including the sidecar's probe series, through the same port-forward

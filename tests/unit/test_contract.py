@@ -132,6 +132,7 @@ def test_what_the_controller_writes_is_what_the_plugin_reads():
         exporter_host="127.0.0.1",
         exporter_port=9999,
         final_scrape_timeout_s=15.0,
+        locust_files_timeout_s=60.0,
     )
     assert env["PYTHONUNBUFFERED"] == "1"
     assert env["LOADCTL_USER_WEIGHTS"] == '{"A":3,"B":1}'  # toJson's order and spacing
@@ -146,6 +147,7 @@ def test_what_the_controller_writes_is_what_the_plugin_reads():
     )
     assert read.user_weights == {"A": 3, "B": 1}
     assert read.final_scrape_timeout_s == 15.0
+    assert env["LOADCTL_LOCUST_FILES_TIMEOUT"] == "60" and read.locust_files_timeout_s == 60.0
 
 
 def test_defaults_when_nothing_is_set():
@@ -158,6 +160,7 @@ def test_defaults_when_nothing_is_set():
     )
     assert read.user_weights == {}
     assert read.final_scrape_timeout_s == DEFAULT_FINAL_SCRAPE_TIMEOUT_S
+    assert read.locust_files_timeout_s == 0.0  # a local master serves no files and never waits for a fetch
     assert read.worker_report_interval_s == DEFAULT_WORKER_REPORT_INTERVAL_S
     assert read.max_names == DEFAULT_MAX_NAMES
     assert json.loads(run_env(run_id="r", profile="p", stages=[StageRow(1, 1, 1)], user_weights={},

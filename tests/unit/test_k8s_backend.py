@@ -19,13 +19,16 @@ from typing import Any
 import httpx
 import pytest
 
-from controller.backends.k8s import K8sBackend
+from controller.backends.k8s import LOCUST_FILE_DESTINATIONS, K8sBackend
 from controller.backends.options import K8sOptions
 from controller.errors import InfraError
+from controller.k8s.master_files import MasterFiles
 from controller.k8s.release import COMPONENT_LABEL, RUN_LABEL, VERDICT_ANNOTATION
 from controller.models import RunPlan, Stage
 from controller.prom.server import PrometheusServer
+from controller.rundir import EXCEPTIONS_CSV, LOCUST_HTML, RunDir
 from controller.runs import final_scrape_timeout
+from locust_workers.contract import LOCUST_FILE_NAMES, LOCUST_FILES_PATH
 
 Obj = dict[str, Any]
 RUN_ID = "unit-k8s"
@@ -397,3 +400,155 @@ def test_another_live_run_in_the_namespace_stops_deploy_before_installing(tmp_pa
         w.backend.deploy()
     w.backend.teardown(verdict="error")
     assert w.helm.calls == [] and w.cluster.closed
+
+
+# -- Locust's own files, fetched from the master (as the port-forward's MasterFiles reaches them) ----
+MASTER = "http://master.test"
+STATS = b"Type,Name,Request Count,Failure Count\r\nGET,/search,97,2\r\n,Aggregated,97,2\r\n"
+SERVED = {
+    "stats.csv": STATS,
+    "failures.csv": b"Method,Name,Error,Occurrences\r\nGET,/search,HTTPError('500'),2\r\n",
+    "exceptions.csv": b"Count,Message,Traceback,Nodes\r\n",
+    "locust.html": "<title>Locust</title> r\u00e9sum\u00e9".encode(),
+}
+
+
+@dataclass
+class FakeMaster:
+    """The master's exporter port: 503 while the load runs, then Locust's files until released."""
+
+    stopped: bool = False
+    answers: bool = True
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append((request.method, request.url.path))
+        if not self.answers:
+            raise httpx.ConnectError("connection refused", request=request)
+        if request.method == "POST" and request.url.path == LOCUST_FILES_PATH:
+            return httpx.Response(204)
+        name = request.url.path.removeprefix(LOCUST_FILES_PATH)
+        if name not in SERVED:
+            return httpx.Response(404)
+        return httpx.Response(200, content=SERVED[name]) if self.stopped else httpx.Response(503)
+
+
+def forwarded_world(tmp_path: Path, master: FakeMaster, **limits: Any) -> World:
+    w = world(tmp_path)
+    w.backend.deploy()
+    # as _scrape_through_port_forward leaves it (it needs kubectl: tests/k8s/test_port_forward.py)
+    w.backend.master_files = MasterFiles(MASTER, transport=master.transport(), **limits)
+    return w
+
+
+def finish_run(w: World) -> tuple[str, ...]:
+    master_done(w.cluster)
+    w.prometheus.stopped = time.time()
+    assert w.backend.health() is None and w.backend.load_finished() is True
+    w.backend.stop_load()
+    w.backend.teardown(verdict="pass")
+    return w.backend.collect()
+
+
+def test_the_files_the_master_serves_are_the_controllers_list():
+    assert set(LOCUST_FILE_DESTINATIONS) == set(LOCUST_FILE_NAMES) == set(SERVED)
+
+
+def test_locusts_own_files_fetched_after_the_load_are_the_runs_results(tmp_path):
+    master = FakeMaster()
+    w = forwarded_world(tmp_path, master)
+    w.backend._files_due_at = time.monotonic() + 60  # the stage table cannot have run out yet
+    assert w.backend.load_finished() is False and master.requests == []  # so it is not asked
+    w.backend._files_due_at = 0.0
+    w.backend._observed_at = 0.0
+    assert w.backend.load_finished() is False  # the load runs: the master answers 503
+    assert master.requests == [("GET", f"{LOCUST_FILES_PATH}stats.csv")]
+    master.stopped = True
+    assert w.backend.load_finished() is False  # fetched now; the master exits once told
+    gets = [("GET", f"{LOCUST_FILES_PATH}{name}") for name in LOCUST_FILE_NAMES]
+    assert master.requests[1:] == [*gets, ("POST", LOCUST_FILES_PATH)]
+    files = finish_run(w)
+    assert len(master.requests) == 1 + len(gets) + 1  # nothing asked again once released
+    folder = RunDir(w.backend.plan.run_dir)
+    assert folder.stats_csv.read_bytes() == STATS  # byte for byte, \r\n kept
+    assert (folder.path / EXCEPTIONS_CSV).read_bytes() == SERVED["exceptions.csv"]
+    assert folder.locust_html.read_text(encoding="utf-8") == "<title>Locust</title> r\u00e9sum\u00e9"
+    assert {folder.stats_csv.name, folder.failures_csv.name, EXCEPTIONS_CSV, LOCUST_HTML} <= set(files)
+    assert w.backend.record_fields["stats_source"] == "locust"
+    # Locust's own totals came with the files: the Prometheus rebuild was not needed
+    assert not any("locust_requests_total" in q for q in w.prometheus.queries)
+    assert [kind for kind, _ in w.events.lines].count("warning") == 0
+
+
+def test_a_master_that_does_not_answer_leaves_the_stats_rebuilt_from_prometheus(tmp_path):
+    master = FakeMaster(answers=False)
+    w = forwarded_world(tmp_path, master)
+    assert w.backend.load_finished() is False  # and no exception
+    files = finish_run(w)
+    assert w.backend.record_fields["stats_source"] == "prometheus"
+    assert LOCUST_HTML not in files
+    with open(RunDir(w.backend.plan.run_dir).stats_csv, newline="") as handle:
+        rows = {row["Name"]: row for row in csv.DictReader(handle)}
+    assert rows["Aggregated"]["Request Count"] == "120"  # FakePrometheus' total, not the master's 97
+    (warning,) = [m for kind, m in w.events.lines if kind == "warning"]
+    assert warning.startswith("Locust's own files not fetched (the master did not answer (ConnectError")
+    assert "stats.csv and failures.csv rebuilt from Prometheus" in warning
+
+
+def test_a_file_over_the_size_cap_gives_up_on_all_of_them_and_releases_the_master(tmp_path):
+    master = FakeMaster(stopped=True)
+    w = forwarded_world(tmp_path, master, max_bytes=len(STATS) - 1)
+    assert w.backend.load_finished() is False
+    assert master.requests == [("GET", f"{LOCUST_FILES_PATH}stats.csv"), ("POST", LOCUST_FILES_PATH)]
+    files = finish_run(w)
+    assert w.backend.record_fields["stats_source"] == "prometheus" and LOCUST_HTML not in files
+    (warning,) = [m for kind, m in w.events.lines if kind == "warning"]
+    assert "stats.csv is larger than 0 MiB" in warning
+
+
+def test_a_master_stopped_by_loadctl_is_fetched_while_it_stops(tmp_path):
+    master = FakeMaster()
+    w = forwarded_world(tmp_path, master)
+
+    def suspend_after_the_fetch(name: str) -> None:
+        # the suspended master stops the load and serves its files until released
+        master.stopped = True
+        w.cluster.calls.append(("suspend_job", name))
+
+    w.cluster.suspend_job = suspend_after_the_fetch  # type: ignore[method-assign]
+    w.cluster.on_watch = []
+    w.backend._observed_at = 0.0
+    released = []
+
+    def exits_once_released(cluster: FakeCluster) -> None:
+        if master.requests and master.requests[-1][0] == "POST":
+            released.append(True)
+            master_done(cluster)
+
+    original_pods = w.cluster.pods
+
+    def pods(selector: str) -> list[Obj]:
+        exits_once_released(w.cluster)
+        return original_pods(selector)
+
+    w.cluster.pods = pods  # type: ignore[method-assign]
+    started = time.monotonic()
+    w.backend.stop_load()
+    assert released and time.monotonic() - started < 5  # not the whole STOP_GRACE_S
+    assert ("POST", LOCUST_FILES_PATH) in master.requests
+    w.backend.teardown(verdict="pass")
+    w.backend.collect()
+    assert w.backend.record_fields["stats_source"] == "locust"
+
+
+def test_with_the_clusters_prometheus_the_master_serves_no_files_and_the_run_says_so(tmp_path):
+    w = world(tmp_path)
+    w.backend.deploy()
+    assert "locustFilesTimeoutSeconds" not in w.helm.values["run"]  # the chart's 0: nothing waits
+    finish_run(w)
+    assert w.backend.record_fields["stats_source"] == "prometheus"
+    notes = [m for kind, m in w.events.lines if kind == "note"]
+    assert any(m.startswith("Locust's own CSVs and HTML are fetched from the master only") for m in notes)

@@ -189,6 +189,8 @@ Environment every Locust process of the run reads (locust_workers/plugin.py).
   value: {{ toJson .Values.run.userWeights | quote }}
 - name: LOADCTL_FINAL_SCRAPE_TIMEOUT
   value: {{ .Values.run.finalScrapeTimeoutSeconds | toString | quote }}
+- name: LOADCTL_LOCUST_FILES_TIMEOUT
+  value: {{ .Values.run.locustFilesTimeoutSeconds | toString | quote }}
 {{- end }}
 
 {{/*
