@@ -172,6 +172,8 @@ class Profile(_Frozen):
     # Gauges of the system under test whose peak over the run the summary and report.md show.
     summary_peaks: tuple[Annotated[str, Field(pattern=METRIC_NAME_PATTERN)], ...] = ()
     analysis: AnalysisSettings = AnalysisSettings()
+    # A folder whose report.md.j2 and/or report.html.j2 replace the shipped report templates.
+    report_template: str | None = None
 
     @field_validator("host")
     @classmethod
@@ -266,6 +268,9 @@ class RunPlan(_Frozen):
     results_dir: Path
     # A finished run's results folder (run.json, tsdb/) that max_change/min_change gates compare with.
     baseline: Path | None = None
+    report_template: Path | None = None  # the folder of the team's own report templates
+    grafana_url: str | None = None  # checked base URL (--grafana-url): report.html links its dashboard
+    command: tuple[str, ...] = ()  # the command line as typed, for the report
 
     @field_validator("host")
     @classmethod
@@ -303,6 +308,8 @@ class Peak(_Frozen):
     metric: str
     labels: str  # e.g. '{domain="food.example.com"}'; empty for a single series
     value: float
+    initial: float | None = None  # the value when the load started (None: no sample yet)
+    final: float | None = None  # the last value before the load ended
 
 
 class RunRecord(_Frozen):
@@ -343,3 +350,10 @@ class RunRecord(_Frozen):
     # whether two runs are like for like; None in run.json files written before they were recorded.
     stages: tuple[Stage, ...] | None = None
     analysis_settings: AnalysisSettings | None = None
+    # What the report's metadata shows (older run.json files lack them: defaults)
+    command: tuple[str, ...] = ()  # argv as typed, `loadctl` first
+    user_weights: dict[str, int] = {}
+    locust_version: str | None = None
+    python_version: str | None = None
+    machine: str | None = None  # the controller's host name
+    grafana_url: str | None = None

@@ -19,6 +19,7 @@ from controller.gates.load import gate_label, load_gate_file
 from controller.gates.models import GateFile
 from controller.locustfile_check import check_user_weights, list_user_classes
 from controller.models import RunPlan, Stage, phase_names
+from controller.reports.render import check_report_templates
 
 RESULTS_FLAG = "--results-dir"
 RUN_ID_FLAG = "--run-id"
@@ -35,6 +36,7 @@ def check_run(plan: RunPlan) -> GateFile | None:
         check_gate_windows(gate_file, plan.stages, source=str(plan.gates))
         check_baseline_rules(gate_file, baseline=plan.baseline, source=str(plan.gates))
     source = str(plan.profile_file) if plan.profile_file else "command line"
+    check_report_templates(plan.report_template, source=source)
     check_user_weights(plan.user_weights, list_user_classes(plan.locustfile), source=source)
     return gate_file
 

@@ -72,6 +72,7 @@ def build_plan(
     run_id: str | None = None,
     results_dir: Path = RESULTS_ROOT,
     baseline: Path | None = None,
+    report_template: Path | None = None,
     cpu_count: int | None = None,
 ) -> RunPlan:
     """Apply CLI flags over a profile (flags win). Paths in a profile are relative to its file."""
@@ -107,6 +108,9 @@ def build_plan(
         "analysis": profile.analysis if profile else AnalysisSettings(),
         "results_dir": results_dir.resolve(),
         "baseline": baseline.resolve() if baseline is not None else None,
+        "report_template": report_template.resolve()
+        if report_template is not None
+        else _in_profile_dir(base, profile.report_template if profile else None),
     }
     return _validated_plan(data)
 

@@ -27,7 +27,8 @@ RESULTS_ROOT = Path("results")
 # What the run leaves for people and CI.
 RUN_RECORD = "run.json"
 RUN_REPORT = "report.md"
-LOCUST_HTML = "report.html"
+RUN_REPORT_HTML = "report.html"  # loadctl's, with charts (the same sections as report.md)
+LOCUST_HTML = "locust_report.html"  # Locust's own --html
 ANALYSIS_JSON = "analysis.json"  # phases and the run over time (controller/analysis)
 GATES_JSON = "gates.json"
 GATES_MD = "gates.md"
@@ -64,6 +65,10 @@ class RunDir:
     @property
     def report_md(self) -> Path:
         return self.path / RUN_REPORT
+
+    @property
+    def report_html(self) -> Path:
+        return self.path / RUN_REPORT_HTML
 
     @property
     def analysis_json(self) -> Path:

@@ -8,11 +8,13 @@ stopped; controller/verdict.py turns all of it into the one verdict.
 
 from __future__ import annotations
 
+import platform
 import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from html import escape as html_escape
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,11 +56,13 @@ from controller.prom.health import (
 from controller.prom.peaks import read_peaks
 from controller.prom.timeline import read_timeline
 from controller.reports.gates import gates_table, write_gate_reports
-from controller.reports.run_report import peaks_table, run_report_markdown
+from controller.reports.render import chart_panels, grafana_link, render_html, render_markdown
+from controller.reports.run_report import peaks_table, report_view
 from controller.rundir import (
     ANALYSIS_JSON,
     RUN_RECORD,
     RUN_REPORT,
+    RUN_REPORT_HTML,
     RunDir,
     locust_totals,
     read_csv,
@@ -161,6 +165,12 @@ def draft_record(
         "gates_file": str(plan.gates) if plan.gates else None,
         "stages": plan.stages,
         "analysis_settings": plan.analysis,
+        "command": plan.command,
+        "user_weights": plan.user_weights,
+        "locust_version": version("locust"),
+        "python_version": platform.python_version(),
+        "machine": platform.node() or None,
+        "grafana_url": plan.grafana_url,
         **backend.record_fields,
     }
     return RunRecord(**(fields | extra))
@@ -462,6 +472,7 @@ def analyse(plan: RunPlan, readings: Readings, http: httpx.Client, *, gate_file:
             gate_file=gate_file,
             workers=plan.workers,
             generator_problems=readings.generator,
+            summary_peaks=plan.summary_peaks,
         )
     except Exception as e:  # a bug or a Prometheus error here must cost the analysis, never the run
         readings.notes.append(f"the run's analysis ({ANALYSIS_JSON}) could not be computed: {e}")
@@ -547,7 +558,7 @@ def finish(
         locust_exit_code=backend.locust_exit_code,
         requests=totals[0] if totals else None,
         failures=totals[1] if totals else None,
-        files=tuple(sorted(files | {RUN_RECORD, RUN_REPORT})),
+        files=tuple(sorted(files | {RUN_RECORD, RUN_REPORT, RUN_REPORT_HTML})),
         peaks=readings.peaks,
         generator_problems=facts.generator,
         alerts_fired=tuple(readings.alerts),
@@ -575,11 +586,21 @@ def write_results(
     analysis: Analysis | None,
     console: Console,
 ) -> None:
-    """run.json, analysis.json and report.md, best effort: a full or unwritable disk must not hide
-    the verdict."""
+    """run.json, analysis.json, report.md and report.html, best effort: a full or unwritable disk
+    must not hide the verdict."""
     try:
         RunDir(plan.run_dir).write_record(record)
-        write_reports(plan.run_dir, record, stats=stats, failures=failures, report=report, analysis=analysis)
+        notes = write_reports(
+            plan.run_dir,
+            record,
+            stats=stats,
+            failures=failures,
+            report=report,
+            analysis=analysis,
+            template_dir=plan.report_template,
+        )
+        for note in notes:
+            console.print(f"[yellow]warning: {note}[/]", highlight=False)
     except OSError as e:
         console.print(
             f"[red]could not write the results to {plan.run_dir}: {e.strerror or e}[/]", highlight=False
@@ -594,9 +615,11 @@ def write_reports(
     failures: list[dict[str, str]],
     report: GateReport | None,
     analysis: Analysis | None,
-) -> None:
-    """analysis.json and report.md from what the run left: after a run, and again by `loadctl report`
-    (OSError passes through)."""
+    template_dir: Path | None = None,
+) -> list[str]:
+    """analysis.json, report.md and report.html from what the run left: after a run, and again by
+    `loadctl report` (OSError passes through). Returns the notes of a report that could not be
+    rendered (a team's own template failing: that report says why, the verdict stands)."""
     folder = RunDir(run_dir)
     if analysis is not None and analysis.generator is not None:
         # One owner for "why the generator is suspect": the verdict's list (live checks and the
@@ -605,8 +628,19 @@ def write_reports(
         analysis = analysis.model_copy(update={"generator": generator})
     if analysis is not None:
         write_atomic(folder.analysis_json, text=analysis.model_dump_json(indent=2) + "\n")
-    report_md = run_report_markdown(record, stats=stats, failures=failures, gates=report, analysis=analysis)
-    write_atomic(folder.report_md, text=report_md)
+    view = report_view(record, stats=stats, failures=failures, gates=report, analysis=analysis)
+    notes: list[str] = []
+    markdown = _rendered(RUN_REPORT, lambda: render_markdown(view, template_dir=template_dir), notes)
+    write_atomic(folder.report_md, text=markdown)
+    html = _rendered(
+        RUN_REPORT_HTML,
+        lambda: render_html(
+            view, charts=chart_panels(analysis, record), grafana=grafana_link(record), template_dir=template_dir
+        ),
+        notes,
+    )
+    write_atomic(folder.report_html, text=html)
+    return notes
 
 
 def compare_with_baseline(
@@ -625,3 +659,16 @@ def compare_with_baseline(
         readings.notes.append(f"the comparison with the baseline {plan.baseline} could not be made: {e}")
         return
     readings.analysis = readings.analysis.model_copy(update={"comparison": comparison})
+
+
+def _rendered(name: str, render: Callable[[], str], notes: list[str]) -> str:
+    """A report rendered from its template; a template that fails (a team's own, most likely) costs
+    the report, which then says why, never the run's verdict."""
+    try:
+        return render()
+    except Exception as e:  # jinja2 raises anything the template's expressions raise
+        note = f"{name} could not be rendered from its template: {type(e).__name__}: {e}"
+        notes.append(note)
+        if name == RUN_REPORT_HTML:
+            return f"<!DOCTYPE html>\n<title>report</title>\n<p>{html_escape(note)}</p>\n"
+        return f"# Report not rendered\n\n{note}\n"

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 
 import httpx
 
+from controller.analysis.charts import chart, chart_queries, chart_step
 from controller.analysis.generator import generator_health
-from controller.analysis.models import Analysis, GeneratorHealth, Recovery, WindowFigures
+from controller.analysis.models import Analysis, Chart, GeneratorHealth, Recovery, WindowFigures
 from controller.analysis.phases import phase_figures
 from controller.analysis.recovery import probe_window_s, probe_windows, recovery, spikes
 from controller.analysis.steps import (
@@ -23,7 +24,7 @@ from controller.analysis.timeline import slice_windows, timeline
 from controller.gates.compile import Segment, compile_scrape_counts, compile_window_figures
 from controller.gates.models import GateFile
 from controller.models import AnalysisSettings, PhaseWindow, Stage
-from controller.prom.client import query, query_value
+from controller.prom.client import query, query_range, query_value
 from controller.prom.health import users_peak_query, worker_cpu_peak_query, workers_missing_query
 
 
@@ -43,6 +44,32 @@ def read_window(*, client: httpx.Client, run_id: str, segment: Segment, run_end:
     )
 
 
+def read_charts(
+    *,
+    client: httpx.Client,
+    run_id: str,
+    started: float,
+    ended: float,
+    summary_peaks: Sequence[str],
+    scrape_interval_s: float,
+) -> tuple[Chart, ...]:
+    """report.html's charts: each chart's series over the run, at most MAX_POINTS points each."""
+    step = chart_step(started, ended)
+    charts = []
+    for spec in chart_queries(
+        run_id, summary_peaks=summary_peaks, step=step, scrape_interval_s=scrape_interval_s
+    ):
+        answers = [
+            [
+                (series.labels, series.points)
+                for series in query_range(client=client, promql=s.promql, start=started, end=ended, step=step)
+            ]
+            for s in spec.series
+        ]
+        charts.append(chart(spec, answers, start=started, end=ended, step=step))
+    return tuple(charts)
+
+
 def read_analysis(
     *,
     client: httpx.Client,
@@ -55,6 +82,7 @@ def read_analysis(
     gate_file: GateFile | None,
     workers: int,
     generator_problems: Sequence[str] = (),
+    summary_peaks: Sequence[str] = (),
 ) -> Analysis:
     """The run's analysis: each phase window, the run cut into equal slices, each hold of users.
 
@@ -92,6 +120,14 @@ def read_analysis(
             started=started,
             ended=ended,
             problems=generator_problems,
+        ),
+        charts=read_charts(
+            client=client,
+            run_id=run_id,
+            started=started,
+            ended=ended,
+            summary_peaks=summary_peaks,
+            scrape_interval_s=interval or 1.0,
         ),
     )
 

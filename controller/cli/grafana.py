@@ -54,6 +54,11 @@ def run_annotator(plan: RunPlan, grafana: GrafanaFlags) -> GrafanaAnnotator | No
     )
 
 
+def report_grafana_url(grafana: GrafanaFlags) -> str | None:
+    """The Grafana base URL report.html links to (the run's dashboard over its time range)."""
+    return check_grafana_url(grafana.url, flag="--grafana-url") if grafana.url else None
+
+
 @click.group()
 def grafana() -> None:
     """Grafana: push the dashboards (runs annotate themselves with `loadctl run --grafana-url`)."""

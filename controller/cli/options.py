@@ -76,6 +76,7 @@ class PlanFlags:
     baseline: Path | None = None
     run_id: str | None = None
     results_dir: Path = RESULTS_ROOT
+    report_template: Path | None = None
 
 
 GATES = click.option("--gates", help="Gate file (YAML).")
@@ -89,6 +90,11 @@ RESULTS_DIR = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     default=RESULTS_ROOT,
     show_default=True,
+)
+REPORT_TEMPLATE = click.option(
+    "--report-template",
+    type=click.Path(path_type=Path),
+    help="Folder whose report.md.j2 / report.html.j2 replace the shipped report templates.",
 )
 
 plan_flags = option_group(
@@ -107,13 +113,14 @@ plan_flags = option_group(
         BASELINE,
         click.option("--run-id", help="Run id (default: <profile>-<UTC timestamp>)."),
         RESULTS_DIR,
+        REPORT_TEMPLATE,
     ],
     PlanFlags,
     into="flags",
 )
 """`run`: every flag over the profile."""
 
-plan_check_flags = option_group([GATES, BASELINE, RESULTS_DIR], PlanFlags, into="flags")
+plan_check_flags = option_group([GATES, BASELINE, RESULTS_DIR, REPORT_TEMPLATE], PlanFlags, into="flags")
 """`validate`: the flags that change what a check looks at (not the load: nothing is sent)."""
 
 

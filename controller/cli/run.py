@@ -7,7 +7,7 @@ import sys
 import click
 
 from controller.backends.options import BackendOptions, LocalOptions
-from controller.cli.grafana import run_annotator
+from controller.cli.grafana import report_grafana_url, run_annotator
 from controller.cli.k8s import k8s_options, refuse_k8s_flags
 from controller.cli.options import (
     GrafanaFlags,
@@ -41,6 +41,7 @@ def load_plan(profile: str | None, flags: PlanFlags) -> RunPlan:
         run_id=flags.run_id,
         results_dir=flags.results_dir,
         baseline=flags.baseline,
+        report_template=flags.report_template,
     )
 
 
@@ -74,6 +75,9 @@ def run(
     plan = load_plan(profile, flags)
     # every flag is checked before anything is deployed: Grafana's first, then the cluster's
     observer = run_annotator(plan, grafana)
+    plan = plan.model_copy(
+        update={"command": ("loadctl", *sys.argv[1:]), "grafana_url": report_grafana_url(grafana)}
+    )
     options: BackendOptions = k8s_options(k8s, deploy) if backend == "k8s" else LocalOptions()
     record = execute(
         plan, backend=create_backend(plan, options, ConsoleEvents()), console=console, observer=observer

@@ -54,6 +54,26 @@ def query(*, client: httpx.Client, promql: str, at: float | None = None) -> list
     return [Sample(item["metric"], float(item["value"][1])) for item in data["result"]]
 
 
+@dataclass(frozen=True)
+class RangeSeries:
+    labels: dict[str, str]
+    points: tuple[tuple[float, float], ...]  # (unix time, value); NaN where the query had no answer
+
+
+def query_range(
+    *, client: httpx.Client, promql: str, start: float, end: float, step: float
+) -> list[RangeSeries]:
+    """Range query: one RangeSeries per series, its points at start + k * step."""
+    params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+    data = _api(client, "/api/v1/query_range", params)
+    if data["resultType"] != "matrix":
+        raise PrometheusError(f"expected a range vector from {promql!r}, got {data['resultType']}")
+    return [
+        RangeSeries(item["metric"], tuple((float(t), float(v)) for t, v in item["values"]))
+        for item in data["result"]
+    ]
+
+
 def query_value(*, client: httpx.Client, promql: str, at: float | None = None) -> float | None:
     """The single value of a query, None when it returned no series (or NaN)."""
     samples = query(client=client, promql=promql, at=at)

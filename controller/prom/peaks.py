@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import httpx
 
 from controller.models import Peak
-from controller.prom.client import query
+from controller.prom.client import Sample, query
 from controller.prom.queries import range_s, run_selector
 
 # Labels that say where a series was scraped from, not what it measures.
@@ -28,10 +28,27 @@ def peak_label(labels: Mapping[str, str]) -> str:
 def read_peaks(
     client: httpx.Client, *, run_id: str, metrics: Sequence[str], start: float, end: float
 ) -> tuple[Peak, ...]:
-    """Each metric's maximum over [start, end], per series; metrics without data are left out."""
+    """Each metric's maximum over [start, end], per series, with its value when the load started
+    (the last sample at `start`) and its last one in the window; metrics without data are left out."""
     peaks = []
     for metric in metrics:
-        promql = f"max_over_time({metric}{run_selector(run_id)}[{range_s(start, end)}] @ {end:.3f})"
+        series, window = f"{metric}{run_selector(run_id)}", range_s(start, end)
+        initial = _by_label(query(client=client, promql=series, at=start))
+        final = _by_label(query(client=client, promql=f"last_over_time({series}[{window}] @ {end:.3f})"))
+        promql = f"max_over_time({series}[{window}] @ {end:.3f})"
         for sample in sorted(query(client=client, promql=promql), key=lambda s: peak_label(s.labels)):
-            peaks.append(Peak(metric=metric, labels=peak_label(sample.labels), value=sample.value))
+            label = peak_label(sample.labels)
+            peaks.append(
+                Peak(
+                    metric=metric,
+                    labels=label,
+                    value=sample.value,
+                    initial=initial.get(label),
+                    final=final.get(label),
+                )
+            )
     return tuple(peaks)
+
+
+def _by_label(samples: Sequence[Sample]) -> dict[str, float]:
+    return {peak_label(s.labels): s.value for s in samples}

@@ -79,5 +79,5 @@ def test_interrupt_stops_everything_and_keeps_results(tmp_path, signum):
     # in flight at the stop can be served yet never recorded, hence not an equality)
     assert record["requests"] is not None and record["requests"] >= 0.9 * served_before_signal > 0
     assert record["phases"] and record["phases"][0]["phase"] == "ramp_up"
-    assert (results / "cut" / "stats.csv").exists() and (results / "cut" / "report.html").exists()
+    assert (results / "cut" / "stats.csv").exists() and (results / "cut" / "locust_report.html").exists()
     assert "verdict: interrupted" in output

@@ -70,7 +70,14 @@ def csv_rows(path: Path) -> list[dict[str, str]]:
 def test_run_succeeds_and_leaves_a_complete_results_folder(finished_run):
     done, run_dir, record = finished_run["done"], finished_run["run_dir"], finished_run["record"]
     assert done.returncode == 0, done.stdout + done.stderr
-    for name in ("run.json", "stats.csv", "stats_history.csv", "failures.csv", "report.html"):
+    for name in (
+        "run.json",
+        "stats.csv",
+        "stats_history.csv",
+        "failures.csv",
+        "locust_report.html",
+        "report.html",
+    ):
         assert (run_dir / name).stat().st_size > 0, name
     assert any((run_dir / "tsdb").iterdir())
     assert record["verdict"] == "pass" and record["exit_code"] == 0, record["reason"]

@@ -6,7 +6,20 @@ from controller.analysis.steps import breaking_point, capacity, judge_steps, slo
 from controller.analysis.timeline import timeline
 from controller.gates.evaluate import GateReport, GateResult
 from controller.models import PhaseWindow, RunRecord, Slo, Stage
-from controller.reports.run_report import over_time, phases_section, run_report_markdown, steps_section
+from controller.reports.analysis_report import over_time_section, phases_section, steps_section
+from controller.reports.render import render_markdown
+from controller.reports.run_report import report_view
+from controller.reports.view import ReportView, Section
+
+
+def run_report_markdown(record: RunRecord, **kwargs: object) -> str:
+    return render_markdown(report_view(record, **kwargs))  # type: ignore[arg-type]
+
+
+def md(section: Section) -> str:
+    """One section rendered alone by the shipped template."""
+    return render_markdown(ReportView("t", "r", "pass", (section,)))
+
 
 RECORD = RunRecord(
     run_id="pilot-1",
@@ -99,11 +112,12 @@ def test_sections_and_numbers():
         assert heading in text
     assert "- Total requests: `3,736`" in text and "- Total failures: `875`" in text
     assert "- Aggregate error rate: `23.42%`" in text and "- Aggregate p95 latency: `1,100 ms`" in text
-    assert "| `harvest_auto` | POST | 950 | 875 | 92.11% | 451 | 4,200 | 6,400 |" in text
+    assert "| `harvest_auto` | POST | 950 | 875 | 92.11% | 3.20 | 451 | n/a | 4,200 | 6,400 | n/a |" in text
     assert "- Aggregate p99 latency: `4,300 ms`" in text
-    assert "| `recipes_search` | GET | 2,786 | 0 | 0.00% | 110 | 760 | 2,000 |" in text
-    assert "`POST harvest_auto`: 875 x `LocustBadStatusCode(code=429)`" in text
-    assert "harvest_429_rate" in text and "**FAIL** (exit 1)" in text
+    assert "| `recipes_search` | GET | 2,786 | 0 | 0.00% | 9.30 | 110 | n/a | 760 | 2,000 | n/a |" in text
+    assert "| POST | `harvest_auto` | `LocustBadStatusCode(code=429)` | 875 |" in text
+    assert "| **`harvest_429_rate`** | steady (4m 1s) | <= 0.1 | 0.9211 | - | FAIL |" in text
+    assert "- Verdict: FAIL (exit 1)" in text
     assert "- Phases: ramp_up 1m 00s, steady 4m 01s" in text
     assert "`report.md`" not in text  # the artifacts list names the other files
 
@@ -111,7 +125,7 @@ def test_sections_and_numbers():
 def test_no_requests_no_failures_no_gates():
     text = run_report_markdown(RECORD, stats=[], failures=[], gates=None)
     assert "No requests were recorded" in text
-    assert "- No failed requests." in text
+    assert "No failed requests." in text
     assert "No gate file was given" in text
 
 
@@ -123,11 +137,11 @@ def test_phases_and_over_time_tables_render_the_analysis_or_say_why_there_is_non
     )
     halves = [WindowFigures(start=s, end=s + 30, requests=300, p95_ms=100) for s in (0, 30)]
     analysis = Analysis(phases=phase_figures((phase,), stages, [measured]), timeline=timeline(halves))
-    assert "| `steady` | 50 | 1m 00s | 9.90 | 60 | 120 | 240 | 1.00% |" in "\n".join(phases_section(analysis))
-    over = "\n".join(over_time(analysis))
+    assert "| `steady` | 50 | 1m 00s | 9.90 | 60 | 120 | 240 | 1.00% |" in md(phases_section(analysis))
+    over = md(over_time_section(analysis))
     assert "| 0s - 30s | 10.00 | 100 | 0.00% |" in over and "| **trend** |  | flat | flat |" in over
-    assert "the analysis failed: boom" in "\n".join(phases_section(Analysis(error="boom")))
-    assert "could not be read" in "\n".join(over_time(None))
+    assert "the analysis failed: boom" in md(phases_section(Analysis(error="boom")))
+    assert "could not be read" in md(over_time_section(None))
     report = run_report_markdown(RECORD, stats=STATS, failures=[], gates=None, analysis=analysis)
     assert (
         report.index("## Headline Results") < report.index("## Phases") < report.index("## Endpoint Detail")
@@ -141,8 +155,9 @@ def test_breaking_point_and_capacity_render_the_steps():
     slo = slo_used(Slo(latency_p95_ms=300), None)
     steps = judge_steps(step_windows(phases, stages), measured, slo)
     analysis = Analysis(steps=steps, slo=slo, breaking_point=breaking_point(steps), capacity=capacity(steps))
-    text = "\n".join(steps_section(analysis))
-    assert "| 10 | 10.00 | 100 | 0.00% | yes |" in text and "| 20 | 15.00 | 500 | 0.00% | **no** |" in text
-    assert "- Breaking point: 20 users at 15.00 req/s: p95 500 ms > SLO 300 ms." in text
-    assert "- Capacity: 10.00 req/s within the SLO at 10 users; 15.00 req/s at most." in text
-    assert "No step of load" in "\n".join(steps_section(None))
+    text = md(steps_section(analysis))
+    assert "| 10 | 10.00 | 100 | 0.00% | yes |" in text and "| **20** | 15.00 | 500 | 0.00% | no |" in text
+    assert "- Breaking point: 20 users at 15.00 req/s: p95 500 ms > SLO 300 ms" in text
+    assert "- Capacity: 10.00 req/s within the SLO at 10 users" in text
+    assert "- Max throughput: 15.00 req/s" in text
+    assert "No step of load" in md(steps_section(None))
