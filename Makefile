@@ -34,6 +34,7 @@ WITH_K8S = scripts/ensure-tool.sh openssl openssl OPENSSL_BIN \
 
 test: setup
 	@scripts/ensure-tool.sh redis-server redis-server REDIS_SERVER_BIN
+	@scripts/ensure-tool.sh chromium chromium CHROMIUM_BIN  # opens report.html headless
 	@scripts/ensure-postgres.sh
 	@$(WITH_K8S) $(VENV)/bin/pytest -q
 
@@ -45,6 +46,7 @@ test-unit: setup
 
 test-integration: setup
 	@scripts/ensure-tool.sh redis-server redis-server REDIS_SERVER_BIN
+	@scripts/ensure-tool.sh chromium chromium CHROMIUM_BIN  # opens report.html headless
 	@scripts/ensure-postgres.sh
 	$(VENV)/bin/pytest -q tests/integration
 

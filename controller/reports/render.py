@@ -9,6 +9,7 @@ HTML is autoescaped: endpoint names and error messages come from the system unde
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +28,12 @@ from controller.reports.view import ReportView
 TEMPLATES_DIR = Path(__file__).resolve().with_name("templates")
 MD_TEMPLATE = "report.md.j2"
 HTML_TEMPLATE = "report.html.j2"
-TEMPLATE_FLAG = "--report-template"
+TEMPLATE_FIELD = "report_template (--report-template)"  # the profile field or the flag
 # The dashboard report.html links to (dashboards/load_overview.py sets this uid; its run_id variable)
 GRAFANA_DASHBOARD_UID = "loadctl-load-overview"
 
 
+@functools.lru_cache(maxsize=8)  # templates are compiled once per process, not once per report
 def _environment(template_dir: Path | None, *, html: bool) -> jinja2.Environment:
     folders = [str(template_dir)] if template_dir is not None else []
     env = jinja2.Environment(
@@ -52,7 +54,7 @@ def check_report_templates(template_dir: Path | None, *, source: str) -> None:
     if template_dir is None:
         return
     if not template_dir.is_dir():
-        raise InputError(f"{template_dir} is not a directory", source=source, field=TEMPLATE_FLAG)
+        raise InputError(f"{template_dir} is not a directory", source=source, field=TEMPLATE_FIELD)
     present = [
         template_dir / name for name in (MD_TEMPLATE, HTML_TEMPLATE) if (template_dir / name).is_file()
     ]
@@ -60,10 +62,10 @@ def check_report_templates(template_dir: Path | None, *, source: str) -> None:
         raise InputError(
             f"{template_dir} holds neither {MD_TEMPLATE} nor {HTML_TEMPLATE}",
             source=source,
-            field=TEMPLATE_FLAG,
+            field=TEMPLATE_FIELD,
         )
     for path in present:
-        env = _environment(template_dir, html=path.name == HTML_TEMPLATE)
+        env = _environment(None, html=path.name == HTML_TEMPLATE)
         try:
             env.parse(path.read_text(encoding="utf-8"), name=path.name, filename=str(path))
         except jinja2.TemplateSyntaxError as e:

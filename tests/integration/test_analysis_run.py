@@ -1,16 +1,24 @@
-"""A real two-stage local run against the demo target: analysis.json and the report's Phases table.
+"""A real two-stage local run against the demo target: analysis.json, report.md and report.html.
 
 The phases are measured in the run's Prometheus with the gates' PromQL; their requests must add up
-to Locust's own total in run.json (the exporter's counters are exact).
+to Locust's own total in run.json (the exporter's counters are exact). report.html's charts are
+parsed, and opened in headless Chromium from the file: the screenshot must show them.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import struct
+import subprocess
+import xml.etree.ElementTree as ET
+import zlib
+from pathlib import Path
 
 import pytest
 
-from controller.rundir import ANALYSIS_JSON, RUN_RECORD, RUN_REPORT
+from controller.rundir import ANALYSIS_JSON, LOCUST_HTML, RUN_RECORD, RUN_REPORT, RUN_REPORT_HTML
 from tests.support import REPO_ROOT, demo_server, run_loadctl
 
 pytestmark = pytest.mark.integration
@@ -32,6 +40,8 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         profile.write_text(
             f"name: staged\nlocustfile: {LOCUSTFILE}\nhost: {target}\nworkers: 1\ngates: none\n"
             f"stages:\n{stages}analysis: {{slices: 4, slo: {{latency_p95_ms: 60000, error_rate: 0.99}}}}\n"
+            f"scrape_targets: [{{name: target, url: '{target}/metrics'}}]\n"
+            "summary_peaks: [demo_pool_in_use]\n"
         )
         done = run_loadctl(
             ["run", str(profile), "--run-id", RUN_ID, "--results-dir", str(root / "results")], timeout=180
@@ -68,3 +78,97 @@ def test_report_has_the_phases_and_over_time_tables(finished_run):
     assert "## Phases" in report and "| `ramp_up` | 4 |" in report and "| `steady` | 8 |" in report
     assert "## Error rate and latency over time" in report and "**trend**" in report
     assert "## Breaking Point and Capacity" in report and "- Breaking point: none" in report
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _svgs(html: str) -> dict[str, ET.Element]:
+    """Each inline chart of report.html, parsed as XML, by its key."""
+    charts = {}
+    for chunk in html.split("<svg ")[1:]:
+        svg = ET.fromstring("<svg " + chunk[: chunk.index("</svg>") + len("</svg>")])
+        charts[svg.attrib["data-chart"]] = svg
+    return charts
+
+
+def test_report_html_has_every_section_and_charts_with_data(finished_run):
+    run_dir, record = finished_run["run_dir"], finished_run["record"]
+    assert RUN_REPORT_HTML in record["files"] and (run_dir / LOCUST_HTML).exists()  # Locust's, renamed
+    html = (run_dir / RUN_REPORT_HTML).read_text()
+    assert "TBD" not in html and "<script" not in html and "http" not in html.split("<body>")[0]
+    for section in ("metadata", "load_profile", "phases", "over_time", "stability", "capacity", "verdict"):
+        assert f'<section id="{section}">' in html
+    charts = _svgs(html)
+    assert set(charts) == {"users", "rps", "latency", "errors", "demo_pool_in_use"}
+    for key in ("users", "rps", "latency", "demo_pool_in_use"):
+        paths = [p for p in charts[key].iter(f"{SVG}path") if p.attrib.get("class") == "series"]
+        assert paths and max(p.attrib["d"].count("L") for p in paths) >= 10, key  # a line of many points
+    analysis = json.loads((run_dir / ANALYSIS_JSON).read_text())
+    users = next(c for c in analysis["charts"] if c["key"] == "users")["series"][0]["points"]
+    assert max(v for _, v in users if v is not None) == 8 and len(users) <= 300
+    assert record["stages"][1]["users"] == 8 and record["command"][:2] == ["loadctl", "run"]
+    assert record["locust_version"] and record["python_version"] and record["peaks"][0]["final"] is not None
+    report = (run_dir / RUN_REPORT).read_text()
+    assert (
+        "TBD" not in report
+        and "## Interpretation" in report
+        and "| Gauge | Initial | Peak | Final |" in report
+    )
+
+
+def _png_colours(png: bytes) -> tuple[int, int, int, set[tuple[int, ...]]]:
+    """(width, height, bytes per pixel, distinct colours) of an 8-bit, non-interlaced PNG: enough
+    of a decoder for Chromium's screenshots, with the standard library only."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, header = 8, b"", b""
+    while pos < len(png):
+        (length,), kind = struct.unpack(">I", png[pos : pos + 4]), png[pos + 4 : pos + 8]
+        body = png[pos + 8 : pos + 8 + length]
+        header = body if kind == b"IHDR" else header
+        idat += body if kind == b"IDAT" else b""
+        pos += 12 + length
+    width, height, depth, colour_type = struct.unpack(">IIBB", header[:10])
+    assert depth == 8 and colour_type in (2, 6)
+    bpp = 3 if colour_type == 2 else 4
+    raw, stride = zlib.decompress(idat), width * bpp
+    previous, colours = bytearray(stride), set()
+    for y in range(height):
+        kind, row = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
+        for i in range(stride):
+            left = row[i - bpp] if i >= bpp else 0
+            up, corner = previous[i], previous[i - bpp] if i >= bpp else 0
+            if kind == 1:
+                row[i] = (row[i] + left) & 0xFF
+            elif kind == 2:
+                row[i] = (row[i] + up) & 0xFF
+            elif kind == 3:
+                row[i] = (row[i] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                row[i] = (row[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 0xFF
+        colours.update(bytes(row[x : x + 3]) for x in range(0, stride, bpp))
+        previous = row
+    return width, height, bpp, {tuple(c) for c in colours}
+
+
+def test_report_html_opens_in_headless_chromium_and_shows_the_charts(finished_run, tmp_path: Path):
+    chromium = os.environ.get("CHROMIUM_BIN") or shutil.which("chromium")
+    assert chromium, "chromium not found: scripts/ensure-tool.sh chromium chromium CHROMIUM_BIN"
+    page = (finished_run["run_dir"] / RUN_REPORT_HTML).resolve().as_uri()
+    shot = tmp_path / "report.png"
+    done = subprocess.run(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+         f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", page,
+         # the page from the top down to the charts, at half scale (fewer pixels to decode here)
+         "--window-size=1000,3200", "--force-device-scale-factor=0.5"],
+        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert shot.exists(), done.stderr[-2000:]
+    width, height, _, colours = _png_colours(shot.read_bytes())
+    assert (width, height) == (500, 1600)
+    # a blank or text-only page has a handful of greys; the charts add their series colours
+    assert len(colours) > 40, len(colours)
+    near = lambda rgb, c: all(abs(a - b) <= 24 for a, b in zip(rgb, c, strict=True))  # noqa: E731
+    assert any(near((0x1F, 0x77, 0xB4), c) for c in colours)  # the first series' blue

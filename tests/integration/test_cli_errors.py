@@ -201,3 +201,20 @@ def test_a_k8s_run_with_a_missing_kubeconfig_is_an_input_error(tmp_path):
     env = {**os.environ, "KUBECONFIG": str(missing)}
     done = run_loadctl([*ADHOC_RUN, "--results-dir", str(tmp_path / "results"), "--backend", "k8s"], env=env)
     assert_input_error(done, tmp_path, "kubeconfig", "No configuration found")
+
+
+def test_a_broken_report_template_is_rejected_before_any_load(tmp_path):
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "report.md.j2").write_text("# {{ report.title }}\n{% if x %}\nunclosed\n")
+    args = [*ADHOC_RUN, "--results-dir", str(tmp_path / "results")]
+    done = run_loadctl([*args, "--report-template", str(templates)])
+    assert_input_error(done, tmp_path, f"{templates / 'report.md.j2'}:", "template syntax error at line")
+    done = run_loadctl([*args, "--report-template", str(tmp_path / "missing")])
+    assert_input_error(done, tmp_path, "report_template (--report-template):", "is not a directory")
+    body = f"name: p\nlocustfile: {DEMO_LOCUSTFILE}\nhost: http://127.0.0.1:1\nusers: 1\nduration: 5s\n"
+    path = profile(tmp_path, body + "report_template: missing\n")
+    done = run_loadctl(["validate", str(path), "--results-dir", str(tmp_path / "results")])
+    assert_input_error(
+        done, tmp_path, "p.yaml: report_template (--report-template):", "missing is not a directory"
+    )
