@@ -333,5 +333,6 @@ def test_report_md_matches_locusts_numbers(finished_run):
     for row in csv_rows(finished_run["run_dir"] / "stats.csv"):
         if row["Name"] != "Aggregated":
             assert f"| `{row['Name']}` | {row['Type']} | {int(row['Request Count']):,} |" in text
-    assert "`POST harvest_auto`" in text and "LocustBadStatusCode(code=429)" in text
-    assert "## Gate Results" in text and "**Verdict: PASS** (exit 0)" in text
+    assert "| POST | `harvest_auto` | `LocustBadStatusCode(code=429)` |" in text
+    assert "## Gate Results" in text and "- Gates verdict: PASS" in text
+    assert "- Verdict: PASS (exit 0)" in text
