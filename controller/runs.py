@@ -635,7 +635,10 @@ def write_reports(
     html = _rendered(
         RUN_REPORT_HTML,
         lambda: render_html(
-            view, charts=chart_panels(analysis, record), grafana=grafana_link(record), template_dir=template_dir
+            view,
+            charts=chart_panels(analysis, record),
+            grafana=grafana_link(record),
+            template_dir=template_dir,
         ),
         notes,
     )

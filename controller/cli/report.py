@@ -82,6 +82,8 @@ def reanalyse(
         gate_file=gate_file,
         workers=record.workers,
         generator_problems=record.generator_problems,
+        # report.html's gauge charts: the summary_peaks that had data (run.json keeps their peaks)
+        summary_peaks=tuple(dict.fromkeys(p.metric for p in record.peaks)),
     )
 
 
@@ -101,7 +103,7 @@ def _checked_record(run_dir: Path) -> RunRecord:
     "--baseline", type=RUN_DIR, help="A run's results folder to compare with (analysis.json `comparison`)."
 )
 def report(run_dir: Path, baseline: Path | None) -> None:
-    """Rebuild RESULTS_DIR's analysis.json and report.md offline from its tsdb/."""
+    """Rebuild RESULTS_DIR's analysis.json, report.md and report.html offline from its tsdb/."""
     from controller.prom.server import serve_run_tsdb
     from controller.runs import write_reports
 
@@ -126,7 +128,7 @@ def report(run_dir: Path, baseline: Path | None) -> None:
         comparison = compare_runs(base, RunFigures(record, analysis, stats), baseline_dir=str(baseline))
         analysis = analysis.model_copy(update={"comparison": comparison})
     try:
-        write_reports(
+        notes += write_reports(
             run_dir,
             record,
             stats=stats,
@@ -138,4 +140,4 @@ def report(run_dir: Path, baseline: Path | None) -> None:
         raise InfraError(f"{run_dir}: cannot write: {e.strerror or e}") from e
     for note in notes:
         warn(note)
-    say(f"rebuilt {folder.analysis_json} and {folder.report_md}")
+    say(f"rebuilt {folder.analysis_json}, {folder.report_md} and {folder.report_html}")

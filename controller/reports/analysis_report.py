@@ -68,7 +68,14 @@ def steps_section(analysis: Analysis | None) -> Section:
         return Section("capacity", title, (Text("No step of load held long enough to judge."),))
     judged = {True: "yes", False: "no", None: "not judged"}
     rows = [
-        [f"{s.users:,}", rps(s.rps), ms(s.p95_ms), error_rate(s.error_rate), judged[s.within_slo]]
+        [
+            f"{s.users:,}",
+            "ramp bin" if s.ramp else "hold",
+            rps(s.rps),
+            ms(s.p95_ms),
+            error_rate(s.error_rate),
+            judged[s.within_slo],
+        ]
         for s in analysis.steps
     ]
     broken = [i for i, s in enumerate(analysis.steps) if s.within_slo is False]
@@ -87,13 +94,12 @@ def steps_section(analysis: Analysis | None) -> Section:
             Fact("Capacity", f"{rps(best.max_rps_within_slo)} req/s within the SLO{at}"),
             Fact("Max throughput", f"{rps(best.max_rps)} req/s"),
         ]
-    headers = ["Users", "RPS", "p95 (ms)", "Error rate", "Within SLO"]
-    blocks: tuple[Block, ...] = (
-        Text(f"SLO ({analysis.slo.source}): {analysis.slo.rule}."),
-        table(headers, rows, right=range(4), emphasis=broken),
-        facts(*items),
-    )
-    return Section("capacity", title, blocks)
+    headers = ["Users", "Step", "RPS", "p95 (ms)", "Error rate", "Within SLO"]
+    blocks: list[Block] = [Text(f"SLO ({analysis.slo.source}): {analysis.slo.rule}.")]
+    if analysis.steps_rule:
+        blocks.append(Text(f"Steps: {analysis.steps_rule}."))
+    blocks += [table(headers, rows, right=(0, 2, 3, 4), emphasis=broken), facts(*items)]
+    return Section("capacity", title, tuple(blocks))
 
 
 def _ratio(ratio: float | None) -> str:
@@ -178,12 +184,13 @@ def recovery_section(analysis: Analysis | None) -> Section:
             r.spike_phase,
             ms(r.before_p95_ms),
             error_rate(r.before_error_rate),
-            "never (not before the run ended)" if r.seconds is None else f"{r.seconds:.0f}s",
+            "never" if r.seconds is None else f"{r.seconds:.0f}s",
+            r.reason or "-",
         ]
         for r in spikes
     ]
     never = [i for i, r in enumerate(spikes) if r.seconds is None]
-    headers = ["After phase", "p95 before (ms)", "Error rate before", "Back within tolerance after"]
+    headers = ["After phase", "p95 before (ms)", "Error rate before", "Back within tolerance after", "How"]
     recovered = table(headers, rows, right=(1, 2, 3), code=(0,), emphasis=never)
     return Section("recovery", title, (recovered, Text(f"Rule: {spikes[0].rule}.")))
 

@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from controller.rundir import ANALYSIS_JSON, RUN_RECORD, RUN_REPORT, STATS_CSV
+from controller.rundir import ANALYSIS_JSON, RUN_RECORD, RUN_REPORT, RUN_REPORT_HTML, STATS_CSV
 from tests.support import DEMO_LOCUSTFILE, demo_server, run_loadctl
 
 pytestmark = pytest.mark.integration
@@ -69,10 +69,12 @@ def test_report_rebuilds_the_same_analysis_and_report(results):
         before = analysis(run_dir)
         (run_dir / ANALYSIS_JSON).unlink()
         (run_dir / RUN_REPORT).unlink()
+        (run_dir / RUN_REPORT_HTML).unlink()
         done = run_loadctl(["report", str(run_dir), *extra], timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
         assert analysis(run_dir) == before
         assert "## Phases" in (run_dir / RUN_REPORT).read_text()
+        assert '<svg xmlns="http://www.w3.org/2000/svg"' in (run_dir / RUN_REPORT_HTML).read_text()
 
 
 def test_runs_not_like_for_like_are_refused_unless_forced(results, tmp_path):

@@ -156,7 +156,8 @@ def test_breaking_point_and_capacity_render_the_steps():
     steps = judge_steps(step_windows(phases, stages), measured, slo)
     analysis = Analysis(steps=steps, slo=slo, breaking_point=breaking_point(steps), capacity=capacity(steps))
     text = md(steps_section(analysis))
-    assert "| 10 | 10.00 | 100 | 0.00% | yes |" in text and "| **20** | 15.00 | 500 | 0.00% | no |" in text
+    assert "| 10 | hold | 10.00 | 100 | 0.00% | yes |" in text
+    assert "| **20** | hold | 15.00 | 500 | 0.00% | no |" in text
     assert "- Breaking point: 20 users at 15.00 req/s: p95 500 ms > SLO 300 ms" in text
     assert "- Capacity: 10.00 req/s within the SLO at 10 users" in text
     assert "- Max throughput: 15.00 req/s" in text
