@@ -140,6 +140,7 @@ class Capacity(_Frozen):
 # --- stability, recovery, generator, charts, comparison (issue 12; filled in by their modules) ---
 
 DriftVerdict = Literal["leak", "stable", "no_data"]
+PoolVerdict = Literal["stable", "leak", "no_data"]
 
 
 class Drift(_Frozen):
@@ -176,8 +177,10 @@ class PoolStability(_Frozen):
     peak: float | None
     after: float | None  # the last sample after the load stopped
     exhausted: bool | None  # utilisation reached 1 (or connections reached max) at any point
-    verdict: Literal["stable", "leak", "no_data"]
+    verdict: PoolVerdict
     rule: str
+    before_at: float | None = None  # when `before` was sampled: after the load's start = no pre-load sample
+    after_at: float | None = None
 
 
 class Recovery(_Frozen):

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from typing import TypedDict
 
 import httpx
 
+from controller.analysis.drift import drift, drift_report, pool_stability, series_labels, warmup_end
 from controller.analysis.generator import generator_health
-from controller.analysis.models import Analysis, GeneratorHealth, Recovery, WindowFigures
+from controller.analysis.models import (
+    Analysis,
+    Drift,
+    DriftReport,
+    GeneratorHealth,
+    PoolStability,
+    Recovery,
+    WindowFigures,
+)
 from controller.analysis.phases import phase_figures
 from controller.analysis.recovery import probe_window_s, probe_windows, recovery, spikes
 from controller.analysis.steps import (
@@ -20,11 +31,18 @@ from controller.analysis.steps import (
     step_windows,
 )
 from controller.analysis.timeline import slice_windows, timeline
-from controller.gates.compile import Segment, compile_scrape_counts, compile_window_figures
+from controller.gates.compile import (
+    Segment,
+    compile_drift,
+    compile_scrape_counts,
+    compile_window_figures,
+    drift_step,
+)
 from controller.gates.models import GateFile
 from controller.models import AnalysisSettings, PhaseWindow, Stage
-from controller.prom.client import query, query_value
+from controller.prom.client import query, query_range, query_value
 from controller.prom.health import users_peak_query, worker_cpu_peak_query, workers_missing_query
+from controller.prom.queries import AFTER_RUN_S, range_s, run_selector
 
 
 def read_window(*, client: httpx.Client, run_id: str, segment: Segment, run_end: float) -> WindowFigures:
@@ -83,6 +101,15 @@ def read_analysis(
             phases=phases,
             ended=ended,
             interval_s=interval,
+        ),
+        **read_stability(
+            client=client,
+            run_id=run_id,
+            stages=stages,
+            phases=phases,
+            started=started,
+            ended=ended,
+            settings=settings,
         ),
         generator=read_generator(
             client=client,
@@ -152,3 +179,120 @@ def read_generator(
         users_max=query_value(client=client, promql=users_peak_query(run_id, **span)),
         problems=problems,
     )
+
+
+# --- drift and pool stability ---
+
+
+class Stability(TypedDict):
+    """analysis.json's drift and pools, as Analysis' keyword arguments."""
+
+    drift: DriftReport
+    pools: tuple[PoolStability, ...]
+
+
+def read_stability(
+    *,
+    client: httpx.Client,
+    run_id: str,
+    stages: Sequence[Stage],
+    phases: Sequence[PhaseWindow],
+    started: float,
+    ended: float,
+    settings: AnalysisSettings,
+) -> Stability:
+    """Drift after the warm-up, and the pools from before the load to a while after it: up to now
+    during the run's read-back, AFTER_RUN_S after the stop when rebuilt later (`loadctl report`)."""
+    warm = warmup_end(started=started, ended=ended, stages=stages, phases=phases, warmup=settings.warmup)
+    found = read_drift(client=client, run_id=run_id, metrics=drift_gauges(settings), start=warm, end=ended)
+    after = min(time.time(), ended + AFTER_RUN_S)
+    pools = read_pools(client=client, run_id=run_id, started=started, stopped=ended, now=after)
+    return Stability(drift=found, pools=pools)
+
+
+DEFAULT_DRIFT_GAUGES = (
+    "loadctl_process_resident_memory_bytes",
+    "loadctl_postgres_connections",
+    "loadctl_redis_used_memory_bytes",
+)
+
+
+def drift_gauges(settings: AnalysisSettings) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([*DEFAULT_DRIFT_GAUGES, *settings.drift]))
+
+
+def read_drift(
+    *, client: httpx.Client, run_id: str, metrics: Sequence[str], start: float, end: float
+) -> DriftReport:
+    """Each gauge's samples over [start (the warm-up's end), end (the load's stop)], one Drift per
+    series; a gauge without series (no such probe) is left out."""
+    gauges: list[Drift] = []
+    for metric in metrics:
+        if end <= start:
+            continue
+        series = query_range(
+            client=client,
+            promql=compile_drift(metric=metric, run_id=run_id),
+            start=start,
+            end=end,
+            step=drift_step(start, end),
+        )
+        gauges += sorted((drift(metric, s.labels, s.points) for s in series), key=lambda d: str(d.labels))
+    return drift_report(start, gauges)
+
+
+# Pools watched for stability: (name in analysis.json, PromQL of what is in use, PromQL of in use /
+# capacity). PostgreSQL: connections held by work (every state but idle): an application's pool
+# keeps idle connections open after the load by design, so only busy ones must go back to the
+# pre-load level (open idle connections that keep growing are the drift of the total). The demo
+# target: its worker pool's busy slots over its size (examples/demo_target/pool.py).
+POOL_GAUGES = (
+    (
+        'loadctl_postgres_connections{state!="idle"}',
+        'sum without (state) (loadctl_postgres_connections{{run_id="{run_id}", state!="idle"}})',
+        "loadctl_postgres_pool_utilization_ratio{selector}",
+    ),
+    (
+        "demo_pool_in_use",
+        "demo_pool_in_use{selector}",
+        "demo_pool_in_use{selector} / demo_pool_size{selector}",
+    ),
+)
+POOL_PRE_LOAD_STEPS = 5  # the range starts this many steps before the load: `before`'s samples
+
+
+def read_pools(
+    *, client: httpx.Client, run_id: str, started: float, stopped: float, now: float
+) -> tuple[PoolStability, ...]:
+    """Each pool series from before the load to `now` (after it), with its utilisation's peak."""
+    step = drift_step(started, now)
+    pools: list[PoolStability] = []
+    for name, in_use, utilisation in POOL_GAUGES:
+        selector = run_selector(run_id)
+        series = query_range(
+            client=client,
+            promql=in_use.format(run_id=run_id, selector=selector),
+            start=started - POOL_PRE_LOAD_STEPS * step,
+            end=now,
+            step=step,
+        )
+        # a subquery at the range query's step: the ratio's peak among the same instants
+        window = f"[{range_s(started, stopped)}:{max(1, round(step * 1000))}ms] @ {stopped:.3f}"
+        peaks = (
+            query(client=client, promql=f"max_over_time(({utilisation.format(selector=selector)}){window})")
+            if series
+            else []
+        )
+        by_labels = {str(series_labels(p.labels)): p.value for p in peaks}
+        pools += [
+            pool_stability(
+                name,
+                s.labels,
+                s.points,
+                started=started,
+                stopped=stopped,
+                utilisation_peak=by_labels.get(str(series_labels(s.labels))),
+            )
+            for s in series
+        ]
+    return tuple(pools)

@@ -217,3 +217,25 @@ def compile_window_figures(
             for name in ANALYSIS_QUANTILES
         },
     )
+
+
+# --- drift: a gauge's samples over a window, fitted to a line (controller/linefit.py) ---
+
+# A range query's points per window at most: a 24 h soak is read every 2 min, a 10-min run every
+# second. Enough for a least-squares line; bounded so a long run stays one small answer.
+DRIFT_MAX_POINTS = 720
+# Gauges split by a label that is a breakdown of one quantity: PostgreSQL connections by state are
+# watched as one number per probe (a connection leaking from `active` to `idle` is no drift).
+DRIFT_SUMMED_OVER = {"loadctl_postgres_connections": "state"}
+
+
+def compile_drift(*, metric: str, run_id: str, labels: str = "") -> str:
+    """A watched gauge's PromQL, one series per label set (summed over DRIFT_SUMMED_OVER's label)."""
+    selector = _selector(metric, run_id, labels)
+    over = DRIFT_SUMMED_OVER.get(metric)
+    return f"sum without ({over}) ({selector})" if over else selector
+
+
+def drift_step(start: float, end: float, *, min_step: float = 1.0) -> float:
+    """The range query's step over [start, end]: at most DRIFT_MAX_POINTS points, at least `min_step`."""
+    return max(min_step, (end - start) / DRIFT_MAX_POINTS)

@@ -64,6 +64,27 @@ def query_value(*, client: httpx.Client, promql: str, at: float | None = None) -
     return samples[0].value
 
 
+@dataclass(frozen=True)
+class Series:
+    labels: dict[str, str]
+    points: tuple[tuple[float, float], ...]  # (unix time, value), NaN values left out
+
+
+def query_range(*, client: httpx.Client, promql: str, start: float, end: float, step: float) -> list[Series]:
+    """Range query: each series' values at start, start + step, ... <= end."""
+    params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:.3f}"}
+    data = _api(client, "/api/v1/query_range", params)
+    if data["resultType"] != "matrix":
+        raise PrometheusError(f"expected a range vector from {promql!r}, got {data['resultType']}")
+    return [
+        Series(
+            item["metric"],
+            tuple((float(t), float(v)) for t, v in item["values"] if not math.isnan(float(v))),
+        )
+        for item in data["result"]
+    ]
+
+
 def targets(*, client: httpx.Client) -> list[dict[str, Any]]:
     return list(_api(client, "/api/v1/targets", {"state": "active"})["activeTargets"])
 

@@ -1,7 +1,8 @@
 """A real two-stage local run against the demo target: analysis.json and the report's Phases table.
 
 The phases are measured in the run's Prometheus with the gates' PromQL; their requests must add up
-to Locust's own total in run.json (the exporter's counters are exact).
+to Locust's own total in run.json (the exporter's counters are exact). A process probe watches the
+demo target's RSS and its /metrics is scraped (its worker pool): drift and pool stability.
 """
 
 from __future__ import annotations
@@ -28,10 +29,13 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         for phase, seconds, users in STAGES
     )
     with demo_server(root / "target.log") as target:
+        port = target.rsplit(":", 1)[1]
         profile = root / "staged.yaml"
         profile.write_text(
             f"name: staged\nlocustfile: {LOCUSTFILE}\nhost: {target}\nworkers: 1\ngates: none\n"
             f"stages:\n{stages}analysis: {{slices: 4, slo: {{latency_p95_ms: 60000, error_rate: 0.99}}}}\n"
+            f"probes:\n  - {{name: target, type: process, match: '--port {port}'}}\n"
+            f"scrape_targets:\n  - {{name: demo, url: '{target}/metrics'}}\n"
         )
         done = run_loadctl(
             ["run", str(profile), "--run-id", RUN_ID, "--results-dir", str(root / "results")], timeout=180
@@ -68,3 +72,26 @@ def test_report_has_the_phases_and_over_time_tables(finished_run):
     assert "## Phases" in report and "| `ramp_up` | 4 |" in report and "| `steady` | 8 |" in report
     assert "## Error rate and latency over time" in report and "**trend**" in report
     assert "## Breaking Point and Capacity" in report and "- Breaking point: none" in report
+
+
+def test_drift_watches_the_demo_targets_rss_after_the_warmup(finished_run):
+    analysis = json.loads((finished_run["run_dir"] / ANALYSIS_JSON).read_text())
+    record = finished_run["record"]
+    drift = analysis["drift"]
+    ramp_up = next(p for p in analysis["phases"] if p["phase"] == "ramp_up")
+    assert drift["warmup_end"] == ramp_up["end"]  # the default warm-up: the first stage as it ran
+    assert "r^2" in drift["rule"]
+    (rss,) = [g for g in drift["gauges"] if g["metric"] == "loadctl_process_resident_memory_bytes"]
+    assert rss["labels"] == {"probe": "target"}
+    assert rss["samples"] >= 8  # 12 s of steady stage at a 1-s step
+    assert 10e6 < rss["first"] <= rss["peak"] and rss["last"] <= rss["peak"]  # a Python process' RSS
+    assert rss["verdict"] in ("stable", "leak") and rss["r_squared"] is not None
+    # no PostgreSQL or Redis probe: those defaults have no series, so no entry
+    assert {g["metric"] for g in drift["gauges"]} == {"loadctl_process_resident_memory_bytes"}
+    # the demo's worker pool (idle under this locustfile): 0 at its first sample, 0 after the load.
+    # A local run's Prometheus first scrapes a few seconds after it starts, so usually after the load.
+    pools = {p["labels"]["pool"]: p for p in analysis["pools"] if p["metric"] == "demo_pool_in_use"}
+    assert "studio_generate" in pools
+    for pool in pools.values():
+        assert pool["before_at"] < record["started_at"] + 8 and pool["after_at"] > record["ended_at"]
+        assert (pool["before"], pool["after"], pool["verdict"], pool["exhausted"]) == (0, 0, "stable", False)
