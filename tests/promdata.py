@@ -94,6 +94,9 @@ class SyntheticRun:
     pool_peak: tuple[int, float] | None = None  # (seconds after start, value) of a one-sample peak
     upstream_unreachable: Mapping[str, float] = field(default_factory=dict)  # upstream -> gauge value
     lazy: bool = False
+    # A server process' RSS growing linearly from the start: (bytes at the start, bytes per hour);
+    # None: no such series. A known leak for drift_per_hour and analysis.json's drift.
+    rss: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         methods: dict[str, str] = {}
@@ -181,6 +184,10 @@ class SyntheticRun:
         if self.pool_peak is not None and t == self.start + self.pool_peak[0]:
             return self.pool_peak[1]
         return self.phases[self._phase_at(t)].pool_ratio
+
+    def rss_at(self, t: int) -> float:
+        assert self.rss is not None
+        return self.rss[0] + self.rss[1] * (t - self.start) / 3600
 
     def first_sample(self, counter: Callable[[int], float]) -> int:
         """Time of a series' first sample: the start, or (lazy) its first non-zero value."""
@@ -331,6 +338,16 @@ def openmetrics(runs: Sequence[SyntheticRun]) -> str:
                 "demo_upstream_unreachable",
                 [("run_id", run.run_id), ("upstream", upstream)],
                 ((t, value) for t in run.times()),
+            )
+
+    family("loadctl_process_resident_memory_bytes", "gauge", "RSS of the server's process.")
+    for run in runs:
+        if run.rss is not None:
+            _series(
+                lines,
+                "loadctl_process_resident_memory_bytes",
+                [("run_id", run.run_id), ("probe", "server")],
+                ((t, run.rss_at(t)) for t in run.times()),
             )
 
     lines.append("# EOF")

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from controller.analysis.models import Drift, DriftReport, PoolStability, PoolVerdict
+from controller.gates.compile import drift_labels
 from controller.linefit import MIN_FIT_SAMPLES, fit_line
 from controller.models import PhaseWindow, Stage
 
@@ -34,8 +35,6 @@ DRIFT_RULE = (
     f"{LEAK_MIN_FITTED_GROWTH:.0%} within the window; no_data with fewer than {MIN_FIT_SAMPLES} "
     f"samples; else stable"
 )
-# Labels that say where a series was scraped from, not which thing it measures.
-SOURCE_LABELS = frozenset({"__name__", "run_id", "instance", "job"})
 
 Points = Sequence[tuple[float, float]]
 
@@ -60,10 +59,6 @@ def warmup_end(
     return min(end, ended)
 
 
-def series_labels(labels: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in sorted(labels.items()) if k not in SOURCE_LABELS}
-
-
 def drift(metric: str, labels: Mapping[str, str], points: Points) -> Drift:
     """One gauge's drift over `points` (the samples after the warm-up, up to the load's stop)."""
     values = [v for _, v in sorted(points)]
@@ -78,7 +73,7 @@ def drift(metric: str, labels: Mapping[str, str], points: Points) -> Drift:
     )
     return Drift(
         metric=metric,
-        labels=series_labels(labels),
+        labels=drift_labels(labels),
         samples=len(values),
         first=values[0] if values else None,
         last=values[-1] if values else None,
@@ -135,7 +130,7 @@ def pool_stability(
         verdict = "leak" if final - level > max(POOL_LEAK_MIN, POOL_LEAK_SHARE * rise) else "stable"
     return PoolStability(
         metric=metric,
-        labels=series_labels(labels),
+        labels=drift_labels(labels),
         before=level,
         peak=peak,
         after=final,

@@ -8,7 +8,7 @@ from typing import TypedDict
 
 import httpx
 
-from controller.analysis.drift import drift, drift_report, pool_stability, series_labels, warmup_end
+from controller.analysis.drift import drift, drift_report, pool_stability, warmup_end
 from controller.analysis.generator import generator_health
 from controller.analysis.models import (
     Analysis,
@@ -36,6 +36,7 @@ from controller.gates.compile import (
     compile_drift,
     compile_scrape_counts,
     compile_window_figures,
+    drift_labels,
     drift_step,
 )
 from controller.gates.models import GateFile
@@ -283,7 +284,7 @@ def read_pools(
             if series
             else []
         )
-        by_labels = {str(series_labels(p.labels)): p.value for p in peaks}
+        by_labels = {str(drift_labels(p.labels)): p.value for p in peaks}
         pools += [
             pool_stability(
                 name,
@@ -291,7 +292,7 @@ def read_pools(
                 s.points,
                 started=started,
                 stopped=stopped,
-                utilisation_peak=by_labels.get(str(series_labels(s.labels))),
+                utilisation_peak=by_labels.get(str(drift_labels(s.labels))),
             )
             for s in series
         ]

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from controller.rundir import ANALYSIS_JSON, RUN_RECORD, RUN_REPORT
+from controller.rundir import ANALYSIS_JSON, GATES_JSON, GATES_MD, JUNIT_XML, RUN_RECORD, RUN_REPORT
 from tests.support import REPO_ROOT, demo_server, run_loadctl
 
 pytestmark = pytest.mark.integration
@@ -19,6 +19,15 @@ pytestmark = pytest.mark.integration
 RUN_ID = "analysis"
 LOCUSTFILE = REPO_ROOT / "tests" / "integration" / "locustfiles" / "accuracy.py"
 STAGES = [("ramp_up", 8, 4), ("steady", 12, 8)]  # phase, seconds, users
+# The gates judged from the analysis' own numbers: drift over steady (= the analysis' window after
+# its default warm-up, the first stage) and the breaking point (no step broke the loose SLO: 8).
+GATES = (
+    "version: 1\nname: analysis\nwindow: steady\ngates:\n"
+    "  - {name: rss_drift, metric: drift_per_hour, gauge: loadctl_process_resident_memory_bytes, "
+    "labels: 'probe=\"target\"', max: 1000}\n"
+    "  - {name: holds_8, metric: breaking_point_users, min: 8}\n"
+    "  - {name: holds_500, metric: breaking_point_users, min: 500, severity: warn}\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +39,11 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     )
     with demo_server(root / "target.log") as target:
         port = target.rsplit(":", 1)[1]
+        (root / "gates.yaml").write_text(GATES)
         profile = root / "staged.yaml"
         profile.write_text(
-            f"name: staged\nlocustfile: {LOCUSTFILE}\nhost: {target}\nworkers: 1\ngates: none\n"
+            f"name: staged\nlocustfile: {LOCUSTFILE}\nhost: {target}\nworkers: 1\n"
+            f"gates: {root / 'gates.yaml'}\n"
             f"stages:\n{stages}analysis: {{slices: 4, slo: {{latency_p95_ms: 60000, error_rate: 0.99}}}}\n"
             f"probes:\n  - {{name: target, type: process, match: '--port {port}'}}\n"
             f"scrape_targets:\n  - {{name: demo, url: '{target}/metrics'}}\n"
@@ -95,3 +106,41 @@ def test_drift_watches_the_demo_targets_rss_after_the_warmup(finished_run):
     for pool in pools.values():
         assert pool["before_at"] < record["started_at"] + 8 and pool["after_at"] > record["ended_at"]
         assert (pool["before"], pool["after"], pool["verdict"], pool["exhausted"]) == (0, 0, "stable", False)
+
+
+def test_the_drift_and_breaking_point_gates_judge_the_analysis_numbers(finished_run):
+    run_dir = finished_run["run_dir"]
+    analysis = json.loads((run_dir / ANALYSIS_JSON).read_text())
+    gates = {g["name"]: g for g in json.loads((run_dir / GATES_JSON).read_text())["gates"]}
+    (rss,) = [
+        g for g in analysis["drift"]["gauges"] if g["metric"] == "loadctl_process_resident_memory_bytes"
+    ]
+    assert gates["rss_drift"]["value"] == rss["growth_ratio_per_hour"]  # the same fit, the same float
+    assert gates["rss_drift"]["window"]["start"] == analysis["drift"]["warmup_end"]
+    assert gates["rss_drift"]["verdict"] == "pass"
+    # no step broke the SLO: the most users held within it, 8, so min 500 cannot pass
+    assert (gates["holds_8"]["value"], gates["holds_8"]["verdict"]) == (8, "pass")
+    assert (gates["holds_500"]["verdict"], gates["holds_500"]["reason"]) == ("warn", "8 < min 500")
+    assert gates["holds_8"]["window"]["name"] == "run"
+    assert finished_run["record"]["verdict"] == "warn"
+    assert (
+        "holds_500" in (run_dir / GATES_MD).read_text() and "holds_500" in (run_dir / JUNIT_XML).read_text()
+    )
+    # `loadctl gates eval --run` judges it again from the kept analysis.json
+    done = run_loadctl(
+        [
+            "gates",
+            "eval",
+            "--gates",
+            str(run_dir.parent.parent / "gates.yaml"),
+            "--run",
+            str(run_dir),
+            "--format",
+            "json",
+        ],
+        timeout=120,
+    )
+    again = {g["name"]: g for g in json.loads(done.stdout)["gates"]}
+    assert done.returncode == 0, done.stderr
+    assert again["holds_8"]["value"] == 8 and again["holds_500"]["verdict"] == "warn"
+    assert again["rss_drift"]["value"] == gates["rss_drift"]["value"]
