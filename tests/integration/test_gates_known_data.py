@@ -66,6 +66,7 @@ def main_run(start: int) -> SyntheticRun:
                     "health": _health(),
                 },
                 pool_ratio=0.3,
+                pg_busy=1,
             ),
             Phase(
                 "steady",
@@ -76,6 +77,7 @@ def main_run(start: int) -> SyntheticRun:
                     "health": _health(),
                 },
                 pool_ratio=0.6,
+                pg_busy=8,
             ),
             Phase(
                 "ramp_down",
@@ -86,11 +88,13 @@ def main_run(start: int) -> SyntheticRun:
                     "health": _health(),
                 },
                 pool_ratio=0.2,
+                pg_busy=4,  # not back to 1 after the load: a connection leak
             ),
         ),
         pool_peak=(120, 0.85),  # one sample, in the middle of steady
         upstream_unreachable={"cache": 0.0, "search-db": 1.0},
         rss=(RSS_START, RSS_PER_HOUR),
+        pg_idle=5,
     )
 
 
@@ -713,6 +717,25 @@ def test_drift_per_hour_live_and_without_samples(main):
     short = evaluate(main, metric_gate("leak", "drift_per_hour", max=1), until=T0 + 61)
     assert short.gates[0].value is None
     assert short.gates[0].reason == '{probe="server"}: 2 sample(s) in the window, need 3 to fit a line'
+
+
+def test_connections_are_summed_over_state_and_busy_ones_judged_for_a_pool_leak(main_prom):
+    from controller.analysis.read import read_drift, read_pools
+
+    # the analysis' view with steady as "the load": before = ramp_up, after = ramp_down
+    start, stop, after = T0 + 60.0, T0 + 180.0, T0 + 210.0
+    drift = read_drift(
+        client=main_prom, run_id="known-main", metrics=["loadctl_postgres_connections"], start=start, end=stop
+    )
+    [connections] = drift.gauges
+    # 5 idle + 8 active in steady (the boundary sample at its start closes ramp_up: 5 + 1)
+    assert connections.labels == {"probe": "db"} and (connections.first, connections.peak) == (6, 13)
+    pools = read_pools(client=main_prom, run_id="known-main", started=start, stopped=stop, now=after)
+    [pool] = [p for p in pools if p.metric.startswith("loadctl_postgres_connections")]
+    assert (pool.before, pool.peak, pool.after) == (1, 8, 4)  # active only: idle ones may stay open
+    assert pool.verdict == "leak"  # 3 above before > max(1, 10 % of the rise of 7)
+    assert pool.exhausted is False  # (8 + 5) / 20 = 0.65 at most
+    assert pool.before_at == start - 1 and pool.after_at == after
 
 
 def test_breaking_point_users_is_judged_after_the_run(main):
