@@ -228,9 +228,7 @@ def read_drift(
     """Each gauge's samples over [start (the warm-up's end), end (the load's stop)], one Drift per
     series; a gauge without series (no such probe) is left out."""
     gauges: list[Drift] = []
-    for metric in metrics:
-        if end <= start:
-            continue
+    for metric in metrics if end > start else ():  # a warm-up as long as the run: nothing to fit
         series = query_range(
             client=client,
             promql=compile_drift(metric=metric, run_id=run_id),

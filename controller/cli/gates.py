@@ -218,6 +218,9 @@ def lock_command(
     record = run_record(run_dir)
     with prometheus_client(prometheus, run_dir, "lock") as client:
         report = evaluate_gates(gate_file, source=str(gates_path), target=Target(client, record))
+    from controller.runs import judge_analysis_gates  # here: runs loads every backend
+
+    report = judge_analysis_gates(gate_file, report, kept_analysis(run_dir))
     if report.verdict == "error":
         raise InputError(f"cannot lock: {report.reason}", source=str(run_dir))
     data, rows = lock_gate_file(load_yaml_mapping(gates_path), report.gates, headroom=headroom)

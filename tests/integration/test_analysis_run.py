@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from controller.rundir import ANALYSIS_JSON, GATES_JSON, GATES_MD, JUNIT_XML, RUN_RECORD, RUN_REPORT
 from tests.support import REPO_ROOT, demo_server, run_loadctl
@@ -144,3 +145,21 @@ def test_the_drift_and_breaking_point_gates_judge_the_analysis_numbers(finished_
     assert done.returncode == 0, done.stderr
     assert again["holds_8"]["value"] == 8 and again["holds_500"]["verdict"] == "warn"
     assert again["rss_drift"]["value"] == gates["rss_drift"]["value"]
+    # and `gates lock` locks it from the analysis too: min 8 observed 8 stays, min 500 never loosens
+    locked = run_dir.parent.parent / "gates.locked.yaml"
+    root = run_dir.parent.parent
+    lock = [
+        "gates",
+        "lock",
+        "--gates",
+        str(root / "gates.yaml"),
+        "--run",
+        str(run_dir),
+        "--output",
+        str(locked),
+    ]
+    done = run_loadctl([*lock, "--report", str(root / "lock.md")], timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    thresholds = {g["name"]: g for g in yaml.safe_load(locked.read_text())["gates"]}
+    assert (thresholds["holds_8"]["min"], thresholds["holds_500"]["min"]) == (8, 500)
+    assert thresholds["rss_drift"]["max"] == pytest.approx(gates["rss_drift"]["value"] * 1.2, rel=1e-3)
