@@ -17,7 +17,7 @@ Fewer than MIN_FIT_SAMPLES samples: no_data. Anything else: stable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from controller.analysis.models import Drift, DriftReport, PoolStability, PoolVerdict
 from controller.gates.compile import drift_labels
@@ -37,6 +37,7 @@ DRIFT_RULE = (
 )
 
 Points = Sequence[tuple[float, float]]
+Labelled = tuple[dict[str, str], list[tuple[float, float]]]  # a series' labels and samples
 
 
 def warmup_end(
@@ -93,37 +94,53 @@ def drift_report(warmup_end_at: float, gauges: Sequence[Drift]) -> DriftReport:
 
 POOL_LEAK_MIN = 1.0  # one connection busy at the sampling instant is a background task, not a leak
 POOL_LEAK_SHARE = 0.1  # of the load's rise (peak - before): a big pool may settle a little slower
+# `after` is the first sample this long after the stop: requests in flight when Locust stopped
+# still hold their connection (or slot) for up to a response time; a leaked one holds it for good.
+# The first such sample, not the last: the live read-back and `loadctl report` later see the same.
+POOL_SETTLE_S = 5.0
 POOL_RULE = (
-    f"leak when, after the load stopped, the pool is above its level before the load by more than "
-    f"max({POOL_LEAK_MIN:g}, {POOL_LEAK_SHARE:.0%} of the load's rise above it); `before` is the last "
-    f"sample before the load started, else the first sample (before_at after the start: the pool was "
-    f"first scraped during the load), `after` the last sample after it stopped; exhausted: in use / "
-    f"capacity reached 1"
+    f"leak when the pool {POOL_SETTLE_S:g} s after the load stopped is above its level before the "
+    f"load by more than max({POOL_LEAK_MIN:g}, {POOL_LEAK_SHARE:.0%} of the load's rise above it); "
+    f"`before` is the last sample before the load started, else the first sample (before_at after "
+    f"the start: the pool was first scraped during the load), `after` the first sample at least "
+    f"{POOL_SETTLE_S:g} s after the stop; exhausted: in use / capacity reached 1"
 )
 # A local run's Prometheus applies its scrape targets some seconds after it starts (target updates
 # are throttled to every 5 s), and the load starts as soon as Locust's workers connect: a local
 # run usually has no pre-load sample, and `before` is the first one, a few seconds into the ramp.
 
 
+def summed_over(series: Iterable[tuple[Mapping[str, str], Points]], label: str | None) -> dict[str, Labelled]:
+    """Raw series keyed by what tells them apart (drift_labels), those differing only in `label`
+    summed sample by sample (a probe's connections by state are scraped together, at one time)."""
+    grouped: dict[str, tuple[dict[str, str], dict[float, float]]] = {}
+    for labels, points in series:
+        kept = {k: v for k, v in drift_labels(labels).items() if k != label}
+        _, values = grouped.setdefault(str(kept), (kept, {}))
+        for t, v in points:
+            values[t] = values.get(t, 0.0) + v
+    return {key: (labels, sorted(values.items())) for key, (labels, values) in grouped.items()}
+
+
 def pool_stability(
     metric: str,
     labels: Mapping[str, str],
-    points: Points,
     *,
+    around_start: Points,
+    after_stop: Points,
+    peak: float | None,
     started: float,
     stopped: float,
     utilisation_peak: float | None,
 ) -> PoolStability:
-    """Connections (or slots) in use before, during and after the load; `points` span all three.
-
-    `utilisation_peak`: the highest in-use / capacity over the load, None when unknown.
-    """
-    ordered = sorted(points)
-    before = [p for p in ordered if p[0] < started] or ordered[:1]
-    peak = max((v for t, v in ordered if started <= t <= stopped), default=None)
-    after = [p for p in ordered if p[0] > stopped]
-    level = before[-1][1] if before else None
-    final = after[-1][1] if after else None
+    """Connections (or slots) in use before the load (samples `around_start`), at their peak over
+    it, and after it (samples `after_stop`); `utilisation_peak`: the highest in use / capacity
+    over the load, None when unknown."""
+    ordered = sorted(around_start)
+    before = ([p for p in ordered if p[0] < started] or ordered[:1])[-1:]
+    after = [p for p in sorted(after_stop) if p[0] >= stopped + POOL_SETTLE_S][:1]
+    level = before[0][1] if before else None
+    final = after[0][1] if after else None
     verdict: PoolVerdict = "no_data"
     if level is not None and final is not None:
         rise = max(0.0, (level if peak is None else peak) - level)
@@ -137,6 +154,6 @@ def pool_stability(
         exhausted=None if utilisation_peak is None else utilisation_peak >= 1.0,
         verdict=verdict,
         rule=POOL_RULE,
-        before_at=before[-1][0] if before else None,
-        after_at=after[-1][0] if after else None,
+        before_at=before[0][0] if before else None,
+        after_at=after[0][0] if after else None,
     )

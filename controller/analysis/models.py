@@ -175,7 +175,7 @@ class PoolStability(_Frozen):
     labels: dict[str, str]
     before: float | None  # the last sample before the load started
     peak: float | None
-    after: float | None  # the last sample after the load stopped
+    after: float | None  # the first sample at least POOL_SETTLE_S (5 s) after the load stopped
     exhausted: bool | None  # utilisation reached 1 (or connections reached max) at any point
     verdict: PoolVerdict
     rule: str

@@ -8,7 +8,15 @@ from typing import TypedDict
 
 import httpx
 
-from controller.analysis.drift import drift, drift_report, pool_stability, warmup_end
+from controller.analysis.drift import (
+    POOL_SETTLE_S,
+    Labelled,
+    drift,
+    drift_report,
+    pool_stability,
+    summed_over,
+    warmup_end,
+)
 from controller.analysis.generator import generator_health
 from controller.analysis.models import (
     Analysis,
@@ -41,9 +49,9 @@ from controller.gates.compile import (
 )
 from controller.gates.models import GateFile
 from controller.models import AnalysisSettings, PhaseWindow, Stage
-from controller.prom.client import query, query_range, query_value
+from controller.prom.client import query, query_range, query_samples, query_value
 from controller.prom.health import users_peak_query, worker_cpu_peak_query, workers_missing_query
-from controller.prom.queries import AFTER_RUN_S, range_s, run_selector
+from controller.prom.queries import range_s
 
 
 def read_window(*, client: httpx.Client, run_id: str, segment: Segment, run_end: float) -> WindowFigures:
@@ -108,9 +116,9 @@ def read_analysis(
             run_id=run_id,
             stages=stages,
             phases=phases,
-            started=started,
-            ended=ended,
+            span=(started, ended),
             settings=settings,
+            interval_s=interval,
         ),
         generator=read_generator(
             client=client,
@@ -192,22 +200,28 @@ class Stability(TypedDict):
     pools: tuple[PoolStability, ...]
 
 
+def wait_for_settled_samples(*, stopped: float, interval_s: float | None) -> None:
+    """During the read-back, until a scrape POOL_SETTLE_S after the stop can be in the tsdb (a
+    second more for its ingestion); a rebuild later (`loadctl report`) never waits."""
+    time.sleep(max(0.0, stopped + POOL_SETTLE_S + (interval_s or 1.0) + 1.0 - time.time()))
+
+
 def read_stability(
     *,
     client: httpx.Client,
     run_id: str,
     stages: Sequence[Stage],
     phases: Sequence[PhaseWindow],
-    started: float,
-    ended: float,
+    span: Segment,
     settings: AnalysisSettings,
+    interval_s: float | None,
 ) -> Stability:
-    """Drift after the warm-up, and the pools from before the load to a while after it: up to now
-    during the run's read-back, AFTER_RUN_S after the stop when rebuilt later (`loadctl report`)."""
+    """Drift after the warm-up, and the pools before, over and after the load (`span`: its start
+    and stop)."""
+    started, ended = span
     warm = warmup_end(started=started, ended=ended, stages=stages, phases=phases, warmup=settings.warmup)
     found = read_drift(client=client, run_id=run_id, metrics=drift_gauges(settings), start=warm, end=ended)
-    after = min(time.time(), ended + AFTER_RUN_S)
-    pools = read_pools(client=client, run_id=run_id, started=started, stopped=ended, now=after)
+    pools = read_pools(client=client, run_id=run_id, started=started, stopped=ended, interval_s=interval_s)
     return Stability(drift=found, pools=pools)
 
 
@@ -240,58 +254,90 @@ def read_drift(
     return drift_report(start, gauges)
 
 
-# Pools watched for stability: (name in analysis.json, PromQL of what is in use, PromQL of in use /
-# capacity). PostgreSQL: connections held by work (every state but idle): an application's pool
-# keeps idle connections open after the load by design, so only busy ones must go back to the
-# pre-load level (open idle connections that keep growing are the drift of the total). The demo
-# target: its worker pool's busy slots over its size (examples/demo_target/pool.py).
+# Pools watched for stability: (name in analysis.json, selector of what is in use, a label it is
+# summed over, in use / capacity). PostgreSQL: connections held by work (every state but idle): an
+# application's pool keeps idle connections open after the load by design, so only busy ones must
+# go back to the pre-load level (open idle connections that keep growing are the drift of the
+# total). The demo target: its worker pool's busy slots over its size (examples/demo_target/pool.py).
 POOL_GAUGES = (
     (
         'loadctl_postgres_connections{state!="idle"}',
-        'sum without (state) (loadctl_postgres_connections{{run_id="{run_id}", state!="idle"}})',
-        "loadctl_postgres_pool_utilization_ratio{selector}",
+        'loadctl_postgres_connections{{run_id="{run_id}", state!="idle"}}',
+        "state",
+        'loadctl_postgres_pool_utilization_ratio{{run_id="{run_id}"}}',
     ),
     (
         "demo_pool_in_use",
-        "demo_pool_in_use{selector}",
-        "demo_pool_in_use{selector} / demo_pool_size{selector}",
+        'demo_pool_in_use{{run_id="{run_id}"}}',
+        None,
+        'demo_pool_in_use{{run_id="{run_id}"}} / demo_pool_size{{run_id="{run_id}"}}',
     ),
 )
-POOL_PRE_LOAD_STEPS = 5  # the range starts this many steps before the load: `before`'s samples
+POOL_SAMPLES_S = 60.0  # raw samples read after the load's start and after the stop's settling
+POOL_BEFORE_S = 300.0  # and before the start: Prometheus' own lookback
+
+
+def read_pool_samples(
+    *, client: httpx.Client, selector: str, over: str | None, start: float, end: float
+) -> dict[str, Labelled]:
+    """The raw samples of `selector` in (start, end], summed over the label `over`."""
+    promql = f"{selector}[{range_s(start, end)}] @ {end:.3f}"
+    found = query_samples(client=client, promql=promql)
+    return summed_over(((s.labels, s.points) for s in found), over)
+
+
+def read_peaks_over_load(
+    *, client: httpx.Client, expr: str, over: str | None, started: float, stopped: float
+):
+    """Each series' maximum over the load, a subquery at drift_step (keyed as summed_over's)."""
+    summed = f"sum without ({over}) ({expr})" if over else expr
+    step_ms = max(1, round(drift_step(started, stopped) * 1000))
+    promql = f"max_over_time(({summed})[{range_s(started, stopped)}:{step_ms}ms] @ {stopped:.3f})"
+    return {str(drift_labels(s.labels)): s.value for s in query(client=client, promql=promql)}
 
 
 def read_pools(
-    *, client: httpx.Client, run_id: str, started: float, stopped: float, now: float
+    *, client: httpx.Client, run_id: str, started: float, stopped: float, interval_s: float | None
 ) -> tuple[PoolStability, ...]:
-    """Each pool series from before the load to `now` (after it), with its utilisation's peak."""
-    step = drift_step(started, now)
-    pools: list[PoolStability] = []
-    for name, in_use, utilisation in POOL_GAUGES:
-        selector = run_selector(run_id)
-        series = query_range(
+    """Each pool series' level before the load, its peak over the load (and its utilisation's),
+    and its level POOL_SETTLE_S after the stop (waited for, when there is a pool at all)."""
+    found = []
+    for name, in_use_selector, over, utilisation in POOL_GAUGES:
+        selector = in_use_selector.format(run_id=run_id)
+        around = read_pool_samples(
             client=client,
-            promql=in_use.format(run_id=run_id, selector=selector),
-            start=started - POOL_PRE_LOAD_STEPS * step,
-            end=now,
-            step=step,
+            selector=selector,
+            over=over,
+            start=started - POOL_BEFORE_S,
+            end=started + POOL_SAMPLES_S,
         )
-        # a subquery at the range query's step: the ratio's peak among the same instants
-        window = f"[{range_s(started, stopped)}:{max(1, round(step * 1000))}ms] @ {stopped:.3f}"
-        peaks = (
-            query(client=client, promql=f"max_over_time(({utilisation.format(selector=selector)}){window})")
-            if series
-            else []
+        if around:
+            found.append((name, selector, over, utilisation.format(run_id=run_id), around))
+    if found:
+        wait_for_settled_samples(stopped=stopped, interval_s=interval_s)
+    settled = stopped + POOL_SETTLE_S
+    pools: list[PoolStability] = []
+    for name, selector, over, utilisation, around in found:
+        after = read_pool_samples(
+            client=client, selector=selector, over=over, start=settled - 0.001, end=settled + POOL_SAMPLES_S
         )
-        by_labels = {str(drift_labels(p.labels)): p.value for p in peaks}
+        peaks = read_peaks_over_load(
+            client=client, expr=selector, over=over, started=started, stopped=stopped
+        )
+        ratios = read_peaks_over_load(
+            client=client, expr=utilisation, over=None, started=started, stopped=stopped
+        )
         pools += [
             pool_stability(
                 name,
-                s.labels,
-                s.points,
+                labels,
+                around_start=points,
+                after_stop=after[key][1] if key in after else [],
+                peak=peaks.get(key),
                 started=started,
                 stopped=stopped,
-                utilisation_peak=by_labels.get(str(drift_labels(s.labels))),
+                utilisation_peak=ratios.get(key),
             )
-            for s in series
+            for key, (labels, points) in sorted(around.items())
         ]
     return tuple(pools)

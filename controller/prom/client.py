@@ -76,13 +76,23 @@ def query_range(*, client: httpx.Client, promql: str, start: float, end: float, 
     data = _api(client, "/api/v1/query_range", params)
     if data["resultType"] != "matrix":
         raise PrometheusError(f"expected a range vector from {promql!r}, got {data['resultType']}")
-    return [
-        Series(
-            item["metric"],
-            tuple((float(t), float(v)) for t, v in item["values"] if not math.isnan(float(v))),
-        )
-        for item in data["result"]
-    ]
+    return [_series(item) for item in data["result"]]
+
+
+def query_samples(*, client: httpx.Client, promql: str, at: float | None = None) -> list[Series]:
+    """Instant query of a range vector (`x[5m] @ t`): each series' raw samples, as scraped."""
+    params: dict[str, Any] = {"query": promql}
+    if at is not None:
+        params["time"] = f"{at:.3f}"
+    data = _api(client, "/api/v1/query", params)
+    if data["resultType"] != "matrix":
+        raise PrometheusError(f"expected a range vector from {promql!r}, got {data['resultType']}")
+    return [_series(item) for item in data["result"]]
+
+
+def _series(item: dict[str, Any]) -> Series:
+    points = ((float(t), float(v)) for t, v in item["values"])
+    return Series(item["metric"], tuple((t, v) for t, v in points if not math.isnan(v)))
 
 
 def targets(*, client: httpx.Client) -> list[dict[str, Any]]:

@@ -12,8 +12,10 @@ from controller.analysis.drift import (
     LEAK_MIN_FITTED_GROWTH,
     LEAK_MIN_GROWTH_PER_HOUR,
     LEAK_MIN_R_SQUARED,
+    POOL_SETTLE_S,
     drift,
     pool_stability,
+    summed_over,
     warmup_end,
 )
 from controller.linefit import fit_line
@@ -150,57 +152,78 @@ def test_the_profile_names_extra_drift_gauges_and_a_warmup():
 STARTED, STOPPED = T0 + 10, T0 + 70
 
 
-def pool(levels: tuple[float, float, float], *, pre_load: bool = True):
-    """`before` until the load starts, `peak` during it, `after` once it stopped (1 s samples)."""
+def pool(
+    levels: tuple[float, float, float], *, pre_load: bool = True, settle: float = POOL_SETTLE_S, **kwargs
+):
+    """`before` until the load starts, `peak` during it, `after` from `settle` s after the stop (the
+    load's level until then: requests in flight), sampled every second."""
     before, peak, after = levels
     first = 0 if pre_load else 12
-    return [
-        (T0 + s, before if T0 + s < STARTED else peak if T0 + s <= STOPPED else after)
-        for s in range(first, 80)
-    ]
+    samples = [(T0 + s, before if T0 + s < STARTED else peak) for s in range(first, 71)]
+    settling = [(T0 + s, peak if T0 + s < STOPPED + settle else after) for s in range(71, 140)]
+    return pool_stability(
+        "c",
+        kwargs.pop("labels", {}),
+        around_start=samples[:40],
+        after_stop=settling,
+        peak=peak,
+        started=STARTED,
+        stopped=STOPPED,
+        utilisation_peak=kwargs.pop("utilisation_peak", None),
+    )
 
 
 def test_a_pool_back_to_its_pre_load_level_is_stable():
-    result = pool_stability(
-        "demo_pool_in_use",
-        {"pool": "studio"},
-        pool((0, 8, 0)),
-        started=STARTED,
-        stopped=STOPPED,
-        utilisation_peak=0.5,
-    )
+    result = pool((0, 8, 0), labels={"pool": "studio", "instance": "x"}, utilisation_peak=0.5)
     assert (result.before, result.peak, result.after) == (0, 8, 0)
     assert result.verdict == "stable" and result.exhausted is False
-    assert result.before_at == T0 + 9 and result.after_at == T0 + 79 and result.labels == {"pool": "studio"}
+    assert result.before_at == T0 + 9 and result.after_at == STOPPED + POOL_SETTLE_S
+    assert result.labels == {"pool": "studio"}
+
+
+def test_requests_in_flight_at_the_stop_are_not_a_leak_a_pool_still_up_after_settling_is():
+    assert pool((0, 8, 0), settle=POOL_SETTLE_S).verdict == "stable"  # still 8 busy until 5 s after
+    assert pool((0, 8, 0), settle=POOL_SETTLE_S + 1).after == 8  # busy past the settling: a leak
+    assert pool((0, 8, 0), settle=POOL_SETTLE_S + 1).verdict == "leak"
 
 
 def test_a_pool_that_stays_up_after_the_load_is_a_leak():
-    result = pool_stability("c", {}, pool((2, 20, 9)), started=STARTED, stopped=STOPPED, utilisation_peak=1.0)
+    result = pool((2, 20, 9), utilisation_peak=1.0)
     assert result.verdict == "leak" and result.exhausted is True
     # within the tolerance: max(1, 10 % of the rise of 18) = 1.8 above the level before
-    assert (
-        pool_stability(
-            "c", {}, pool((2, 20, 3.8)), started=STARTED, stopped=STOPPED, utilisation_peak=None
-        ).verdict
-        == "stable"
-    )
-    assert (
-        pool_stability(
-            "c", {}, pool((2, 20, 3.9)), started=STARTED, stopped=STOPPED, utilisation_peak=None
-        ).verdict
-        == "leak"
-    )
+    assert pool((2, 20, 3.8)).verdict == "stable"
+    assert pool((2, 20, 3.9)).verdict == "leak"
 
 
 def test_without_a_pre_load_sample_the_first_sample_is_before_and_says_when():
-    result = pool_stability(
-        "c", {}, pool((0, 5, 5), pre_load=False), started=STARTED, stopped=STOPPED, utilisation_peak=None
-    )
+    result = pool((0, 5, 5), pre_load=False)
     assert result.before == 5 and result.before_at == T0 + 12 > STARTED
     assert result.exhausted is None and result.verdict == "stable"
 
 
 def test_a_pool_without_samples_after_the_load_is_no_data():
-    points = [p for p in pool((0, 5, 0)) if p[0] <= STOPPED]
-    result = pool_stability("c", {}, points, started=STARTED, stopped=STOPPED, utilisation_peak=None)
+    result = pool_stability(
+        "c",
+        {},
+        around_start=[(T0, 0.0)],
+        after_stop=[(STOPPED + 1, 0.0)],
+        peak=5,
+        started=STARTED,
+        stopped=STOPPED,
+        utilisation_peak=None,
+    )  # the only sample after the stop is before the settling
     assert result.verdict == "no_data" and result.after is None and result.before == 0
+
+
+def test_connections_by_state_are_summed_per_probe_sample_by_sample():
+    series = [
+        ({"run_id": "r", "probe": "db", "state": "active", "job": "probes"}, [(1.0, 3.0), (2.0, 4.0)]),
+        ({"run_id": "r", "probe": "db", "state": "idle_in_transaction"}, [(1.0, 1.0), (2.0, 2.0)]),
+        ({"run_id": "r", "probe": "other", "state": "active"}, [(1.0, 7.0)]),
+    ]
+    summed = summed_over(series, "state")
+    assert summed == {
+        str({"probe": "db"}): ({"probe": "db"}, [(1.0, 4.0), (2.0, 6.0)]),
+        str({"probe": "other"}): ({"probe": "other"}, [(1.0, 7.0)]),
+    }
+    assert len(summed_over(series, None)) == 3  # nothing summed: each label set its own
