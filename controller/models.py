@@ -92,6 +92,14 @@ class AnalysisSettings(_Frozen):
     # 30-min soak); at most 100, each slice costs a handful of queries after the run.
     slices: Count = Field(default=10, ge=2, le=100)
 
+    # Gauges watched for drift (a leak) besides the defaults (process RSS, PostgreSQL connections,
+    # Redis memory): analysis/drift.py. Each costs one range query after the run.
+    drift: tuple[Annotated[str, Field(pattern=METRIC_NAME_PATTERN)], ...] = Field(default=(), max_length=50)
+
+    # Samples before this (from the start) are not watched for drift: a process warms its caches.
+    # None: the first stage as it ran, or 10 % of a single-stage run.
+    warmup: Duration | None = Field(default=None, gt=0)
+
 
 class ScrapeTarget(_Frozen):
     """An extra Prometheus scrape target, e.g. the system under test's own /metrics."""

@@ -26,6 +26,7 @@ from rich.live import Live
 from controller.analysis.compare import RunFigures, compare_runs
 from controller.analysis.models import Analysis
 from controller.analysis.read import read_analysis
+from controller.analysis.steps import breaking_point_users
 from controller.backends.base import Backend
 from controller.baseline import baseline_target
 from controller.comparison import read_run_figures
@@ -40,7 +41,7 @@ from controller.errors import (
     RunSkipped,
 )
 from controller.gates.compile import WindowError, window_segments
-from controller.gates.evaluate import GateReport, GateResult
+from controller.gates.evaluate import GateReport, GateResult, judge, with_results
 from controller.gates.models import GateFile
 from controller.gates.runner import Target, evaluate_gates
 from controller.models import OVERRUN_GRACE_S, Peak, PhaseWindow, RunPlan, RunRecord
@@ -454,7 +455,35 @@ def read_back(
             http, run_id=plan.run_id, metrics=plan.summary_peaks, start=readings.started, end=readings.ended
         )
     readings.analysis = analyse(plan, readings, http, gate_file=gate_file)
+    if gate_file is not None and readings.report is not None:
+        readings.report = judge_analysis_gates(gate_file, readings.report, readings.analysis)
     return readings
+
+
+def judge_analysis_gates(gate_file: GateFile, report: GateReport, analysis: Analysis | None) -> GateReport:
+    """The report with its gates judged from the analysis (breaking_point_users) in place of the
+    placeholders evaluate_gates left; fail closed when the analysis is missing or failed."""
+    judged = []
+    for gate in gate_file.gates:
+        placeholder = next((r for r in report.gates if r.name == gate.name), None)
+        if not gate.from_analysis or placeholder is None:
+            continue
+        value: float | None = None
+        reason: str | None = f"the run's analysis failed: {analysis.error if analysis else 'not computed'}"
+        if analysis is not None and analysis.error is None:
+            value, reason = breaking_point_users(analysis.steps)
+        judged.append(
+            judge(
+                gate,
+                value=value,
+                reason=reason,
+                promql="",
+                window=placeholder.window,
+                start=placeholder.start,
+                end=placeholder.end,
+            )
+        )
+    return with_results(report, judged)
 
 
 def analyse(plan: RunPlan, readings: Readings, http: httpx.Client, *, gate_file: GateFile | None) -> Analysis:

@@ -41,6 +41,7 @@ from controller.prom.server import PROMETHEUS_ENV, PrometheusServer
 
 # Upper bounds of the latency buckets (seconds); every Traffic.latency has one count per bound.
 LE: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5, 1.0, math.inf)
+PG_POOL_SIZE = 20.0
 # What one observation in each bucket adds to the histogram's _sum (seconds).
 _TYPICAL_S: tuple[float, ...] = (0.005, 0.03, 0.075, 0.3, 0.75, 2.0)
 
@@ -84,6 +85,7 @@ class Phase:
     duration: int  # whole seconds
     traffic: Mapping[str, Traffic]  # request name -> its rates
     pool_ratio: float = 0.0  # demo_pool_in_use_ratio during this phase
+    pg_busy: float = 0.0  # loadctl_postgres_connections{state="active"} (with SyntheticRun.pg_idle)
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,12 @@ class SyntheticRun:
     pool_peak: tuple[int, float] | None = None  # (seconds after start, value) of a one-sample peak
     upstream_unreachable: Mapping[str, float] = field(default_factory=dict)  # upstream -> gauge value
     lazy: bool = False
+    # A server process' RSS growing linearly from the start: (bytes at the start, bytes per hour);
+    # None: no such series. A known leak for drift_per_hour and analysis.json's drift.
+    rss: tuple[float, float] | None = None
+    # PostgreSQL probe "db": this many idle connections throughout, each phase's pg_busy active, a
+    # pool of PG_POOL_SIZE; None: no such series.
+    pg_idle: float | None = None
 
     def __post_init__(self) -> None:
         methods: dict[str, str] = {}
@@ -181,6 +189,14 @@ class SyntheticRun:
         if self.pool_peak is not None and t == self.start + self.pool_peak[0]:
             return self.pool_peak[1]
         return self.phases[self._phase_at(t)].pool_ratio
+
+    def rss_at(self, t: int) -> float:
+        assert self.rss is not None
+        return self.rss[0] + self.rss[1] * (t - self.start) / 3600
+
+    def pg_connections_at(self, t: int) -> dict[str, float]:
+        assert self.pg_idle is not None
+        return {"active": self.phases[self._phase_at(t)].pg_busy, "idle": self.pg_idle}
 
     def first_sample(self, counter: Callable[[int], float]) -> int:
         """Time of a series' first sample: the start, or (lazy) its first non-zero value."""
@@ -331,6 +347,36 @@ def openmetrics(runs: Sequence[SyntheticRun]) -> str:
                 "demo_upstream_unreachable",
                 [("run_id", run.run_id), ("upstream", upstream)],
                 ((t, value) for t in run.times()),
+            )
+
+    family("loadctl_process_resident_memory_bytes", "gauge", "RSS of the server's process.")
+    for run in runs:
+        if run.rss is not None:
+            _series(
+                lines,
+                "loadctl_process_resident_memory_bytes",
+                [("run_id", run.run_id), ("probe", "server")],
+                ((t, run.rss_at(t)) for t in run.times()),
+            )
+
+    family("loadctl_postgres_connections", "gauge", "Client connections by state.")
+    for run in runs:
+        if run.pg_idle is not None:
+            for state in ("active", "idle"):
+                _series(
+                    lines,
+                    "loadctl_postgres_connections",
+                    [("run_id", run.run_id), ("probe", "db"), ("state", state)],
+                    ((t, run.pg_connections_at(t)[state]) for t in run.times()),
+                )
+    family("loadctl_postgres_pool_utilization_ratio", "gauge", "Connections / pool size.")
+    for run in runs:
+        if run.pg_idle is not None:
+            _series(
+                lines,
+                "loadctl_postgres_pool_utilization_ratio",
+                [("run_id", run.run_id), ("probe", "db")],
+                ((t, sum(run.pg_connections_at(t).values()) / PG_POOL_SIZE) for t in run.times()),
             )
 
     lines.append("# EOF")

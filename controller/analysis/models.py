@@ -140,6 +140,7 @@ class Capacity(_Frozen):
 # --- stability, recovery, generator, charts, comparison (issue 12; filled in by their modules) ---
 
 DriftVerdict = Literal["leak", "stable", "no_data"]
+PoolVerdict = Literal["stable", "leak", "no_data"]
 
 
 class Drift(_Frozen):
@@ -174,10 +175,12 @@ class PoolStability(_Frozen):
     labels: dict[str, str]
     before: float | None  # the last sample before the load started
     peak: float | None
-    after: float | None  # the last sample after the load stopped
+    after: float | None  # the first sample at least POOL_SETTLE_S (5 s) after the load stopped
     exhausted: bool | None  # utilisation reached 1 (or connections reached max) at any point
-    verdict: Literal["stable", "leak", "no_data"]
+    verdict: PoolVerdict
     rule: str
+    before_at: float | None = None  # when `before` was sampled: after the load's start = no pre-load sample
+    after_at: float | None = None
 
 
 class Recovery(_Frozen):

@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from typing import TypedDict
 
 import httpx
 
 from controller.analysis.charts import chart, chart_queries, chart_step
+from controller.analysis.drift import (
+    POOL_SETTLE_S,
+    Labelled,
+    drift,
+    drift_report,
+    pool_stability,
+    summed_over,
+    warmup_end,
+)
 from controller.analysis.generator import generator_health
-from controller.analysis.models import Analysis, Chart, GeneratorHealth, Recovery, WindowFigures
+from controller.analysis.models import (
+    Analysis,
+    BreakingPoint,
+    Capacity,
+    Chart,
+    Drift,
+    DriftReport,
+    GeneratorHealth,
+    PoolStability,
+    Recovery,
+    SloUsed,
+    Step,
+    StepWindow,
+    WindowFigures,
+)
 from controller.analysis.phases import phase_figures
 from controller.analysis.recovery import probe_window_s, probe_windows, recovery, spikes
 from controller.analysis.steps import (
@@ -21,11 +46,19 @@ from controller.analysis.steps import (
     step_windows,
 )
 from controller.analysis.timeline import slice_windows, timeline
-from controller.gates.compile import Segment, compile_scrape_counts, compile_window_figures
+from controller.gates.compile import (
+    Segment,
+    compile_drift,
+    compile_scrape_counts,
+    compile_window_figures,
+    drift_labels,
+    drift_step,
+)
 from controller.gates.models import GateFile
 from controller.models import AnalysisSettings, PhaseWindow, Stage
-from controller.prom.client import query, query_range, query_value
+from controller.prom.client import query, query_range, query_samples, query_value
 from controller.prom.health import users_peak_query, worker_cpu_peak_query, workers_missing_query
+from controller.prom.queries import range_s
 
 
 def read_window(*, client: httpx.Client, run_id: str, segment: Segment, run_end: float) -> WindowFigures:
@@ -92,43 +125,55 @@ def read_analysis(
     def measure(start: float, end: float) -> WindowFigures:
         return read_window(client=client, run_id=run_id, segment=(start, end), run_end=ended)
 
-    interval = read_scrape_interval(client=client, run_id=run_id, started=started, ended=ended)
+    run = RunSeries(client=client, run_id=run_id)
+    interval = read_scrape_interval(**run, started=started, ended=ended)
     holds = step_windows(phases, stages, min_bin_s=min_bin_seconds(interval))
-    slo = slo_used(settings.slo, gate_file)
-    steps = judge_steps(holds, [measure(h.start, h.end) for h in holds], slo)
     return Analysis(
         phases=phase_figures(phases, stages, [measure(p.start, p.end) for p in phases]),
         timeline=timeline([measure(*w) for w in slice_windows(started, ended, settings.slices)]),
-        steps=steps,
-        slo=slo,
-        breaking_point=breaking_point(steps),
-        capacity=capacity(steps),
-        steps_rule=f"each hold of users; {RAMP_RULE}",
-        recovery=read_recovery(
-            client=client,
-            run_id=run_id,
-            stages=stages,
-            phases=phases,
-            ended=ended,
-            interval_s=interval,
+        **judged_steps(holds, [measure(h.start, h.end) for h in holds], slo_used(settings.slo, gate_file)),
+        recovery=read_recovery(**run, stages=stages, phases=phases, ended=ended, interval_s=interval),
+        **read_stability(
+            **run, stages=stages, phases=phases, span=(started, ended), settings=settings, interval_s=interval
         ),
         generator=read_generator(
-            client=client,
-            run_id=run_id,
-            stages=stages,
-            workers=workers,
-            started=started,
-            ended=ended,
-            problems=generator_problems,
+            **run, stages=stages, workers=workers, started=started, ended=ended, problems=generator_problems
         ),
         charts=read_charts(
-            client=client,
-            run_id=run_id,
+            **run,
             started=started,
             ended=ended,
             summary_peaks=summary_peaks,
             scrape_interval_s=interval or 1.0,
         ),
+    )
+
+
+class RunSeries(TypedDict):
+    """Where a run's series are: its Prometheus and its run_id (every reader's first two arguments)."""
+
+    client: httpx.Client
+    run_id: str
+
+
+class StepsJudged(TypedDict):
+    """analysis.json's steps, the SLO they were judged against, breaking point and capacity."""
+
+    steps: tuple[Step, ...]
+    slo: SloUsed
+    breaking_point: BreakingPoint | None
+    capacity: Capacity
+    steps_rule: str
+
+
+def judged_steps(holds: Sequence[StepWindow], measured: Sequence[WindowFigures], slo: SloUsed) -> StepsJudged:
+    steps = judge_steps(holds, measured, slo)
+    return StepsJudged(
+        steps=steps,
+        slo=slo,
+        breaking_point=breaking_point(steps),
+        capacity=capacity(steps),
+        steps_rule=f"each hold of users; {RAMP_RULE}",
     )
 
 
@@ -188,3 +233,156 @@ def read_generator(
         users_max=query_value(client=client, promql=users_peak_query(run_id, **span)),
         problems=problems,
     )
+
+
+# --- drift and pool stability ---
+
+
+class Stability(TypedDict):
+    """analysis.json's drift and pools, as Analysis' keyword arguments."""
+
+    drift: DriftReport
+    pools: tuple[PoolStability, ...]
+
+
+def wait_for_settled_samples(*, stopped: float, interval_s: float | None) -> None:
+    """During the read-back, until a scrape POOL_SETTLE_S after the stop can be in the tsdb (a
+    second more for its ingestion); a rebuild later (`loadctl report`) never waits."""
+    time.sleep(max(0.0, stopped + POOL_SETTLE_S + (interval_s or 1.0) + 1.0 - time.time()))
+
+
+def read_stability(
+    *,
+    client: httpx.Client,
+    run_id: str,
+    stages: Sequence[Stage],
+    phases: Sequence[PhaseWindow],
+    span: Segment,
+    settings: AnalysisSettings,
+    interval_s: float | None,
+) -> Stability:
+    """Drift after the warm-up, and the pools before, over and after the load (`span`: its start
+    and stop)."""
+    started, ended = span
+    warm = warmup_end(started=started, ended=ended, stages=stages, phases=phases, warmup=settings.warmup)
+    found = read_drift(client=client, run_id=run_id, metrics=drift_gauges(settings), start=warm, end=ended)
+    pools = read_pools(client=client, run_id=run_id, started=started, stopped=ended, interval_s=interval_s)
+    return Stability(drift=found, pools=pools)
+
+
+DEFAULT_DRIFT_GAUGES = (
+    "loadctl_process_resident_memory_bytes",
+    "loadctl_postgres_connections",
+    "loadctl_redis_used_memory_bytes",
+)
+
+
+def drift_gauges(settings: AnalysisSettings) -> tuple[str, ...]:
+    return tuple(dict.fromkeys([*DEFAULT_DRIFT_GAUGES, *settings.drift]))
+
+
+def read_drift(
+    *, client: httpx.Client, run_id: str, metrics: Sequence[str], start: float, end: float
+) -> DriftReport:
+    """Each gauge's samples over [start (the warm-up's end), end (the load's stop)], one Drift per
+    series; a gauge without series (no such probe) is left out."""
+    gauges: list[Drift] = []
+    for metric in metrics if end > start else ():  # a warm-up as long as the run: nothing to fit
+        series = query_range(
+            client=client,
+            promql=compile_drift(metric=metric, run_id=run_id),
+            start=start,
+            end=end,
+            step=drift_step(start, end),
+        )
+        gauges += sorted((drift(metric, s.labels, s.points) for s in series), key=lambda d: str(d.labels))
+    return drift_report(start, gauges)
+
+
+# Pools watched for stability: (name in analysis.json, selector of what is in use, a label it is
+# summed over, in use / capacity). PostgreSQL: connections held by work (every state but idle): an
+# application's pool keeps idle connections open after the load by design, so only busy ones must
+# go back to the pre-load level (open idle connections that keep growing are the drift of the
+# total). The demo target: its worker pool's busy slots over its size (examples/demo_target/pool.py).
+POOL_GAUGES = (
+    (
+        'loadctl_postgres_connections{state!="idle"}',
+        'loadctl_postgres_connections{{run_id="{run_id}", state!="idle"}}',
+        "state",
+        'loadctl_postgres_pool_utilization_ratio{{run_id="{run_id}"}}',
+    ),
+    (
+        "demo_pool_in_use",
+        'demo_pool_in_use{{run_id="{run_id}"}}',
+        None,
+        'demo_pool_in_use{{run_id="{run_id}"}} / demo_pool_size{{run_id="{run_id}"}}',
+    ),
+)
+POOL_SAMPLES_S = 60.0  # raw samples read after the load's start and after the stop's settling
+POOL_BEFORE_S = 300.0  # and before the start: Prometheus' own lookback
+
+
+def read_pool_samples(
+    *, client: httpx.Client, selector: str, over: str | None, start: float, end: float
+) -> dict[str, Labelled]:
+    """The raw samples of `selector` in (start, end], summed over the label `over`."""
+    promql = f"{selector}[{range_s(start, end)}] @ {end:.3f}"
+    found = query_samples(client=client, promql=promql)
+    return summed_over(((s.labels, s.points) for s in found), over)
+
+
+def read_peaks_over_load(
+    *, client: httpx.Client, expr: str, over: str | None, started: float, stopped: float
+):
+    """Each series' maximum over the load, a subquery at drift_step (keyed as summed_over's)."""
+    summed = f"sum without ({over}) ({expr})" if over else expr
+    step_ms = max(1, round(drift_step(started, stopped) * 1000))
+    promql = f"max_over_time(({summed})[{range_s(started, stopped)}:{step_ms}ms] @ {stopped:.3f})"
+    return {str(drift_labels(s.labels)): s.value for s in query(client=client, promql=promql)}
+
+
+def read_pools(
+    *, client: httpx.Client, run_id: str, started: float, stopped: float, interval_s: float | None
+) -> tuple[PoolStability, ...]:
+    """Each pool series' level before the load, its peak over the load (and its utilisation's),
+    and its level POOL_SETTLE_S after the stop (waited for, when there is a pool at all)."""
+    found = []
+    for name, in_use_selector, over, utilisation in POOL_GAUGES:
+        selector = in_use_selector.format(run_id=run_id)
+        around = read_pool_samples(
+            client=client,
+            selector=selector,
+            over=over,
+            start=started - POOL_BEFORE_S,
+            end=started + POOL_SAMPLES_S,
+        )
+        if around:
+            found.append((name, selector, over, utilisation.format(run_id=run_id), around))
+    if found:
+        wait_for_settled_samples(stopped=stopped, interval_s=interval_s)
+    settled = stopped + POOL_SETTLE_S
+    pools: list[PoolStability] = []
+    for name, selector, over, utilisation, around in found:
+        after = read_pool_samples(
+            client=client, selector=selector, over=over, start=settled - 0.001, end=settled + POOL_SAMPLES_S
+        )
+        peaks = read_peaks_over_load(
+            client=client, expr=selector, over=over, started=started, stopped=stopped
+        )
+        ratios = read_peaks_over_load(
+            client=client, expr=utilisation, over=None, started=started, stopped=stopped
+        )
+        pools += [
+            pool_stability(
+                name,
+                labels,
+                around_start=points,
+                after_stop=after[key][1] if key in after else [],
+                peak=peaks.get(key),
+                started=started,
+                stopped=stopped,
+                utilisation_peak=ratios.get(key),
+            )
+            for key, (labels, points) in sorted(around.items())
+        ]
+    return tuple(pools)

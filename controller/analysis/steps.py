@@ -195,3 +195,16 @@ def capacity(steps: Sequence[Step]) -> Capacity:
         users=best.users if best else None,
         max_rps=max((s.rps for s in steps if s.rps is not None), default=None),
     )
+
+
+def breaking_point_users(steps: Sequence[Step]) -> tuple[float | None, str | None]:
+    """(value, reason) of the `breaking_point_users` gate: the breaking point's users, else the most
+    users a step held within the SLO (a lower bound: the run never found its breaking point, so a
+    run that never reached 500 users within the SLO cannot pass `min: 500`), else no value."""
+    broken = breaking_point(steps)
+    if broken is not None:
+        return float(broken.users), None
+    held = [s.users for s in steps if s.within_slo]
+    if not held:
+        return None, "no step of users held within the SLO (analysis.json's steps)"
+    return float(max(held)), None

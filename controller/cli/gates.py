@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 import httpx
 
+from controller.analysis.models import Analysis
 from controller.baseline import baseline_target, read_baseline, run_record
 from controller.cli.options import GATES_PROMETHEUS, RUN_DIR, check_output, gate_file_option, write_output
 from controller.cli.render import console
@@ -151,6 +152,10 @@ def eval_command(
         report = evaluate_gates(
             gate_file, source=str(gates_path), target=target, baseline=base, retry_s=retry
         )
+    if run_dir is not None:
+        from controller.runs import judge_analysis_gates  # here: runs loads every backend
+
+        report = judge_analysis_gates(gate_file, report, kept_analysis(run_dir))
     if fmt == "table":
         from controller.reports.gates import gates_table
 
@@ -164,6 +169,14 @@ def eval_command(
         else:
             sys.stdout.write(text if text.endswith("\n") else text + "\n")
     sys.exit(report.exit_code)
+
+
+def kept_analysis(run_dir: Path) -> Analysis | None:
+    """The run's analysis.json, for the gates judged from it (None: missing or unreadable)."""
+    try:
+        return Analysis.model_validate_json(RunDir(run_dir).analysis_json.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
 
 
 @gates.command("lock")
@@ -205,6 +218,9 @@ def lock_command(
     record = run_record(run_dir)
     with prometheus_client(prometheus, run_dir, "lock") as client:
         report = evaluate_gates(gate_file, source=str(gates_path), target=Target(client, record))
+    from controller.runs import judge_analysis_gates  # here: runs loads every backend
+
+    report = judge_analysis_gates(gate_file, report, kept_analysis(run_dir))
     if report.verdict == "error":
         raise InputError(f"cannot lock: {report.reason}", source=str(run_dir))
     data, rows = lock_gate_file(load_yaml_mapping(gates_path), report.gates, headroom=headroom)

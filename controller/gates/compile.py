@@ -24,7 +24,7 @@ takes quantiles over all buckets minus the failed requests' buckets
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.gates.models import Gate
@@ -150,6 +150,9 @@ def compile_gate(
             .replace("$end", f"{end:.3f}")
         )
     metric = gate.metric
+    if metric == "drift_per_hour":
+        assert gate.gauge is not None  # the model requires it
+        return compile_drift(metric=gate.gauge, run_id=run_id, labels=gate.labels)
     if metric in QUANTILES:
         return _quantile_ms(QUANTILES[metric], gate, run_id, segments, run_end)
     if metric == "rps":
@@ -217,3 +220,39 @@ def compile_window_figures(
             for name in ANALYSIS_QUANTILES
         },
     )
+
+
+# --- drift: a gauge's samples over a window, fitted to a line (controller/linefit.py) ---
+
+# A range query's points per window at most: a 24 h soak is read every 2 min, a 10-min run every
+# second. Enough for a least-squares line; bounded so a long run stays one small answer.
+DRIFT_MAX_POINTS = 720
+# Gauges split by a label that is a breakdown of one quantity: PostgreSQL connections by state are
+# watched as one number per probe (a connection leaking from `active` to `idle` is no drift).
+DRIFT_SUMMED_OVER = {"loadctl_postgres_connections": "state"}
+
+
+def compile_drift(*, metric: str, run_id: str, labels: str = "") -> str:
+    """A watched gauge's PromQL, one series per label set (summed over DRIFT_SUMMED_OVER's label)."""
+    selector = _selector(metric, run_id, labels)
+    over = DRIFT_SUMMED_OVER.get(metric)
+    return f"sum without ({over}) ({selector})" if over else selector
+
+
+# Labels that say where a series was scraped from, not which thing it measures: not in its name.
+DRIFT_SOURCE_LABELS = frozenset({"__name__", "run_id", "instance", "job"})
+
+
+def drift_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """What tells one watched gauge's series apart (analysis.json's `labels`, a gate's reason)."""
+    return {k: v for k, v in sorted(labels.items()) if k not in DRIFT_SOURCE_LABELS}
+
+
+def drift_series_name(labels: Mapping[str, str]) -> str:
+    """`{probe="app"}`: a drift series as a gate's reason names it."""
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in drift_labels(labels).items()) + "}"
+
+
+def drift_step(start: float, end: float, *, min_step: float = 1.0) -> float:
+    """The range query's step over [start, end]: at most DRIFT_MAX_POINTS points, at least `min_step`."""
+    return max(min_step, (end - start) / DRIFT_MAX_POINTS)

@@ -7,10 +7,12 @@ reason, whatever its severity, never "pass". A relative gate without a baseline 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from controller.gates.models import Gate, parse_change
+from controller.linefit import MIN_FIT_SAMPLES, fit_line
 
 GateVerdict = Literal["pass", "warn", "fail"]
 Overall = Literal["pass", "warn", "fail", "error"]
@@ -145,3 +147,33 @@ class GateReport:
             "reason": self.reason,
             "gates": [g.to_json() for g in self.gates],
         }
+
+
+def drift_value(series: Mapping[str, Sequence[tuple[float, float]]]) -> tuple[float | None, str | None]:
+    """(value, reason) of a drift_per_hour gate from its gauge's samples, series name -> points: the
+    largest growth_ratio_per_hour (linefit.py, as analysis.json's drift). Fail closed: no series, or
+    any series that cannot be fitted (fewer than MIN_FIT_SAMPLES samples, fitted at 0 or below),
+    leaves the gate without a value."""
+    if not series:
+        return None, "no data"
+    growths: list[float] = []
+    for name, points in sorted(series.items()):
+        fit = fit_line(points)
+        if fit is None:
+            return (
+                None,
+                f"{name}: {len(points)} sample(s) in the window, need {MIN_FIT_SAMPLES} to fit a line",
+            )
+        if fit.growth_ratio_per_hour is None:
+            return None, f"{name}: fitted at {fit.intercept:.6g} at the window's start, no growth ratio"
+        growths.append(fit.growth_ratio_per_hour)
+    return max(growths), None
+
+
+def with_results(report: GateReport, judged: Sequence[GateResult]) -> GateReport:
+    """The report with `judged` results in place of those of the same name, its verdict recomputed
+    (an `error` report stays one: Prometheus failed for the others)."""
+    by_name = {r.name: r for r in judged}
+    gates = tuple(by_name.get(r.name, r) for r in report.gates)
+    verdict = report.verdict if report.verdict == "error" else overall(list(gates))
+    return replace(report, gates=gates, verdict=verdict)

@@ -68,6 +68,7 @@ def check_promql(gate_file: GateFile, *, source: str, data: dict[str, Any]) -> N
     rules = [
         {"record": f"loadctl_gate_{i}", "expr": compile_gate(g, run_id="validate", segments=((0.0, 60.0),))}
         for i, g in enumerate(gate_file.gates)
+        if not g.from_analysis  # no PromQL: judged from analysis.json's steps
     ]
     with tempfile.TemporaryDirectory(prefix="loadctl-gates-") as tmp:
         path = Path(tmp) / "rules.yml"

@@ -11,6 +11,7 @@ Schema (version 1):
         labels: 'name="recipes_search"' # PromQL label matchers (metric gates only)
         status: "429"                   # status_rate only
         outcome: successful             # rps and latency_* only: successful (default) | all
+        gauge: loadctl_process_resident_memory_bytes  # drift_per_hour only: the gauge to fit
         max: 1200                       # and/or min; max_change/min_change vs a baseline; floor (locking)
         severity: fail                  # fail | warn
         abort: false                    # also evaluated live; a violation stops the load
@@ -22,6 +23,14 @@ end minus the value at its start). `rps` and `latency_*` judge successful reques
 failed ones included (a refused connection is fast and counts as throughput). A window with no
 successful request fails the latency gate ("no successful requests in the window"); a window
 too short to hold a few scrapes fails every metric gate with that reason.
+
+`drift_per_hour` fits a least-squares line through `gauge`'s samples in the window (controller/
+linefit.py, as analysis.json's drift) and judges its growth per hour relative to the fitted value at
+the window's start (0.05 = 5 %/h), the largest of the series `labels` select; a series with fewer
+than 3 samples or fitted at 0 fails the gate. `breaking_point_users` is analysis.json's breaking
+point: the users of the first step that broke the SLO, else the most users a step held within it
+(a run that never reached 500 users within the SLO cannot pass `min: 500`); judged after the run
+only, over the whole run (no `window`, `labels`, `abort` or baseline).
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from controller.models import PHASE_PATTERN, Duration, Number, whole_number
+from controller.models import METRIC_NAME_PATTERN, PHASE_PATTERN, Duration, Number, whole_number
 
 Metric = Literal[
     "requests",
@@ -43,7 +52,11 @@ Metric = Literal[
     "latency_p90_ms",
     "latency_p95_ms",
     "latency_p99_ms",
+    "drift_per_hour",
+    "breaking_point_users",
 ]
+# Judged from the run's analysis (analysis.json's steps) after it is computed, not by a query.
+ANALYSIS_METRICS = frozenset({"breaking_point_users"})
 _CHANGE = re.compile(r"^([+-]?\d+(?:\.\d+)?)%$")
 # A gate's PromQL is a query, not a program: the bound keeps promtool, Prometheus' URL limits and
 # the reports sane (a 100 kB expression is a paste accident).
@@ -95,6 +108,7 @@ class Gate(BaseModel):
     abort: bool = False
     window: str | None = Field(default=None, pattern=PHASE_PATTERN)
     outcome: Literal["successful", "all"] | None = None  # None: successful (rps, latency_* only)
+    gauge: str | None = Field(default=None, pattern=METRIC_NAME_PATTERN, max_length=200)  # drift_per_hour
 
     @field_validator("labels")
     @classmethod
@@ -137,7 +151,33 @@ class Gate(BaseModel):
             )
         if self.max is not None and self.min is not None and self.min > self.max:
             raise ValueError("min is greater than max")
+        self._check_metric_fields()
         return self
+
+    def _check_metric_fields(self) -> None:
+        """The fields of drift_per_hour and breaking_point_users."""
+        if (self.metric == "drift_per_hour") != (self.gauge is not None):
+            raise ValueError(
+                "metric drift_per_hour needs 'gauge' (the gauge to fit, e.g. "
+                "loadctl_process_resident_memory_bytes)"
+                if self.gauge is None
+                else "'gauge' only applies to metric drift_per_hour"
+            )
+        if not self.from_analysis:
+            return
+        if self.abort:
+            raise ValueError(
+                f"{self.metric} cannot abort live: it is judged from the run's analysis, after the run"
+            )
+        if self.needs_baseline:
+            raise ValueError(f"{self.metric} takes max or min, not max_change/min_change")
+        if self.labels or self.window is not None:
+            raise ValueError(f"{self.metric} is judged over the whole run: no 'labels' or 'window'")
+
+    @property
+    def from_analysis(self) -> bool:
+        """Judged from the run's analysis after the run (runs.py), not by a query."""
+        return self.metric in ANALYSIS_METRICS
 
     @property
     def needs_baseline(self) -> bool:
@@ -162,4 +202,6 @@ class GateFile(BaseModel):
         return self
 
     def window_of(self, gate: Gate) -> str:
+        if gate.from_analysis:
+            return "run"  # the steps of the whole run, whatever the file's default window
         return gate.window or self.window

@@ -7,7 +7,10 @@ Prometheus being unreachable is not a gate result: after retrying with backoff f
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import TypeVar
 
 import httpx
 
@@ -20,12 +23,16 @@ from controller.gates.compile import (
     compile_gate,
     compile_judged_requests,
     compile_scrape_counts,
+    drift_series_name,
+    drift_step,
     window_segments,
 )
-from controller.gates.evaluate import GateReport, GateResult, judge, overall, usable
+from controller.gates.evaluate import GateReport, GateResult, drift_value, judge, overall, usable
 from controller.gates.models import Gate, GateFile
 from controller.models import RunRecord
-from controller.prom.client import query
+from controller.prom.client import query, query_range
+
+T = TypeVar("T")
 
 
 class Unreachable(Exception):
@@ -46,28 +53,51 @@ class Target:
     stopped_at_end: bool = True
 
 
-def query_one(
-    *, client: httpx.Client, promql: str, at: float, retry_s: float
-) -> tuple[float | None, str | None]:
-    """(value, reason). Retries only while Prometheus is unreachable; a bad answer is final."""
+def retrying(fetch: Callable[[], T], *, retry_s: float) -> T:
+    """fetch(), retried with backoff while Prometheus is unreachable, for up to `retry_s` seconds."""
     deadline = time.monotonic() + retry_s
     delay = 0.5
     while True:
         try:
-            samples = query(client=client, promql=promql, at=at)
-            break
+            return fetch()
         except PrometheusUnreachable as e:
             if time.monotonic() + delay > deadline:
                 raise Unreachable(str(e)) from e
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
-        except PrometheusError as e:  # Prometheus answered: a bad query is this gate's failure, final
-            return None, str(e)
+
+
+def query_one(
+    *, client: httpx.Client, promql: str, at: float, retry_s: float
+) -> tuple[float | None, str | None]:
+    """(value, reason). Retries only while Prometheus is unreachable; a bad answer is final."""
+    try:
+        samples = retrying(lambda: query(client=client, promql=promql, at=at), retry_s=retry_s)
+    except PrometheusError as e:  # Prometheus answered: a bad query is this gate's failure, final
+        return None, str(e)
     if not samples:
         return None, "no data"
     if len(samples) > 1:
         return None, f"expected one series, got {len(samples)}: add labels or aggregate in the query"
     return samples[0].value, None
+
+
+def measure_drift(
+    promql: str, segments: tuple[Segment, ...], client: httpx.Client, *, retry_s: float
+) -> tuple[float | None, str | None]:
+    """A drift_per_hour gate's (value, reason): its gauge's samples in every segment of the window,
+    at drift_step over the whole window (as the analysis reads them), fitted per series."""
+    step = drift_step(segments[0][0], segments[-1][1])
+    series: dict[str, list[tuple[float, float]]] = {}
+    for start, end in segments:
+        try:
+            fetch = partial(query_range, client=client, promql=promql, start=start, end=end, step=step)
+            found = retrying(fetch, retry_s=retry_s)
+        except PrometheusError as e:
+            return None, str(e)
+        for one in found:
+            series.setdefault(drift_series_name(one.labels), []).extend(one.points)
+    return drift_value(series)
 
 
 def too_short(run_id: str, segments: tuple[Segment, ...], client: httpx.Client, retry_s: float) -> str | None:
@@ -96,6 +126,14 @@ def measure(
         )
     except WindowError as e:
         return None, str(e), "", None
+    if gate.from_analysis:  # runs.judge_analysis_gates puts its result in once the analysis is done
+        span = (segments[0][0], segments[-1][1])
+        return (
+            None,
+            f"{gate.metric} is judged from the run's analysis (analysis.json), after the run",
+            "",
+            span,
+        )
     run_end = record.ended_at if target.stopped_at_end else None  # then also the final scrape
     if until is not None:
         segments = tuple((s, min(e, until)) for s, e in segments if s < until)
@@ -104,11 +142,13 @@ def measure(
         run_end = None
     promql = compile_gate(gate, run_id=record.run_id, segments=segments, run_end=run_end)
     span = (segments[0][0], segments[-1][1])
+    if gate.metric == "drift_per_hour":
+        return (*measure_drift(promql, segments, target.client, retry_s=retry_s), promql, span)
     if gate.metric is not None:
         short = too_short(record.run_id, segments, target.client, retry_s)
         if short is not None:
             return None, short, promql, span
-    value, reason = query_one(client=target.client, promql=promql, at=segments[-1][1], retry_s=retry_s)
+    value, reason = query_one(client=target.client, promql=promql, at=span[1], retry_s=retry_s)
     if gate.metric in QUANTILES and not usable(value) and reason in (None, "no data"):
         # A quantile of nothing is NaN: say whether there was nothing at all or nothing successful.
         judged, _ = query_one(

@@ -54,26 +54,6 @@ def query(*, client: httpx.Client, promql: str, at: float | None = None) -> list
     return [Sample(item["metric"], float(item["value"][1])) for item in data["result"]]
 
 
-@dataclass(frozen=True)
-class RangeSeries:
-    labels: dict[str, str]
-    points: tuple[tuple[float, float], ...]  # (unix time, value); NaN where the query had no answer
-
-
-def query_range(
-    *, client: httpx.Client, promql: str, start: float, end: float, step: float
-) -> list[RangeSeries]:
-    """Range query: one RangeSeries per series, its points at start + k * step."""
-    params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
-    data = _api(client, "/api/v1/query_range", params)
-    if data["resultType"] != "matrix":
-        raise PrometheusError(f"expected a range vector from {promql!r}, got {data['resultType']}")
-    return [
-        RangeSeries(item["metric"], tuple((float(t), float(v)) for t, v in item["values"]))
-        for item in data["result"]
-    ]
-
-
 def query_value(*, client: httpx.Client, promql: str, at: float | None = None) -> float | None:
     """The single value of a query, None when it returned no series (or NaN)."""
     samples = query(client=client, promql=promql, at=at)
@@ -82,6 +62,37 @@ def query_value(*, client: httpx.Client, promql: str, at: float | None = None) -
     if len(samples) > 1:
         raise PrometheusError(f"expected one series from {promql!r}, got {len(samples)}")
     return samples[0].value
+
+
+@dataclass(frozen=True)
+class Series:
+    labels: dict[str, str]
+    points: tuple[tuple[float, float], ...]  # (unix time, value), NaN values left out
+
+
+def query_range(*, client: httpx.Client, promql: str, start: float, end: float, step: float) -> list[Series]:
+    """Range query: each series' values at start, start + step, ... <= end."""
+    params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:.3f}"}
+    data = _api(client, "/api/v1/query_range", params)
+    if data["resultType"] != "matrix":
+        raise PrometheusError(f"expected a range vector from {promql!r}, got {data['resultType']}")
+    return [_series(item) for item in data["result"]]
+
+
+def query_samples(*, client: httpx.Client, promql: str, at: float | None = None) -> list[Series]:
+    """Instant query of a range vector (`x[5m] @ t`): each series' raw samples, as scraped."""
+    params: dict[str, Any] = {"query": promql}
+    if at is not None:
+        params["time"] = f"{at:.3f}"
+    data = _api(client, "/api/v1/query", params)
+    if data["resultType"] != "matrix":
+        raise PrometheusError(f"expected a range vector from {promql!r}, got {data['resultType']}")
+    return [_series(item) for item in data["result"]]
+
+
+def _series(item: dict[str, Any]) -> Series:
+    points = ((float(t), float(v)) for t, v in item["values"])
+    return Series(item["metric"], tuple((t, v) for t, v in points if not math.isnan(v)))
 
 
 def targets(*, client: httpx.Client) -> list[dict[str, Any]]:

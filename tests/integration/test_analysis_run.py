@@ -2,7 +2,9 @@
 
 The phases are measured in the run's Prometheus with the gates' PromQL; their requests must add up
 to Locust's own total in run.json (the exporter's counters are exact). report.html's charts are
-parsed, and opened in headless Chromium from the file: the screenshot must show them.
+parsed, and opened in headless Chromium from the file: the screenshot must show them. A process
+probe watches the demo target's RSS and its /metrics is scraped (its worker pool): drift and pool
+stability.
 """
 
 from __future__ import annotations
@@ -17,8 +19,18 @@ import zlib
 from pathlib import Path
 
 import pytest
+import yaml
 
-from controller.rundir import ANALYSIS_JSON, LOCUST_HTML, RUN_RECORD, RUN_REPORT, RUN_REPORT_HTML
+from controller.rundir import (
+    ANALYSIS_JSON,
+    GATES_JSON,
+    GATES_MD,
+    JUNIT_XML,
+    LOCUST_HTML,
+    RUN_RECORD,
+    RUN_REPORT,
+    RUN_REPORT_HTML,
+)
 from tests.support import REPO_ROOT, demo_server, run_loadctl
 
 pytestmark = pytest.mark.integration
@@ -26,6 +38,15 @@ pytestmark = pytest.mark.integration
 RUN_ID = "analysis"
 LOCUSTFILE = REPO_ROOT / "tests" / "integration" / "locustfiles" / "accuracy.py"
 STAGES = [("ramp_up", 8, 4), ("steady", 12, 8)]  # phase, seconds, users
+# The gates judged from the analysis' own numbers: drift over steady (= the analysis' window after
+# its default warm-up, the first stage) and the breaking point (no step broke the loose SLO: 8).
+GATES = (
+    "version: 1\nname: analysis\nwindow: steady\ngates:\n"
+    "  - {name: rss_drift, metric: drift_per_hour, gauge: loadctl_process_resident_memory_bytes, "
+    "labels: 'probe=\"target\"', max: 1000}\n"
+    "  - {name: holds_8, metric: breaking_point_users, min: 8}\n"
+    "  - {name: holds_500, metric: breaking_point_users, min: 500, severity: warn}\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,11 +57,15 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         for phase, seconds, users in STAGES
     )
     with demo_server(root / "target.log") as target:
+        port = target.rsplit(":", 1)[1]
+        (root / "gates.yaml").write_text(GATES)
         profile = root / "staged.yaml"
         profile.write_text(
-            f"name: staged\nlocustfile: {LOCUSTFILE}\nhost: {target}\nworkers: 1\ngates: none\n"
+            f"name: staged\nlocustfile: {LOCUSTFILE}\nhost: {target}\nworkers: 1\n"
+            f"gates: {root / 'gates.yaml'}\n"
             f"stages:\n{stages}analysis: {{slices: 4, slo: {{latency_p95_ms: 60000, error_rate: 0.99}}}}\n"
-            f"scrape_targets: [{{name: target, url: '{target}/metrics'}}]\n"
+            f"probes:\n  - {{name: target, type: process, match: '--port {port}'}}\n"
+            f"scrape_targets:\n  - {{name: demo, url: '{target}/metrics'}}\n"
             "summary_peaks: [demo_pool_in_use]\n"
         )
         done = run_loadctl(
@@ -172,3 +197,95 @@ def test_report_html_opens_in_headless_chromium_and_shows_the_charts(finished_ru
     assert len(colours) > 40, len(colours)
     near = lambda rgb, c: all(abs(a - b) <= 24 for a, b in zip(rgb, c, strict=True))  # noqa: E731
     assert any(near((0x1F, 0x77, 0xB4), c) for c in colours)  # the first series' blue
+
+
+def test_drift_watches_the_demo_targets_rss_after_the_warmup(finished_run):
+    analysis = json.loads((finished_run["run_dir"] / ANALYSIS_JSON).read_text())
+    record = finished_run["record"]
+    drift = analysis["drift"]
+    ramp_up = next(p for p in analysis["phases"] if p["phase"] == "ramp_up")
+    assert drift["warmup_end"] == ramp_up["end"]  # the default warm-up: the first stage as it ran
+    assert "r^2" in drift["rule"]
+    (rss,) = [g for g in drift["gauges"] if g["metric"] == "loadctl_process_resident_memory_bytes"]
+    assert rss["labels"] == {"probe": "target"}
+    assert rss["samples"] >= 8  # 12 s of steady stage at a 1-s step
+    assert 10e6 < rss["first"] <= rss["peak"] and rss["last"] <= rss["peak"]  # a Python process' RSS
+    assert rss["verdict"] in ("stable", "leak") and rss["r_squared"] is not None
+    # no PostgreSQL or Redis probe: those defaults have no series, so no entry
+    assert {g["metric"] for g in drift["gauges"]} == {"loadctl_process_resident_memory_bytes"}
+    # the demo's worker pool (idle under this locustfile): 0 at its first sample, 0 after the load.
+    # A local run's Prometheus first scrapes a few seconds after it starts, so usually after the load.
+    pools = {p["labels"]["pool"]: p for p in analysis["pools"] if p["metric"] == "demo_pool_in_use"}
+    assert "studio_generate" in pools
+    for pool in pools.values():
+        assert pool["before_at"] < record["started_at"] + 8
+        assert record["ended_at"] + 5 <= pool["after_at"] < record["ended_at"] + 7  # settled, 1-s scrapes
+        assert (pool["before"], pool["after"], pool["verdict"], pool["exhausted"]) == (0, 0, "stable", False)
+
+
+def test_the_drift_and_breaking_point_gates_judge_the_analysis_numbers(finished_run):
+    run_dir = finished_run["run_dir"]
+    analysis = json.loads((run_dir / ANALYSIS_JSON).read_text())
+    gates = {g["name"]: g for g in json.loads((run_dir / GATES_JSON).read_text())["gates"]}
+    (rss,) = [
+        g for g in analysis["drift"]["gauges"] if g["metric"] == "loadctl_process_resident_memory_bytes"
+    ]
+    assert gates["rss_drift"]["value"] == rss["growth_ratio_per_hour"]  # the same fit, the same float
+    assert gates["rss_drift"]["window"]["start"] == analysis["drift"]["warmup_end"]
+    assert gates["rss_drift"]["verdict"] == "pass"
+    # no step broke the SLO: the most users held within it, 8, so min 500 cannot pass
+    assert (gates["holds_8"]["value"], gates["holds_8"]["verdict"]) == (8, "pass")
+    assert (gates["holds_500"]["verdict"], gates["holds_500"]["reason"]) == ("warn", "8 < min 500")
+    assert gates["holds_8"]["window"]["name"] == "run"
+    assert finished_run["record"]["verdict"] == "warn"
+    assert (
+        "holds_500" in (run_dir / GATES_MD).read_text() and "holds_500" in (run_dir / JUNIT_XML).read_text()
+    )
+    # `loadctl gates eval --run` judges it again from the kept analysis.json
+    done = run_loadctl(
+        [
+            "gates",
+            "eval",
+            "--gates",
+            str(run_dir.parent.parent / "gates.yaml"),
+            "--run",
+            str(run_dir),
+            "--format",
+            "json",
+        ],
+        timeout=120,
+    )
+    again = {g["name"]: g for g in json.loads(done.stdout)["gates"]}
+    assert done.returncode == 0, done.stderr
+    assert again["holds_8"]["value"] == 8 and again["holds_500"]["verdict"] == "warn"
+    assert again["rss_drift"]["value"] == gates["rss_drift"]["value"]
+    # and `gates lock` locks it from the analysis too: min 8 observed 8 stays, min 500 never loosens
+    locked = run_dir.parent.parent / "gates.locked.yaml"
+    root = run_dir.parent.parent
+    lock = [
+        "gates",
+        "lock",
+        "--gates",
+        str(root / "gates.yaml"),
+        "--run",
+        str(run_dir),
+        "--output",
+        str(locked),
+    ]
+    done = run_loadctl([*lock, "--report", str(root / "lock.md")], timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    thresholds = {g["name"]: g for g in yaml.safe_load(locked.read_text())["gates"]}
+    assert (thresholds["holds_8"]["min"], thresholds["holds_500"]["min"]) == (8, 500)
+    assert thresholds["rss_drift"]["max"] == pytest.approx(gates["rss_drift"]["value"] * 1.2, rel=1e-3)
+
+
+def test_report_rebuilds_the_same_drift_and_pools_offline(finished_run):
+    # last: it rewrites analysis.json. The pools' `after` is the first sample 5 s after the stop,
+    # so the read-back and a rebuild from the kept tsdb (probes scraped on until teardown) agree.
+    run_dir = finished_run["run_dir"]
+    before = json.loads((run_dir / ANALYSIS_JSON).read_text())
+    done = run_loadctl(["report", str(run_dir)], timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    rebuilt = json.loads((run_dir / ANALYSIS_JSON).read_text())
+    assert rebuilt["pools"] == before["pools"] and rebuilt["pools"]
+    assert rebuilt["drift"] == before["drift"]

@@ -145,6 +145,20 @@ def test_validate_command(tmp_path):
             "  - {name: q, promql: 'rate(x[5m]', max: 1}\n",
             ["g.yaml: gates[1] (q): invalid PromQL:"],
         ),
+        (
+            "version: 1\nname: g\ngates:\n"
+            "  - {name: bp, metric: breaking_point_users, min: 500, abort: true}\n",
+            ["g.yaml: gates[0] (bp): breaking_point_users cannot abort live"],
+        ),
+        (
+            "version: 1\nname: g\ngates:\n  - {name: leak, metric: drift_per_hour, max: 0.05}\n",
+            ["g.yaml: gates[0] (leak): metric drift_per_hour needs 'gauge'"],
+        ),
+        (
+            "version: 1\nname: g\ngates:\n"
+            "  - {name: leak, metric: drift_per_hour, gauge: 'rss mb', max: 0.05}\n",
+            ["g.yaml: gates[0] (leak).gauge: "],
+        ),
     ],
 )
 def test_bad_gate_file_is_rejected_before_any_load(tmp_path, gates, words):

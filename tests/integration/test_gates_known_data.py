@@ -33,7 +33,7 @@ import httpx
 import pytest
 
 from controller.gates.evaluate import GateReport, GateResult
-from controller.gates.models import GateFile, Metric
+from controller.gates.models import ANALYSIS_METRICS, GateFile, Metric
 from controller.gates.runner import Target, evaluate_gates
 from controller.processes import free_port
 from controller.prom.client import query
@@ -44,6 +44,8 @@ pytestmark = pytest.mark.integration
 
 T0 = start_time()
 REL = 1e-9
+RSS_START, RSS_PER_HOUR = 100e6, 20e6  # known-main's server leaks 20 MB/h from 100 MB
+RSS = "loadctl_process_resident_memory_bytes"
 
 
 def _health() -> Traffic:
@@ -64,6 +66,7 @@ def main_run(start: int) -> SyntheticRun:
                     "health": _health(),
                 },
                 pool_ratio=0.3,
+                pg_busy=1,
             ),
             Phase(
                 "steady",
@@ -74,6 +77,7 @@ def main_run(start: int) -> SyntheticRun:
                     "health": _health(),
                 },
                 pool_ratio=0.6,
+                pg_busy=8,
             ),
             Phase(
                 "ramp_down",
@@ -84,10 +88,13 @@ def main_run(start: int) -> SyntheticRun:
                     "health": _health(),
                 },
                 pool_ratio=0.2,
+                pg_busy=4,  # not back to 1 after the load: a connection leak
             ),
         ),
         pool_peak=(120, 0.85),  # one sample, in the middle of steady
         upstream_unreachable={"cache": 0.0, "search-db": 1.0},
+        rss=(RSS_START, RSS_PER_HOUR),
+        pg_idle=5,
     )
 
 
@@ -194,6 +201,8 @@ def metric_gate(
     gate: dict[str, Any] = {"name": name, "metric": metric, "labels": labels, **thresholds}
     if status is not None:
         gate["status"] = status
+    if metric == "drift_per_hour":
+        gate.setdefault("gauge", RSS)
     return gate
 
 
@@ -492,7 +501,10 @@ def test_a_fail_outranks_a_warn(main):
 # --- fail closed -------------------------------------------------------------------------------
 
 # every shorthand metric, taken from the model itself so a new one is covered too
-NOTHING_CASES = [(m, "429" if m == "status_rate" else None) for m in typing.get_args(Metric)]
+# (but those judged from the analysis, not a query: test_breaking_point_users_is_judged_after_the_run)
+NOTHING_CASES = [
+    (m, "429" if m == "status_rate" else None) for m in typing.get_args(Metric) if m not in ANALYSIS_METRICS
+]
 
 
 @pytest.mark.parametrize(("metric", "status"), NOTHING_CASES, ids=[m for m, _ in NOTHING_CASES])
@@ -653,6 +665,86 @@ def test_relative_gate_without_a_baseline_fails(main):
     assert (result.verdict, result.value, result.baseline) == ("fail", pytest.approx(750, rel=REL), None)
     assert result.reason == "max_change +10%: no baseline value"
     assert (report.verdict, report.exit_code, report.baseline_run_id) == ("fail", 1, None)
+
+
+# --- drift_per_hour and breaking_point_users ------------------------------------------------------
+
+
+def rss_growth(since: float) -> float:
+    """The known leak's growth per hour relative to its value at `since`."""
+    return RSS_PER_HOUR / (RSS_START + RSS_PER_HOUR * (since - T0) / 3600)
+
+
+@pytest.mark.parametrize(("window", "since"), [("steady", T0 + 60), ("run", T0), ("ramp_down", T0 + 180)])
+def test_drift_per_hour_recovers_the_known_leak_in_each_window(main, window, since):
+    report = evaluate(
+        main,
+        metric_gate("leak_loose", "drift_per_hour", max=0.25),
+        metric_gate("leak_tight", "drift_per_hour", 'probe="server"', max=0.05),
+        window=window,
+    )
+    loose, tight = report.gates
+    assert loose.value == pytest.approx(rss_growth(since), rel=REL)
+    assert (loose.verdict, tight.verdict, tight.value) == ("pass", "fail", loose.value)
+    assert loose.promql == f'{RSS}{{run_id="known-main"}}' and loose.start == since
+
+
+def test_drift_per_hour_is_the_number_analysis_json_reports(main_prom):
+    from controller.analysis.read import read_drift
+
+    start, end = T0 + 60.0, T0 + 180.0  # steady: the analysis' window after a one-stage warm-up
+    report = read_drift(client=main_prom, run_id="known-main", metrics=[RSS], start=start, end=end)
+    [gauge] = report.gauges
+    [gate] = evaluate(Target(main_prom, MAIN.record()), metric_gate("leak", "drift_per_hour", max=1)).gates
+    assert gauge.growth_ratio_per_hour == gate.value  # one computation: the same float
+    assert gauge.slope_per_hour == pytest.approx(RSS_PER_HOUR, rel=REL)
+    # 20 %/h, r^2 1, but only +0.67 % within these 2 min: under the analysis' 2 % floor, not yet
+    # called a leak; the gate judges the rate alone (a `max` is the user's own threshold)
+    assert (gauge.samples, gauge.labels, gauge.verdict) == (121, {"probe": "server"}, "stable")
+
+
+def test_drift_per_hour_live_and_without_samples(main):
+    live = evaluate(main, metric_gate("leak", "drift_per_hour", max=0.05, abort=True), until=T0 + 120)
+    assert (
+        live.gates[0].value == pytest.approx(rss_growth(T0 + 60), rel=REL) and live.gates[0].end == T0 + 120
+    )
+    # a gauge known-staged does not have: no series, the gate fails closed
+    staged_gauge = evaluate(
+        Target(main.client, STAGED.record()), metric_gate("leak", "drift_per_hour", max=1)
+    )
+    assert (staged_gauge.gates[0].verdict, staged_gauge.gates[0].reason) == ("fail", "no data")
+    # two seconds of window: two samples cannot be fitted
+    short = evaluate(main, metric_gate("leak", "drift_per_hour", max=1), until=T0 + 61)
+    assert short.gates[0].value is None
+    assert short.gates[0].reason == '{probe="server"}: 2 sample(s) in the window, need 3 to fit a line'
+
+
+def test_connections_are_summed_over_state_and_busy_ones_judged_for_a_pool_leak(main_prom):
+    from controller.analysis.read import read_drift, read_pools
+
+    # the analysis' view with steady as "the load": before = ramp_up, after = ramp_down
+    start, stop = T0 + 60.0, T0 + 180.0
+    drift = read_drift(
+        client=main_prom, run_id="known-main", metrics=["loadctl_postgres_connections"], start=start, end=stop
+    )
+    [connections] = drift.gauges
+    # 5 idle + 8 active in steady (the boundary sample at its start closes ramp_up: 5 + 1)
+    assert connections.labels == {"probe": "db"} and (connections.first, connections.peak) == (6, 13)
+    pools = read_pools(client=main_prom, run_id="known-main", started=start, stopped=stop, interval_s=1.0)
+    [pool] = [p for p in pools if p.metric.startswith("loadctl_postgres_connections")]
+    assert (pool.before, pool.peak, pool.after) == (1, 8, 4)  # active only: idle ones may stay open
+    assert pool.verdict == "leak"  # 3 above before > max(1, 10 % of the rise of 7)
+    assert pool.exhausted is False  # (8 + 5) / 20 = 0.65 at most
+    assert pool.before_at == start - 1 and pool.after_at == stop + 5  # 5 s to settle
+
+
+def test_breaking_point_users_is_judged_after_the_run(main):
+    # evaluate_gates has no query for it: a failing placeholder until runs.py judges the analysis
+    report = evaluate(main, {"name": "bp", "metric": "breaking_point_users", "min": 500})
+    [result] = report.gates
+    assert (result.verdict, result.value, result.window) == ("fail", None, "run")
+    assert result.reason is not None and "judged from the run's analysis" in result.reason
+    assert (result.start, result.end) == (T0, MAIN.end)
 
 
 # --- live evaluation and outages ---------------------------------------------------------------
