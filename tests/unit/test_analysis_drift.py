@@ -104,7 +104,9 @@ def test_the_slope_of_an_exact_line_is_recovered(start, per_hour, samples, every
     assert fit is not None
     assert fit.slope_per_hour == pytest.approx(per_hour, rel=1e-6, abs=1e-6 * start)
     scale = max(abs(v) for _, v in points)  # float error is relative to the line's largest value
-    assert fit.intercept == pytest.approx(start, rel=1e-9, abs=1e-9 * scale)
+    # ... plus the line's rise over the times' own rounding (unix seconds: about 2e-7 s per ulp)
+    time_error = abs(per_hour) / 3600 * 1e-6
+    assert fit.intercept == pytest.approx(start, rel=1e-9, abs=1e-9 * scale + time_error)
     # the ratio inherits the intercept's error, large when the line climbs far above its start
     ratio_tolerance = 1e-6 + 1e-8 * scale / start
     assert fit.growth_ratio_per_hour == pytest.approx(per_hour / start, rel=ratio_tolerance, abs=1e-6)
