@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import httpx
 
 from controller.models import Peak
-from controller.prom.client import Sample, query
+from controller.prom.client import Sample, query, query_samples
 from controller.prom.queries import range_s, run_selector
 
 # Labels that say where a series was scraped from, not what it measures.
@@ -29,11 +29,11 @@ def read_peaks(
     client: httpx.Client, *, run_id: str, metrics: Sequence[str], start: float, end: float
 ) -> tuple[Peak, ...]:
     """Each metric's maximum over [start, end], per series, with its value when the load started
-    (the last sample at `start`) and its last one in the window; metrics without data are left out."""
+    (`_initial`) and its last one in the window; metrics without data are left out."""
     peaks = []
     for metric in metrics:
         series, window = f"{metric}{run_selector(run_id)}", range_s(start, end)
-        initial = _by_label(query(client=client, promql=series, at=start))
+        initial = _initial(client, series=series, start=start, end=end)
         final = _by_label(query(client=client, promql=f"last_over_time({series}[{window}] @ {end:.3f})"))
         promql = f"max_over_time({series}[{window}] @ {end:.3f})"
         for sample in sorted(query(client=client, promql=promql), key=lambda s: peak_label(s.labels)):
@@ -52,3 +52,18 @@ def read_peaks(
 
 def _by_label(samples: Sequence[Sample]) -> dict[str, float]:
     return {peak_label(s.labels): s.value for s in samples}
+
+
+# A local run's Prometheus first scrapes a few seconds after the load starts (it applies new targets
+# after a delay), so "initial" falls back to the first sample this far into the run.
+INITIAL_LOOKAHEAD_S = 300.0
+
+
+def _initial(client: httpx.Client, *, series: str, start: float, end: float) -> dict[str, float]:
+    """Each series' last sample at `start`, else its first one within INITIAL_LOOKAHEAD_S of it."""
+    found = _by_label(query(client=client, promql=series, at=start))
+    until = min(end, start + INITIAL_LOOKAHEAD_S)
+    for first in query_samples(client=client, promql=f"{series}[{range_s(start, until)}] @ {until:.3f}"):
+        if first.points:
+            found.setdefault(peak_label(first.labels), first.points[0][1])
+    return found
