@@ -31,6 +31,7 @@ from controller.rundir import (
     RUN_REPORT,
     RUN_REPORT_HTML,
 )
+from tests.report_sections import unfilled
 from tests.support import REPO_ROOT, demo_server, run_loadctl
 
 pytestmark = pytest.mark.integration
@@ -103,6 +104,12 @@ def test_report_has_the_phases_and_over_time_tables(finished_run):
     assert "## Phases" in report and "| `ramp_up` | 4 |" in report and "| `steady` | 8 |" in report
     assert "## Error rate and latency over time" in report and "**trend**" in report
     assert "## Breaking Point and Capacity" in report and "- Breaking point: none" in report
+
+
+def test_every_section_the_reference_reports_ask_for_is_filled(finished_run):
+    # the staged run with a process probe and the demo's pool: stability is measured, not skipped
+    report = (finished_run["run_dir"] / RUN_REPORT).read_text()
+    assert unfilled(report, required=frozenset({"Stability", "Breaking Point and Capacity"})) == {}
 
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -13,6 +13,7 @@ import shutil
 import pytest
 
 from controller.rundir import ANALYSIS_JSON, RUN_RECORD, RUN_REPORT, RUN_REPORT_HTML, STATS_CSV
+from tests.report_sections import sections, unfilled
 from tests.support import DEMO_LOCUSTFILE, demo_server, run_loadctl
 
 pytestmark = pytest.mark.integration
@@ -49,6 +50,12 @@ def test_run_with_a_baseline_puts_the_comparison_in_analysis_json(results):
     assert requests["change"] == pytest.approx((second["requests"] - first["requests"]) / first["requests"])
     assert {s for s, _ in rows} >= {"headline", "phase 0:ramp_up", "phase 1:steady"}
     assert any(s.startswith("endpoint GET ") for s, _ in rows)
+
+
+def test_the_report_of_a_run_with_a_baseline_fills_the_comparison(results):
+    report = (results / "second" / RUN_REPORT).read_text()
+    assert unfilled(report, required=frozenset({"Comparison with baseline"})) == {}
+    assert "| headline | requests |" in sections(report)["Comparison with baseline"]
 
 
 def test_compare_prints_the_table_and_writes_the_same_rows(results, tmp_path):
