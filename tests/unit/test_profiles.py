@@ -265,3 +265,12 @@ def test_profiles_that_look_for_a_breaking_point_judge_steps_against_an_slo(name
     path = ROOT / "profiles" / f"{name}.yaml"
     slo = build_plan(load_profile(path, env={}), profile_file=path, cpu_count=2, run_id="t").analysis.slo
     assert slo is not None and (slo.latency_p95_ms, slo.error_rate) == (1500, 0.02)
+
+
+@pytest.mark.parametrize(("name", "slices"), [("soak", 12), ("sustained", 3)])
+def test_long_profiles_watch_the_targets_memory_and_cut_the_run_into_ten_minute_slices(name, slices):
+    # drift's default gauges include every process probe's RSS: without a probe, no leak check
+    path = ROOT / "profiles" / f"{name}.yaml"
+    plan = build_plan(load_profile(path, env={}), profile_file=path, cpu_count=2, run_id="t")
+    assert [(p.type, p.match) for p in plan.probes] == [("process", "examples.demo_target")]
+    assert plan.analysis.slices == slices and plan.duration / slices == 600
