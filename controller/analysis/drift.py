@@ -12,28 +12,33 @@ The drift rule: after the warm-up, a least-squares line through each gauge's sam
   - real, not extrapolated: the fitted line rose by more than LEAK_MIN_FITTED_GROWTH (2 %) of its
     value at the warm-up's end within the window itself. A 90-s run whose RSS wobbles by 1 % can
     fit a steep line that means 40 %/h when extrapolated; 2 % is twice that wobble.
-Fewer than MIN_FIT_SAMPLES samples: no_data. Anything else: stable.
+A growth that meets all three within a window shorter than LEAK_MIN_WINDOW_S (10 min) is
+`growing`, not `leak`: in the 70 s after a 90-s demo's ramp a healthy Python service's RSS still
+climbs 4 % while its allocator warms up, fitting r^2 0.96; a window that short cannot tell warm-up
+from a leak (a soak can). Fewer than MIN_FIT_SAMPLES samples: no_data. Anything else: stable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from controller.analysis.models import Drift, DriftReport, PoolStability, PoolVerdict
+from controller.analysis.models import Drift, DriftReport, DriftVerdict, PoolStability, PoolVerdict
 from controller.gates.compile import drift_labels
-from controller.linefit import MIN_FIT_SAMPLES, fit_line
+from controller.linefit import MIN_FIT_SAMPLES, LineFit, fit_line
 from controller.models import PhaseWindow, Stage
 
 LEAK_MIN_R_SQUARED = 0.8
 LEAK_MIN_GROWTH_PER_HOUR = 0.05
 LEAK_MIN_FITTED_GROWTH = 0.02
+LEAK_MIN_WINDOW_S = 600.0
 WARMUP_SHARE = 0.1  # a single-stage run's default warm-up: this share of the run
 DRIFT_RULE = (
     f"after the warm-up, a least-squares line through each gauge's samples; leak when the growth "
     f"is sustained (r^2 >= {LEAK_MIN_R_SQUARED:g}), faster than {LEAK_MIN_GROWTH_PER_HOUR:.0%} of "
     f"the fitted value at the warm-up's end per hour, and the fitted line rose by more than "
-    f"{LEAK_MIN_FITTED_GROWTH:.0%} within the window; no_data with fewer than {MIN_FIT_SAMPLES} "
-    f"samples; else stable"
+    f"{LEAK_MIN_FITTED_GROWTH:.0%} within the window; growing when all three hold over less than "
+    f"{LEAK_MIN_WINDOW_S / 60:g} min (too short to tell warm-up from a leak); no_data with fewer "
+    f"than {MIN_FIT_SAMPLES} samples; else stable"
 )
 
 Points = Sequence[tuple[float, float]]
@@ -82,8 +87,16 @@ def drift(metric: str, labels: Mapping[str, str], points: Points) -> Drift:
         slope_per_hour=fit.slope_per_hour if fit else None,
         growth_ratio_per_hour=growth,
         r_squared=fit.r_squared if fit else None,
-        verdict="no_data" if fit is None else "leak" if leak else "stable",
+        verdict=_verdict(fit, leak=leak),
     )
+
+
+def _verdict(fit: LineFit | None, *, leak: bool) -> DriftVerdict:
+    if fit is None:
+        return "no_data"
+    if not leak:
+        return "stable"
+    return "leak" if fit.t1 - fit.t0 >= LEAK_MIN_WINDOW_S else "growing"
 
 
 def drift_report(warmup_end_at: float, gauges: Sequence[Drift]) -> DriftReport:

@@ -139,7 +139,7 @@ class Capacity(_Frozen):
 
 # --- stability, recovery, generator, charts, comparison (issue 12; filled in by their modules) ---
 
-DriftVerdict = Literal["leak", "stable", "no_data"]
+DriftVerdict = Literal["leak", "growing", "stable", "no_data"]  # growing: a leak's shape, too short
 PoolVerdict = Literal["stable", "leak", "no_data"]
 
 

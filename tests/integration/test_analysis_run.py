@@ -217,7 +217,7 @@ def test_drift_watches_the_demo_targets_rss_after_the_warmup(finished_run):
     assert rss["labels"] == {"probe": "target"}
     assert rss["samples"] >= 8  # 12 s of steady stage at a 1-s step
     assert 10e6 < rss["first"] <= rss["peak"] and rss["last"] <= rss["peak"]  # a Python process' RSS
-    assert rss["verdict"] in ("stable", "leak") and rss["r_squared"] is not None
+    assert rss["verdict"] in ("stable", "growing")  # 12 s: never a leak and rss["r_squared"] is not None
     # no PostgreSQL or Redis probe: those defaults have no series, so no entry
     assert {g["metric"] for g in drift["gauges"]} == {"loadctl_process_resident_memory_bytes"}
     # the demo's worker pool (idle under this locustfile): 0 at its first sample, 0 after the load.

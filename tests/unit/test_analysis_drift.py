@@ -12,6 +12,7 @@ from controller.analysis.drift import (
     LEAK_MIN_FITTED_GROWTH,
     LEAK_MIN_GROWTH_PER_HOUR,
     LEAK_MIN_R_SQUARED,
+    LEAK_MIN_WINDOW_S,
     POOL_SETTLE_S,
     drift,
     pool_stability,
@@ -75,8 +76,12 @@ def test_a_short_run_with_a_little_growth_is_not_extrapolated_into_a_leak():
     assert gauge.growth_ratio_per_hour == pytest.approx(0.4)
     assert gauge.r_squared == pytest.approx(1.0)
     assert LEAK_MIN_FITTED_GROWTH > 0.4 * 90 / 3600 and gauge.verdict == "stable"
-    # the same slope held for 5 min (+3.3 %) is a leak
-    assert drift("rss", {}, line(100 * MB, 40 * MB, seconds=300, every=1.0)).verdict == "leak"
+    # the same slope held for 5 min (+3.3 %) has a leak's shape, too short to call it one ...
+    assert drift("rss", {}, line(100 * MB, 40 * MB, seconds=300, every=1.0)).verdict == "growing"
+    # ... held for the 10 minutes a leak needs, it is one
+    assert LEAK_MIN_WINDOW_S == 600
+    assert drift("rss", {}, line(100 * MB, 40 * MB, seconds=599, every=1.0)).verdict == "growing"
+    assert drift("rss", {}, line(100 * MB, 40 * MB, seconds=600, every=1.0)).verdict == "leak"
 
 
 def test_too_few_samples_is_no_data():
