@@ -62,7 +62,10 @@ def outcome_lines(record: RunRecord, *, run_dir: Path, has_tsdb: bool) -> list[s
         more = f" (+{len(others)} more in {RUN_REPORT})" if others else ""
         lines.append(f"locust warned: {first}{more}")
     again = f"; query again: loadctl prometheus {run_dir}" if has_tsdb else ""
-    lines.append(f"results: {run_dir}  (report: {RunDir(run_dir).report_md}{again})")
+    folder = RunDir(run_dir)
+    lines.append(
+        f"results: {run_dir}  (report: {folder.report_md}, with charts: {folder.report_html}{again})"
+    )
     return lines
 
 

@@ -75,7 +75,7 @@ def test_the_outcome_names_the_verdict_the_reason_and_where_the_results_are(tmp_
         "reason: gate p95 failed",
         "alerts fired during the run: HighLatency",
         "locust warned: CPU usage above 90% (+1 more in report.md)",
-        f"results: {tmp_path}  (report: {tmp_path / 'report.md'}; "
+        f"results: {tmp_path}  (report: {tmp_path / 'report.md'}, with charts: {tmp_path / 'report.html'}; "
         f"query again: loadctl prometheus {tmp_path})",
     ]
 
@@ -84,5 +84,5 @@ def test_a_pass_without_totals_or_tsdb_is_two_lines(tmp_path):
     lines = outcome_lines(run_record(), run_dir=tmp_path, has_tsdb=False)
     assert lines == [
         "[green]verdict: pass[/] (exit 0)",
-        f"results: {tmp_path}  (report: {tmp_path / 'report.md'})",
+        f"results: {tmp_path}  (report: {tmp_path / 'report.md'}, with charts: {tmp_path / 'report.html'})",
     ]
