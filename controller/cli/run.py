@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sys
+from collections.abc import Sequence
 
 import click
 
@@ -45,6 +47,27 @@ def load_plan(profile: str | None, flags: PlanFlags) -> RunPlan:
     )
 
 
+# An option whose name says it is about a credential has its value hidden in run.json and the
+# report (the token itself never is an argument; where it lives is nobody else's business either).
+SECRET_OPTION = re.compile(r"^--?[\w-]*(token|password|secret|credential)[\w-]*$", re.IGNORECASE)
+
+
+def recorded_command(args: Sequence[str]) -> tuple[str, ...]:
+    """The command line as run, for run.json and the report, credential-named options' values hidden."""
+    shown: list[str] = ["loadctl"]
+    hide_next = False
+    for arg in args:
+        name, eq, _ = arg.partition("=")
+        if hide_next:
+            shown.append("***")
+        elif eq and SECRET_OPTION.match(name):
+            shown.append(f"{name}=***")
+        else:
+            shown.append(arg)
+        hide_next = not hide_next and not eq and SECRET_OPTION.match(arg) is not None
+    return tuple(shown)
+
+
 @click.command()
 @click.argument("profile", required=False)
 @plan_flags
@@ -76,7 +99,7 @@ def run(
     # every flag is checked before anything is deployed: Grafana's first, then the cluster's
     observer = run_annotator(plan, grafana)
     plan = plan.model_copy(
-        update={"command": ("loadctl", *sys.argv[1:]), "grafana_url": report_grafana_url(grafana)}
+        update={"command": recorded_command(sys.argv[1:]), "grafana_url": report_grafana_url(grafana)}
     )
     options: BackendOptions = k8s_options(k8s, deploy) if backend == "k8s" else LocalOptions()
     record = execute(

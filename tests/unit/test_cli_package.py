@@ -86,3 +86,14 @@ def test_a_pass_without_totals_or_tsdb_is_two_lines(tmp_path):
         "[green]verdict: pass[/] (exit 0)",
         f"results: {tmp_path}  (report: {tmp_path / 'report.md'}, with charts: {tmp_path / 'report.html'})",
     ]
+
+
+def test_the_recorded_command_hides_the_values_of_credential_named_options():
+    from controller.cli.run import recorded_command
+
+    args = ["demo", "--grafana-token-env", "GRAFANA_TOKEN", "--db-password=hunter2", "-u", "5", "--secret"]
+    assert recorded_command(args) == (
+        "loadctl", "demo", "--grafana-token-env", "***", "--db-password=***", "-u", "5", "--secret",
+    )  # fmt: skip
+    # a value that merely looks like an option name is kept; only the option's own value is hidden
+    assert recorded_command(["--grafana-token-env", "--token"]) == ("loadctl", "--grafana-token-env", "***")
