@@ -28,7 +28,6 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from locust.stats import StatsError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -56,23 +55,62 @@ if TYPE_CHECKING:
 
 _STATUS_PATTERNS = (
     re.compile(r"^\w+\(['\"](\d{3}) "),  # HTTPError('429 Client Error: ...') from HttpUser
-    re.compile(r"\bcode=(\d{3})\b"),  # BadStatusCode(..., code=503) from FastHttpUser
+    # LocustBadStatusCode(code=503) from FastHttpUser; anchored to a call-style repr so that a
+    # "code=" inside another exception's message (a gRPC error's details) is not read as HTTP
+    re.compile(r"^[\w.]+\(.*\bcode=(\d{3})\b", re.DOTALL),
 )
-_CLASS_NAME = re.compile(r"^([A-Za-z_][\w.]*)\(")
+# A label value must stay bounded whatever a locustfile raises: a class name only, never a message.
+UNKNOWN_STATUS = "unknown"
+STATUS_MAX_CHARS = 64
+_SCAN_CHARS = 4096
+_NOT_WORD = re.compile(r"\W")
+_DOTTED = r"[^\W\d]\w*(?:\.[^\W\d]\w*)*"  # module.path.ClassName (Unicode identifiers too)
+# The repr and str forms an exception reaches the master in (a worker sends repr strings):
+_CLASS_FORMS = (
+    re.compile(rf"({_DOTTED})\("),  # ClassName(...), module.ClassName(...): the default repr
+    re.compile(rf"<({_DOTTED}) object at 0x"),  # <module.ClassName object at 0x....>: object.__repr__
+    # <_InactiveRpcError of RPC ...> (gRPC), <ClassName>; the capital (after any leading
+    # underscores) keeps markup such as "<html>" or "<!DOCTYPE" from being read as a class
+    re.compile(rf"<((?:{_DOTTED}\.)?_*[^\W\d_a-z]\w*)[\s>]"),
+    re.compile(rf"((?:{_DOTTED}\.)?_*[^\W\d_a-z]\w*)(?::\s|:?$)"),  # module.ClassName: msg (traceback)
+)
 
 
-def failure_status(error: str) -> str:
-    """HTTP status of a Locust error string, or the exception's class name when there was none.
+def failure_status(error: object) -> str:
+    """HTTP status of a failed request, or its exception's class name when there was none.
 
-    On a master the error is already the repr string the worker sent; in a local runner it is the
-    exception itself, which StatsError.parse_error turns into the same repr.
+    A master sees each error as the repr string a worker sent (Locust's stats reports carry
+    StatsError.parse_error(repr(exception))); a local runner keeps the exception itself, whose class
+    we can name directly. 'unknown' only when the error names no class at all (a bare message).
     """
+    # only the head can hold a status or a class name; the cap keeps a megabyte repr cheap to scan
+    head = _text(error).strip()[:_SCAN_CHARS]
     for pattern in _STATUS_PATTERNS:
-        match = pattern.search(error)
+        match = pattern.match(head)
         if match:
             return match.group(1)
-    match = _CLASS_NAME.match(error)
-    return match.group(1).rsplit(".", 1)[-1] if match else "unknown"
+    if isinstance(error, BaseException):
+        return _label(type(error).__name__)
+    for form in _CLASS_FORMS:
+        match = form.match(head)
+        if match:
+            return _label(match.group(1).rsplit(".", 1)[-1])
+    return UNKNOWN_STATUS
+
+
+def _text(error: object) -> str:
+    """The error as a worker would have sent it (its repr); a broken __repr__ is no reason to fail."""
+    if error is None or isinstance(error, str):
+        return error or ""
+    try:
+        return repr(error)
+    except Exception:  # a locustfile's exception class can do anything in its __repr__
+        return ""
+
+
+def _label(class_name: str) -> str:
+    """A class name as a bounded label value: word characters only, at most STATUS_MAX_CHARS."""
+    return _NOT_WORD.sub("_", class_name)[:STATUS_MAX_CHARS] or UNKNOWN_STATUS
 
 
 class LocustCollector(Collector):
@@ -170,9 +208,7 @@ class LocustCollector(Collector):
         totals: dict[tuple[str, str, str], int] = defaultdict(int)
         for error in errors:
             name = error.name if error.name in allowed else OTHER_NAME
-            totals[(name, error.method or "", failure_status(StatsError.parse_error(error.error)))] += (
-                error.occurrences
-            )
+            totals[(name, error.method or "", failure_status(error.error))] += error.occurrences
         for (name, method, status), count in sorted(totals.items()):
             family.add_metric([self.run_id, name, method, status], count)
         return family
