@@ -1,6 +1,7 @@
 """Live progress of a run, read from Prometheus (the same data Grafana viewers see).
 
-`read_snapshot` does the I/O; `format_snapshot` is pure, so the line is testable on its own.
+`read_snapshot` does the I/O; `format_snapshot` is pure, so the line is testable on its own (and
+fits the terminal: two lines, or fewer fields, rather than a line cut at the edge).
 """
 
 from __future__ import annotations
@@ -65,9 +66,21 @@ def _fmt(value: float | None, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
 
 
-def format_snapshot(snapshot: Snapshot, *, planned_s: float, now: float | None = None) -> str:
-    """One line: phase, users, workers, RPS, p95, failures, time left."""
-    now = time.time() if now is None else now
+# A user's shape can name its phases anything: past this, the name is cut with an ellipsis.
+PHASE_MAX_CHARS = 20
+# Least important first: the fields dropped, in this order, when two lines cannot hold them all.
+# Failures and time left are never dropped.
+_DROP_ORDER = ("workers", "requests", "users", "p95", "rps", "phase")
+
+
+@dataclass(frozen=True)
+class _Field:
+    key: str
+    wide: str  # padded, for the one-line form: columns stay put as the numbers change
+    compact: str
+
+
+def _fields(snapshot: Snapshot, *, planned_s: float, now: float) -> list[_Field]:
     if snapshot.started_at is None:
         left = "waiting for workers"
     else:
@@ -75,9 +88,52 @@ def format_snapshot(snapshot: Snapshot, *, planned_s: float, now: float | None =
         left = f"{int(remaining // 60)}:{int(remaining % 60):02d} left"
     failed = snapshot.failures or 0
     share = f" ({failed / snapshot.requests:.1%})" if snapshot.requests else ""
-    return (
-        f"phase {snapshot.phase or '-':<10} users {_fmt(snapshot.users, '{:d}'):>5}  "
-        f"workers {_fmt(snapshot.workers, '{:d}')}  rps {_fmt(snapshot.rps, '{:.1f}'):>7}  "
-        f"p95 {_fmt(snapshot.p95_ms, '{:.0f}'):>5} ms  requests {_fmt(snapshot.requests, '{:d}')}  "
-        f"failures {failed}{share}  {left}"
-    )
+    phase = snapshot.phase or "-"
+    if len(phase) > PHASE_MAX_CHARS:
+        phase = phase[: PHASE_MAX_CHARS - 1] + "…"
+    users, workers = _fmt(snapshot.users, "{:d}"), _fmt(snapshot.workers, "{:d}")
+    rps, p95 = _fmt(snapshot.rps, "{:.1f}"), _fmt(snapshot.p95_ms, "{:.0f}")
+    requests = _fmt(snapshot.requests, "{:d}")
+    return [
+        _Field("phase", f"phase {phase:<10}", f"phase {phase}"),
+        _Field("users", f"users {users:>5}", f"users {users}"),
+        _Field("workers", f"workers {workers}", f"workers {workers}"),
+        _Field("rps", f"rps {rps:>7}", f"rps {rps}"),
+        _Field("p95", f"p95 {p95:>5} ms", f"p95 {p95} ms"),
+        _Field("requests", f"requests {requests}", f"requests {requests}"),
+        _Field("failures", f"failures {failed}{share}", f"failures {failed}{share}"),
+        _Field("left", left, left),
+    ]
+
+
+def _pack(texts: list[str], width: int) -> list[str]:
+    """Greedy: as many texts on a line as fit in `width`, two spaces apart."""
+    lines: list[str] = []
+    for text in texts:
+        if lines and len(lines[-1]) + 2 + len(text) <= width:
+            lines[-1] += "  " + text
+        else:
+            lines.append(text)
+    return lines
+
+
+def format_snapshot(
+    snapshot: Snapshot, *, planned_s: float, now: float | None = None, width: int | None = None
+) -> str:
+    """Phase, users, workers, RPS, p95, requests, failures, time left: one line, or within `width`.
+
+    Too wide for one line: the fields wrap onto two lines; too wide for two, the least important
+    fields go first (_DROP_ORDER). Failures and time left are always shown.
+    """
+    fields = _fields(snapshot, planned_s=planned_s, now=time.time() if now is None else now)
+    one_line = "  ".join(f.wide for f in fields)
+    if width is None or len(one_line) <= width:
+        return one_line
+    dropped: set[str] = set()
+    for key in (None, *_DROP_ORDER):
+        if key is not None:
+            dropped.add(key)
+        lines = _pack([f.compact for f in fields if f.key not in dropped], width)
+        if len(lines) <= 2:
+            break
+    return "\n".join(lines)

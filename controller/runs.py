@@ -232,7 +232,7 @@ def follow(
             _check_workers(snapshot, plan.workers, short=workers_short)
             if observer is not None:
                 observer.progress(snapshot)
-            line = format_snapshot(snapshot, planned_s=plan.duration)
+            line = format_snapshot(snapshot, planned_s=plan.duration, width=console.width)
             if live is not None:
                 live.update(line, refresh=True)
             elif print_due():

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -271,9 +272,97 @@ def _junit_outcome(case: ET.Element, gate: str, result: GateResult | None, *, wh
 # -- terminal --------------------------------------------------------------------------------------
 
 
-def gates_table(report: GateReport) -> Table:
+# Columns a narrow terminal leaves out first (gates.md/json keep them, and the full gate names).
+_OPTIONAL_COLUMNS = ("Baseline", "Window", "Target")
+# Gate, Target and Why fold onto more lines when narrow (nothing is cut, a gate's name least of
+# all); before they fold below these widths, the optional columns leave. The others never wrap.
+_SHRINKS_TO = {"Gate": 24, "Target": 12, "Why": 16}
+_SHRINK_FLOOR = 8  # when even that does not fit: Why, then Target, then Gate fold down to this
+_RIGHT_ALIGNED = ("Actual", "Baseline")
+
+
+class GatesTable:
+    """The gate table and verdict, laid out for the width they are printed at (80-column CI logs).
+
+    Gate names fold onto more lines rather than being cut; when the table would not fit even so,
+    Baseline, Window and Target are left out, in that order, and the verdict line says so.
+    """
+
+    def __init__(self, report: GateReport) -> None:
+        self.report = report
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        table, left_out = table_for_width(self.report, width=options.max_width)
+        yield table
+        yield verdict_line(self.report, left_out=left_out, width=options.max_width)
+
+
+def gates_table(report: GateReport) -> GatesTable:
+    return GatesTable(report)
+
+
+def table_rows(report: GateReport) -> list[dict[str, Text]]:
+    return [
+        {
+            "Gate": Text(r.name),
+            "Window": Text(window(r)),
+            "Target": Text(target(r)),
+            "Actual": Text(number(r.value)),
+            "Baseline": Text(number(r.baseline)),
+            "Result": Text(r.verdict.upper(), style=RESULT_STYLES[r.verdict]),
+            "Why": Text(one_line(r.reason) if r.verdict != "pass" and r.reason else ""),
+        }
+        for r in report.gates
+    ]
+
+
+def _natural(column: str, rows: list[dict[str, Text]]) -> int:
+    return max([len(column), *(row[column].cell_len for row in rows)])
+
+
+def _narrowest(column: str, rows: list[dict[str, Text]]) -> int:
+    natural = _natural(column, rows)
+    return min(natural, max(len(column), _SHRINKS_TO.get(column, natural)))
+
+
+def _cells_room(kept: list[str], width: int) -> int:
+    return width - 1 - 3 * len(kept)  # a border, then a space either side of each cell and a border
+
+
+def fitting_columns(columns: list[str], rows: list[dict[str, Text]], width: int) -> list[str]:
+    """The columns that fit `width` at their narrowest; the optional ones leave first."""
+    kept = list(columns)
+    for optional in _OPTIONAL_COLUMNS:
+        if sum(_narrowest(column, rows) for column in kept) <= _cells_room(kept, width):
+            break
+        if optional in kept:
+            kept.remove(optional)
+    return kept
+
+
+def column_widths(kept: list[str], rows: list[dict[str, Text]], width: int) -> dict[str, int]:
+    """Each kept column's width: over the room, Why then Target then Gate fold narrower (down to
+    _SHRINK_FLOOR); room to spare goes to Gate, then Why, then Target, up to their longest cell."""
+    room = _cells_room(kept, width)
+    widths = {column: _narrowest(column, rows) for column in kept}
+    for column in ("Why", "Target", "Gate"):
+        excess = sum(widths.values()) - room
+        if column in widths and excess > 0:
+            floor = min(widths[column], max(len(column), _SHRINK_FLOOR))
+            widths[column] -= min(excess, widths[column] - floor)
+    for column in ("Gate", "Why", "Target"):
+        spare = room - sum(widths.values())
+        if column in widths and spare > 0:
+            widths[column] += min(spare, _natural(column, rows) - widths[column])
+    return widths
+
+
+def table_for_width(report: GateReport, *, width: int) -> tuple[Table, list[str]]:
+    """The table for a console `width` columns wide, and the columns it left out to fit."""
     # Text cells, not markup strings: a reason or PromQL with [brackets] must print as it is.
-    table = Table(title=Text(f"Gates: {report.gate_file}"), title_justify="left")
+    # The title wraps even on the CLI's soft-wrapping console: a long path must not pass the edge.
+    title = Text(f"Gates: {report.gate_file}", no_wrap=False, overflow="fold")
+    table = Table(title=title, title_justify="left")
     # Baseline and Why only when they say something: a relative gate, or a gate that did not pass.
     with_baseline = any(r.baseline is not None for r in report.gates)
     with_reason = any(r.verdict != "pass" for r in report.gates)
@@ -286,24 +375,34 @@ def gates_table(report: GateReport) -> Table:
         "Result",
         *(["Why"] if with_reason else []),
     ]
-    for column in columns:
-        table.add_column(column, justify="right" if column in ("Actual", "Baseline") else "left")
-    for r in report.gates:
-        cells = [Text(r.name), Text(window(r)), Text(target(r)), Text(number(r.value))]
-        if with_baseline:
-            cells.append(Text(number(r.baseline)))
-        cells.append(Text(r.verdict.upper(), style=RESULT_STYLES[r.verdict]))
-        if with_reason:
-            cells.append(Text(one_line(r.reason) if r.verdict != "pass" and r.reason else ""))
-        table.add_row(*cells)
-    verdict = Text(
+    rows = table_rows(report)
+    kept = fitting_columns(columns, rows, width)
+    for column, column_width in column_widths(kept, rows, width).items():
+        table.add_column(
+            column,
+            justify="right" if column in _RIGHT_ALIGNED else "left",
+            width=column_width,
+            no_wrap=column not in _SHRINKS_TO,
+            overflow="fold",
+        )
+    for row in rows:
+        table.add_row(*(row[column] for column in kept))
+    return table, [column for column in columns if column not in kept]
+
+
+def verdict_line(report: GateReport, *, left_out: list[str], width: int) -> Text:
+    """Under the table, wrapping at the console's width (a reason can be long)."""
+    verdict = Text(no_wrap=False, overflow="fold")
+    verdict.append(
         f"Verdict: {report.verdict.upper()} (exit {report.exit_code})", style=RESULT_STYLES[report.verdict]
     )
     if report.reason:
         verdict.append(f" — {one_line(report.reason)}")
-    table.caption = verdict
-    table.caption_justify = "left"
-    return table
+    if left_out:
+        verdict.append(
+            f"\n(left out to fit {width} columns: {', '.join(left_out)}; gates.md has every column)"
+        )
+    return verdict
 
 
 # -- I/O -------------------------------------------------------------------------------------------
