@@ -15,7 +15,9 @@ from locust.env import Environment
 from locust.stats import StatsError
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import ValidationError
 
+from controller.gates.models import Gate
 from locust_workers.exporter import STATUS_MAX_CHARS, UNKNOWN_STATUS, LocustCollector, failure_status
 
 _BOUNDED = re.compile(rf"^(?:\d{{3}}|\w{{1,{STATUS_MAX_CHARS}}})$")
@@ -183,3 +185,11 @@ def test_the_collector_exports_the_class_of_a_repr_starting_with_lt():
         assert failures == [("_InactiveRpcError", 3.0)]
     finally:
         env.runner.quit()
+
+
+def test_every_label_can_be_gated_on():
+    longest = failure_status("E" * 500 + "('x')")
+    gate = Gate(name="longest_class", metric="status_rate", status=longest, max=0.01)
+    assert gate.status == longest
+    with pytest.raises(ValidationError):
+        Gate(name="too_long", metric="status_rate", status=longest + "E", max=0.01)
