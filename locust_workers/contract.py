@@ -104,6 +104,10 @@ RUN_INFO = "locust_run_info"
 STAGE_START_TIMESTAMP_SECONDS = "locust_stage_start_timestamp_seconds"
 TEST_START_TIMESTAMP_SECONDS = "locust_test_start_timestamp_seconds"
 TEST_STOP_TIMESTAMP_SECONDS = "locust_test_stop_timestamp_seconds"
+# The locustfile's own end of the run (locustfile_end.py): the exit code its quitting hook asked
+# for (environment.process_exit_code), and when it stopped the test itself (runner.quit() mid-run).
+PROCESS_EXIT_CODE = "locust_process_exit_code"  # {run_id, message}
+LOCUSTFILE_STOP_TIMESTAMP_SECONDS = "locust_locustfile_stop_timestamp_seconds"  # {run_id, caller, message}
 CUSTOM_PREFIX = "locust_custom_"  # the locustfile's own metrics (metrics.py)
 
 # The `name` label of every request name (and custom metric name) past the cap of MAX_NAMES_ENV.

@@ -16,6 +16,9 @@ Metric contract (names and labels are relied on by gates and dashboards):
   locust_run_info{run_id,profile,phase}                     1 for the current phase
   locust_stage_start_timestamp_seconds{run_id,stage,phase}  when each stage of the table began
   locust_test_start_timestamp_seconds{run_id}, locust_test_stop_timestamp_seconds{run_id}
+  locust_process_exit_code{run_id,message}                  the exit code the locustfile asked for
+  locust_locustfile_stop_timestamp_seconds{run_id,caller,message}
+                                                            when it stopped the test (locustfile_end.py)
   locust_custom_<metric>{run_id,name}                       the locustfile's own (metrics.py): histogram
                                                             (_bucket/_sum/_count) or counter (_total)
 """
@@ -34,7 +37,9 @@ from prometheus_client.registry import Collector
 from locust_workers.contract import (
     DEFAULT_MAX_NAMES,
     FAILED_RESPONSE_TIME_SECONDS,
+    LOCUSTFILE_STOP_TIMESTAMP_SECONDS,
     OTHER_NAME,
+    PROCESS_EXIT_CODE,
     REQUEST_FAILURES_TOTAL,
     REQUESTS_TOTAL,
     RESPONSE_TIME_SECONDS,
@@ -52,6 +57,7 @@ from locust_workers.histogram import bucket_bounds_ms, cumulative_counts
 if TYPE_CHECKING:
     from locust_workers.custom_totals import CustomTotals
     from locust_workers.failed_times import FailedTimes
+    from locust_workers.locustfile_end import LocustfileEnd
 
 _STATUS_PATTERNS = (
     re.compile(r"^\w+\(['\"](\d{3}) "),  # HTTPError('429 Client Error: ...') from HttpUser
@@ -126,8 +132,10 @@ class LocustCollector(Collector):
         max_names: int = DEFAULT_MAX_NAMES,
         custom: CustomTotals | None = None,
         failed: FailedTimes | None = None,
+        locustfile_end: LocustfileEnd | None = None,
     ) -> None:
         self.environment = environment
+        self.locustfile_end = locustfile_end
         self.custom = custom
         self.failed = failed
         self.run_id = run_id
@@ -152,6 +160,8 @@ class LocustCollector(Collector):
         yield from self._runner_metrics(runner)
         if self.custom is not None:
             yield from self.custom.metric_families(self.run_id)
+        if self.locustfile_end is not None:
+            yield from self._locustfile_end_metrics(self.locustfile_end)
         self.last_scrape_at = time.time()
 
     def _bounded_names(self, names: Any) -> set[str]:
@@ -259,6 +269,24 @@ class LocustCollector(Collector):
                 family = GaugeMetricFamily(metric, description, labels=["run_id"])
                 family.add_metric([self.run_id], value)
                 yield family
+
+    def _locustfile_end_metrics(self, end: LocustfileEnd) -> Iterator[Metric]:
+        if end.exit_code is not None:
+            code = GaugeMetricFamily(
+                PROCESS_EXIT_CODE,
+                "The exit code the locustfile asked for (environment.process_exit_code).",
+                labels=["run_id", "message"],
+            )
+            code.add_metric([self.run_id, end.exit_message], end.exit_code)
+            yield code
+        if end.stopped_at is not None:
+            stop = GaugeMetricFamily(
+                LOCUSTFILE_STOP_TIMESTAMP_SECONDS,
+                "Unix time the locustfile stopped the test itself (runner.quit()), and where.",
+                labels=["run_id", "caller", "message"],
+            )
+            stop.add_metric([self.run_id, end.stopped_by, end.stop_message], end.stopped_at)
+            yield stop
 
 
 def _runner_phase(state: str) -> str:

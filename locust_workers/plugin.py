@@ -7,6 +7,9 @@ defines the run's shape), user class weights, how long the master waits for a fi
 serves Locust's own files, locust_files.py), and
 two knobs (worker report interval, the cap on distinct request names).
 
+The locustfile's own verdict (locustfile_end.py): the exit code its quitting hook asked for and a
+stop of its own, exported by the master for the controller's verdict.
+
 Custom metrics (metrics.py) and failed requests' response times (failed_times.py): workers ship
 what their users observed with every stats report; the master adds the reports up and the
 exporter serves them.
@@ -39,6 +42,7 @@ from locust_workers.failed_times import FailedTimes, record_failures
 from locust_workers.failed_times import merge_worker_reports as merge_failed_times
 from locust_workers.failed_times import ship_with_worker_reports as ship_failed_times
 from locust_workers.locust_files import LocustFiles
+from locust_workers.locustfile_end import watch_locustfile_end
 from locust_workers.metrics import custom, ship_with_worker_reports
 from locust_workers.shapes import StageTableShape
 
@@ -92,6 +96,9 @@ def _on_init(environment, **_kwargs) -> None:
     failed = FailedTimes(local=True)  # a local runner's users record here; a master only merges
     record_failures(environment, failed)
     merge_failed_times(environment, failed)
+    # Before _final_scrape below: the quit event's listeners run in order, and the exit code the
+    # locustfile asked for must be set before the exporter holds for its final scrape.
+    locustfile_end = watch_locustfile_end(environment)
     collector = LocustCollector(
         environment,
         run_id=settings.run_id,
@@ -99,6 +106,7 @@ def _on_init(environment, **_kwargs) -> None:
         max_names=max_names,
         custom=totals,
         failed=failed,
+        locustfile_end=locustfile_end,
     )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
