@@ -54,6 +54,7 @@ from controller.prom.health import (
     read_last_seen,
     read_totals,
 )
+from controller.prom.locustfile import LocustfileEnd, read_locustfile_end
 from controller.prom.peaks import read_peaks
 from controller.prom.timeline import read_timeline
 from controller.reports.gates import gates_table, write_gate_reports
@@ -69,7 +70,14 @@ from controller.rundir import (
     read_csv,
     write_atomic,
 )
-from controller.verdict import Ending, Happened, decide, early_stop_problem, master_problem
+from controller.verdict import (
+    Ending,
+    Happened,
+    decide,
+    early_stop_problem,
+    locustfile_reasons,
+    master_problem,
+)
 
 # The final-scrape wait: two scrape intervals of the run's Prometheus, at least FINAL_SCRAPE_MIN_S.
 FINAL_SCRAPE_MIN_S = 5.0
@@ -375,6 +383,7 @@ class Readings:
     notes: list[str] = field(default_factory=list)
     totals: tuple[int, int] | None = None  # the exporter's, before teardown; run.json has Locust's own
     analysis: Analysis | None = None  # None: the load never started, or Prometheus failed before it
+    locustfile: LocustfileEnd = field(default_factory=LocustfileEnd)  # how the locustfile itself ended it
 
 
 def final_scrape_timeout(scrape_interval_s: float) -> float:
@@ -417,6 +426,9 @@ def read_back(
     )
     if readings.started is None:
         return readings
+    readings.locustfile = read_locustfile_end(
+        client=http, run_id=plan.run_id, planned_s=plan.duration, at=time.time()
+    )
     readings.ended = readings.stopped
     if readings.ended is None:  # the master died before stopping the test: its last scrape is the end
         seen = read_last_seen(client=http, run_id=plan.run_id, planned_s=plan.duration, at=time.time())
@@ -508,6 +520,22 @@ def analyse(plan: RunPlan, readings: Readings, http: httpx.Client, *, gate_file:
         return Analysis(error=str(e) or type(e).__name__)
 
 
+def _master_problems(
+    plan: RunPlan, followed: Followed, readings: Readings, *, locust_exit_code: int | None
+) -> list[str]:
+    """The master's end as a generator problem: a crash, or a test that Locust stopped early --
+    unless the locustfile stopped it itself (runner.quit()): that is its verdict, not a sick generator."""
+    assert readings.started is not None
+    asked = readings.locustfile.exit_code
+    broken = master_problem(locust_exit_code, test_stopped=readings.stopped is not None, asked=asked)
+    if broken:
+        return [broken]
+    if readings.stopped is None or followed.generator or readings.locustfile.stopped_at is not None:
+        return []
+    early = early_stop_problem(planned_s=plan.duration, ran_s=readings.stopped - readings.started)
+    return [early] if early else []
+
+
 def happened(
     plan: RunPlan,
     followed: Followed,
@@ -517,14 +545,13 @@ def happened(
     totals: tuple[int, int] | None,
 ) -> Happened:
     generator = [*followed.generator, *readings.generator]
+    locustfile: tuple[str, ...] = ()
     if followed.ending == "completed" and readings.started is not None:
-        broken = master_problem(locust_exit_code, test_stopped=readings.stopped is not None)
-        if broken:
-            generator.insert(0, broken)
-        elif readings.stopped is not None and not followed.generator:
-            early = early_stop_problem(planned_s=plan.duration, ran_s=readings.stopped - readings.started)
-            if early:
-                generator.insert(0, early)
+        generator[:0] = _master_problems(plan, followed, readings, locust_exit_code=locust_exit_code)
+    if readings.started is not None:
+        locustfile = locustfile_reasons(
+            readings.locustfile, started=readings.started, planned_s=plan.duration
+        )
     gates_unjudged = readings.gates_unjudged
     if plan.gates is not None and readings.report is None and gates_unjudged is None:
         gates_unjudged = "the run's data could not be read"
@@ -537,6 +564,7 @@ def happened(
         report=readings.report,
         gates_unjudged=gates_unjudged,
         generator=tuple(dict.fromkeys(generator)),
+        locustfile=locustfile,
         requests=totals[0] if totals else None,
         failures=totals[1] if totals else None,
         notes=tuple(readings.notes),

@@ -80,6 +80,12 @@ def stage_starts_query(run_id: str, *, planned_s: float) -> str:
     return f"last_over_time({STAGE_START_TIMESTAMP_SECONDS}{run_selector(run_id)}{_lookback(planned_s)})"
 
 
+def locustfile_end_query(metric: str, run_id: str, *, planned_s: float) -> str:
+    """The run's last sample of one of the locustfile's own end metrics (exit code asked, its stop),
+    labels kept: they carry the locustfile's message and the caller."""
+    return f"last_over_time({metric}{run_selector(run_id)}{_lookback(planned_s)})"
+
+
 def last_seen_query(run_id: str, *, planned_s: float, at: float) -> str:
     """When the run's exporter was last scraped, as of `at`: the end of a run that never stopped."""
     return (
