@@ -244,7 +244,10 @@ class LocustCollector(Collector):
             yield cpu
 
         shape = self.environment.shape_class
-        phase = getattr(shape, "current_phase", None) or _runner_phase(runner.state)
+        # A test stopped before its stage table ended (the locustfile's runner.quit(), Ctrl-C) is
+        # off the table, though the shape still names the stage it was in: the runner's state says so.
+        on_table = runner.state not in _STOPPED_STATES
+        phase = (getattr(shape, "current_phase", None) if on_table else None) or _runner_phase(runner.state)
         info = GaugeMetricFamily(
             RUN_INFO, "1 for the run's current phase.", labels=["run_id", "profile", "phase"]
         )
@@ -287,6 +290,9 @@ class LocustCollector(Collector):
             )
             stop.add_metric([self.run_id, end.stopped_by, end.stop_message], end.stopped_at)
             yield stop
+
+
+_STOPPED_STATES = ("stopping", "stopped", "cleanup")  # locust.runners.STATE_STOPPING, ...
 
 
 def _runner_phase(state: str) -> str:

@@ -81,6 +81,20 @@ def test_a_quit_from_the_locustfile_is_recorded_with_where_and_its_last_words():
     assert PROCESS_EXIT_CODE not in series(env, end)  # it asked for no exit code
 
 
+def test_a_test_stopped_mid_stage_is_reported_stopped_not_in_its_stage():
+    """After the locustfile's quit the shape still names its stage; the phase must say the test
+    stopped, or the controller sees workers leaving "during phase steady" and calls them lost."""
+
+    class Steady(HalfSecond):
+        current_phase = "steady"
+
+    env, end = running(Steady)
+    assert env.runner is not None
+    assert series(env, end)["locust_run_info"].labels["phase"] == "steady"
+    env.runner.quit()
+    assert series(env, end)["locust_run_info"].labels["phase"] == "stopped"
+
+
 def test_a_quit_spawned_as_a_greenlet_is_the_locustfiles_too():
     env, end = running()
     assert env.runner is not None
