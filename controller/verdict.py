@@ -139,7 +139,7 @@ def locustfile_reasons(end: LocustfileEnd, *, started: float, planned_s: float) 
         said = f": {end.stop_message}" if end.stop_message else f" (see {MASTER_LOG})"
         reasons.append(
             f"the locustfile stopped the test at {end.stopped_at - started:.0f}s of the planned "
-            f"{planned_s:.0f}s (runner.quit() from {end.stopped_by}){said}"
+            f"{planned_s:.0f}s ({end.stopped_by}){said}"
         )
     return tuple(reasons)
 

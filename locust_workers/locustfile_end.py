@@ -15,7 +15,8 @@ Prometheus for local processes and pods:
                                                    when code outside Locust stopped the test
                                                    (runner.quit() / runner.stop()), and from where
 
-`caller` is the file:line that called the runner (or "a greenlet" when it was spawned directly);
+`caller` says which call and from where: "runner.quit() from locustfile.py:51" (or "from a
+greenlet" when the call was a greenlet's own function);
 `message` the locustfile's last WARNING-or-worse log line before that moment (Locust's documented
 hooks log why they fail the run), cut to MESSAGE_CHARS. Locust's own stops (the stage table's end,
 Ctrl-C, SIGTERM, a lost worker) come from Locust's own code and are not the locustfile's.
@@ -49,7 +50,7 @@ class LocustfileEnd:
     exit_code: int | None = None  # environment.process_exit_code at Locust's quit event
     exit_message: str = ""
     stopped_at: float | None = None  # unix time the locustfile stopped the test itself
-    stopped_by: str = ""  # file:line of the call
+    stopped_by: str = ""  # the call and where from: "runner.quit() from locustfile.py:51"
     stop_message: str = ""
 
 
@@ -71,8 +72,9 @@ class LastWords(logging.Handler):
 
 
 def stop_caller(frame: FrameType | None) -> str | None:
-    """Who called the runner's stop()/quit() whose event `frame` is inside: "file.py:23" when code
-    outside Locust did, "a greenlet" when the call was a greenlet's own function, None for Locust.
+    """Who called the runner's stop()/quit() whose event `frame` is inside: "runner.quit() from
+    file.py:23" when code outside Locust did ("... from a greenlet" when the call was a greenlet's
+    own function), None when Locust itself did.
 
     Walks out of the event's frames to the outermost of the runner's nested stop/quit frames
     (MasterRunner.quit calls stop); the frame above it is the caller.
@@ -87,13 +89,14 @@ def stop_caller(frame: FrameType | None) -> str | None:
         frame = frame.f_back
     if outermost is None:
         return None
+    call = f"runner.{outermost.f_code.co_name}()"
     caller = outermost.f_back
     if caller is None or "gevent" in Path(caller.f_code.co_filename).parts:
-        return "a greenlet"  # Locust never spawns its runner's stop or quit: a locustfile did
+        return f"{call} from a greenlet"  # Locust never spawns its runner's stop or quit: a locustfile did
     filename = Path(caller.f_code.co_filename).resolve()
     if filename.is_relative_to(_LOCUST_DIR):
         return None
-    return f"{filename.name}:{caller.f_lineno}"
+    return f"{call} from {filename.name}:{caller.f_lineno}"
 
 
 def watch_locustfile_end(environment: Any) -> LocustfileEnd:

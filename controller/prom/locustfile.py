@@ -19,7 +19,7 @@ class LocustfileEnd:
     exit_code: int | None = None  # environment.process_exit_code, 0 included
     exit_message: str = ""  # its last WARNING-or-worse log line before Locust quit
     stopped_at: float | None = None  # when it stopped the test itself (runner.quit())
-    stopped_by: str = ""  # file:line of that call
+    stopped_by: str = ""  # that call and where from: "runner.quit() from locustfile.py:51"
     stop_message: str = ""  # its last WARNING-or-worse log line before the stop
 
 

@@ -68,14 +68,14 @@ def test_a_quit_from_the_locustfile_is_recorded_with_where_and_its_last_words():
     before = time.time()
     line = sys._getframe().f_lineno + 1
     env.runner.quit()
-    assert end.stopped_by == f"test_locustfile_end.py:{line}"
+    assert end.stopped_by == f"runner.quit() from test_locustfile_end.py:{line}"
     assert end.stop_message == "fail ratio 0.31 > 0.2, quitting"
     assert end.stopped_at is not None and before <= end.stopped_at <= time.time()
     sample = series(env, end)[LOCUSTFILE_STOP_TIMESTAMP_SECONDS]
     assert sample.value == pytest.approx(end.stopped_at)
     assert sample.labels == {
         "run_id": "r1",
-        "caller": f"test_locustfile_end.py:{line}",
+        "caller": f"runner.quit() from test_locustfile_end.py:{line}",
         "message": "fail ratio 0.31 > 0.2, quitting",
     }
     assert PROCESS_EXIT_CODE not in series(env, end)  # it asked for no exit code
@@ -95,11 +95,19 @@ def test_a_test_stopped_mid_stage_is_reported_stopped_not_in_its_stage():
     assert series(env, end)["locust_run_info"].labels["phase"] == "stopped"
 
 
+def test_a_stop_from_the_locustfile_is_named_as_a_stop():
+    env, end = running()
+    assert env.runner is not None
+    line = sys._getframe().f_lineno + 1
+    env.runner.stop()
+    assert end.stopped_by == f"runner.stop() from test_locustfile_end.py:{line}"
+
+
 def test_a_quit_spawned_as_a_greenlet_is_the_locustfiles_too():
     env, end = running()
     assert env.runner is not None
     gevent.spawn(env.runner.quit).join(timeout=5)
-    assert end.stopped_by == "a greenlet" and end.stopped_at is not None
+    assert end.stopped_by == "runner.quit() from a greenlet" and end.stopped_at is not None
 
 
 def test_locusts_own_stop_at_the_end_of_the_shape_is_not_the_locustfiles():

@@ -204,16 +204,25 @@ def test_the_locustfiles_fail_never_passes_whatever_the_gates_say():
             ("the locustfile set process_exit_code 3 (Locust's quitting hook) (see logs/master.log)",),
         ),
         (
-            LocustfileEnd(stopped_at=1009.4, stopped_by="own.py:23", stop_message="fail ratio 0.31 > 0.2"),
+            LocustfileEnd(
+                stopped_at=1009.4,
+                stopped_by="runner.quit() from own.py:23",
+                stop_message="fail ratio 0.31 > 0.2",
+            ),
             (
                 "the locustfile stopped the test at 9s of the planned 30s (runner.quit() from own.py:23): "
                 "fail ratio 0.31 > 0.2",
             ),
         ),
         # stopped, but it also said the run is fine (process_exit_code 0): Locust exits 0, so do we
-        (LocustfileEnd(exit_code=0, stopped_at=1009.4, stopped_by="own.py:23"), ()),
+        (LocustfileEnd(exit_code=0, stopped_at=1009.4, stopped_by="runner.stop() from own.py:23"), ()),
         (
-            LocustfileEnd(exit_code=2, exit_message="too slow", stopped_at=1020.0, stopped_by="a greenlet"),
+            LocustfileEnd(
+                exit_code=2,
+                exit_message="too slow",
+                stopped_at=1020.0,
+                stopped_by="runner.quit() from a greenlet",
+            ),
             (
                 "the locustfile set process_exit_code 2 (Locust's quitting hook): too slow",
                 "the locustfile stopped the test at 20s of the planned 30s "
