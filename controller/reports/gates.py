@@ -393,9 +393,9 @@ def table_for_width(report: GateReport, *, width: int) -> tuple[Table, list[str]
 def verdict_line(report: GateReport, *, left_out: list[str], width: int) -> Text:
     """Under the table, wrapping at the console's width (a reason can be long)."""
     verdict = Text(no_wrap=False, overflow="fold")
-    verdict.append(
-        f"Verdict: {report.verdict.upper()} (exit {report.exit_code})", style=RESULT_STYLES[report.verdict]
-    )
+    # "Gates", not the run's verdict: after `loadctl run` a lost worker or the locustfile's own exit
+    # code can still change that, and its line follows this one.
+    verdict.append(f"Gates verdict: {report.verdict.upper()}", style=RESULT_STYLES[report.verdict])
     if report.reason:
         verdict.append(f" — {one_line(report.reason)}")
     if left_out:

@@ -328,7 +328,17 @@ def test_terminal_table_has_the_columns_and_results():
     console = Console(width=200, record=True, color_system=None)
     console.print(gates_table(FULL))
     text = console.export_text()
-    for word in ("Gate", "Window", "Target", "Actual", "Result", "PASS", "WARN", "FAIL", "Verdict: FAIL"):
+    for word in (
+        "Gate",
+        "Window",
+        "Target",
+        "Actual",
+        "Result",
+        "PASS",
+        "WARN",
+        "FAIL",
+        "Gates verdict: FAIL",
+    ):
         assert word in text
     outage = Console(width=200, record=True, color_system=None)
     outage.print(gates_table(OUTAGE))

@@ -100,7 +100,7 @@ def test_waiting_and_a_long_phase_name_fit_too():
 def test_the_gate_table_fits(rep, width):
     text = printed(gates_table(rep), width)
     assert max(len(line) for line in text.splitlines()) <= width, text
-    assert f"Verdict: {rep.verdict.upper()}" in text
+    assert f"Gates verdict: {rep.verdict.upper()}" in text
     for r in rep.gates:
         assert r.verdict.upper() in text
 
