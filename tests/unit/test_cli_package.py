@@ -5,10 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
+from controller.chart import SHIPPED_PROFILES
 from controller.cli import cli
-from controller.cli.options import K8sConnection, PlanFlags, k8s_connection, plan_check_flags, plan_flags
+from controller.cli.options import (
+    K8sConnection,
+    PlanFlags,
+    k8s_connection,
+    plan_check_flags,
+    plan_flags,
+)
+from controller.cli.profiles import run_time
 from controller.cli.render import outcome_lines
 from tests.support import run_record
 
@@ -52,6 +61,7 @@ def test_every_command_is_registered():
         "gates",
         "grafana",
         "ls",
+        "profiles",
         "prometheus",
         "report",
         "run",
@@ -97,3 +107,26 @@ def test_the_recorded_command_hides_the_values_of_credential_named_options():
     )  # fmt: skip
     # a value that merely looks like an option name is kept; only the option's own value is hidden
     assert recorded_command(["--grafana-token-env", "--token"]) == ("loadctl", "--grafana-token-env", "***")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(None, "-"), (0, "0s"), (45, "45s"), (90, "1m30s"), (600, "10m"), (7260, "2h1m")]
+)
+def test_run_time_is_short(seconds, shown):
+    assert run_time(seconds) == shown
+
+
+def test_profiles_lists_the_shipped_ones_and_a_local_one_in_their_place(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "peak.yaml").write_text("description: our peak\nusers: 7\nduration: 45s\n")
+    (tmp_path / "profiles" / "broken.yaml").write_text("host: http://${NOT_SET_ANYWHERE}\n")
+    done = CliRunner().invoke(cli, ["profiles"], env={"COLUMNS": "200", "NOT_SET_ANYWHERE": None})
+    assert done.exit_code == 0, done.output
+    rows = {line.split()[0]: line.split() for line in done.output.splitlines()[1:] if line.strip()}
+    assert rows["demo"][:4] == ["demo", "1m30s", "20", "shipped"]
+    assert rows["soak"][:4] == ["soak", "2h", "50", "shipped"]
+    assert rows["peak"] == ["peak", "45s", "7", "./profiles", "our", "peak"]
+    assert rows["broken"][:5] == ["broken", "-", "-", "./profiles", "invalid:"]
+    assert f"shipped: {SHIPPED_PROFILES}/NAME.yaml" in done.output
+    assert f"./profiles: {tmp_path / 'profiles'}/NAME.yaml" in done.output
