@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from controller.chart import SHIPPED_PROFILES
 from controller.cli import cli
 from controller.cli.options import (
+    BACKEND_ONLY_FLAGS,
     K8sConnection,
     PlanFlags,
     k8s_connection,
@@ -19,6 +20,7 @@ from controller.cli.options import (
 )
 from controller.cli.profiles import run_time
 from controller.cli.render import outcome_lines
+from controller.errors import EXIT_INPUT, InputError
 from tests.support import run_record
 
 
@@ -107,6 +109,57 @@ def test_the_recorded_command_hides_the_values_of_credential_named_options():
     )  # fmt: skip
     # a value that merely looks like an option name is kept; only the option's own value is hidden
     assert recorded_command(["--grafana-token-env", "--token"]) == ("loadctl", "--grafana-token-env", "***")
+
+
+def test_the_k8s_only_flags_are_the_k8s_option_groups():
+    assert sorted(BACKEND_ONLY_FLAGS["k8s"]) == [
+        "context",
+        "image",
+        "in_cluster",
+        "keep_on_fail",
+        "kubeconfig",
+        "namespace",
+        "prometheus_url",
+        "ready_timeout",
+        "values_files",
+    ]
+
+
+# no profile and no locustfile: past the backend check, `run` stops at the plan, before any load
+NO_LOAD = ["run", "-u", "1", "-t", "1s", "--host", "http://127.0.0.1:1"]
+
+
+def run_error(args: list[str], env: dict[str, str] | None = None) -> str:
+    done = CliRunner().invoke(cli, [*NO_LOAD, *args], env=env, standalone_mode=False)
+    assert isinstance(done.exception, InputError), done.output
+    assert done.exception.exit_code == EXIT_INPUT
+    return str(done.exception)
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--timeout", "1m"], "--timeout"),
+        (["--prometheus", "http://127.0.0.1:9090"], "--prometheus"),
+        (["--image", "loadctl:1"], "--image"),
+        (["-n", "ns"], "--namespace"),
+        (["--context", "kind"], "--context"),
+        (["--keep-on-fail"], "--keep-on-fail"),
+        (["--backend", "local", "--in-cluster"], "--in-cluster"),
+    ],
+)
+def test_a_k8s_flag_with_the_local_backend_is_an_input_error_naming_both_backends(flags, named):
+    expected = f"command line: {named}: only with --backend k8s, not with --backend local"
+    assert run_error(flags) == expected
+
+
+def test_k8s_flags_set_by_the_environment_or_their_default_do_not_stop_a_local_run():
+    env = {"LOADCTL_PROMETHEUS_URL": "http://127.0.0.1:9090", "LOADCTL_IMAGE": "loadctl:1"}
+    assert "locustfile" in run_error([], env=env)  # the next check: this plan has no locustfile
+
+
+def test_the_k8s_backend_takes_its_own_flags():
+    assert "locustfile" in run_error(["--backend", "k8s", "--timeout", "1m", "-n", "ns"])
 
 
 @pytest.mark.parametrize(
