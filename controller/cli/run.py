@@ -31,7 +31,7 @@ from controller.profiles import build_plan, load_profile, resolve_profile_path
 
 
 def load_plan(profile: str | None, flags: PlanFlags) -> RunPlan:
-    """PROFILE (a name under profiles/, a YAML path, or none: flags only) with the flags over it."""
+    """PROFILE (a path, a name: ./profiles/ then shipped, or none: flags only) with the flags over it."""
     profile_file = resolve_profile_path(profile) if profile else None
     return build_plan(
         load_profile(profile_file) if profile_file else None,
@@ -107,7 +107,7 @@ def run(
     deploy: K8sDeployFlags,
     grafana: GrafanaFlags,
 ) -> None:
-    """Run PROFILE (a name under profiles/ or a YAML path); flags override it."""
+    """Run PROFILE (a YAML path, or a name: ./profiles/NAME.yaml, else a shipped one); flags override it."""
     from controller.backends.factory import create_backend
     from controller.runs import execute
 
