@@ -29,11 +29,13 @@ COPY --from=helm /out/helm/helm /usr/local/bin/helm
 COPY --from=helm /out/kubectl/kubectl /usr/local/bin/kubectl
 WORKDIR /opt/loadctl
 COPY pyproject.toml README.md ./
+# controller/ holds the shipped profiles and gate files (controller/shipped/, package data) and the
+# link controller/shipped/chart -> charts/loadctl, which pip follows into the package
 COPY controller ./controller
 COPY locust_workers ./locust_workers
-COPY profiles ./profiles
-COPY gates ./gates
 COPY charts ./charts
+# profiles/ and gates/ as in a checkout (links), for paths such as a schedule's `gates: gates/pilot.yaml`
+RUN ln -s controller/shipped/profiles profiles && ln -s controller/shipped/gates gates
 # The chart's containers pass /opt/loadctl/locust_workers/plugin.py to `locust -f`: the source
 # copy stays here next to the installed package.
 RUN pip install . && useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin loadctl

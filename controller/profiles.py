@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from controller.chart import SHIPPED_PROFILES
 from controller.errors import InputError
 from controller.inputs import expand_env, load_yaml_mapping, parse_model, validation_error
 from controller.models import (
@@ -30,16 +31,38 @@ from controller.rundir import RESULTS_ROOT
 from locust_workers.contract import MAX_DURATION_S, parse_duration
 
 
-def resolve_profile_path(ref: str, *, profiles_dir: Path = Path("profiles")) -> Path:
-    """`demo` means profiles/demo.yaml; anything with a slash or .yaml suffix is a path."""
-    if "/" in ref or ref.endswith((".yaml", ".yml")):
+def resolve_profile_path(
+    ref: str, *, profiles_dir: Path = Path("profiles"), shipped_dir: Path = SHIPPED_PROFILES
+) -> Path:
+    """A path if `ref` is one (an existing file, or anything with a slash or a .yaml suffix);
+    otherwise a name: ./profiles/NAME.yaml in the current folder, else the profile shipped with
+    loadctl, so that `loadctl run demo` works from any folder once the package is installed."""
+    if Path(ref).is_file() or "/" in ref or ref.endswith((".yaml", ".yml")):
         return Path(ref)
-    candidate = profiles_dir / f"{ref}.yaml"
-    if not candidate.exists():
-        known = sorted(p.stem for p in profiles_dir.glob("*.yaml")) if profiles_dir.is_dir() else []
-        hint = f" (known: {', '.join(known)})" if known else ""
-        raise InputError(f"no profile named '{ref}'{hint}", source=str(candidate))
-    return candidate
+    found = profile_files(profiles_dir=profiles_dir, shipped_dir=shipped_dir)
+    if ref not in found:
+        hint = f" (known: {', '.join(sorted(found))})" if found else ""
+        raise InputError(f"no profile named '{ref}'{hint}", source=str(profiles_dir / f"{ref}.yaml"))
+    return found[ref]
+
+
+def profile_files(
+    *, profiles_dir: Path = Path("profiles"), shipped_dir: Path = SHIPPED_PROFILES
+) -> dict[str, Path]:
+    """Every profile `loadctl run NAME` finds, by name: the shipped ones, each replaced by a
+    ./profiles/NAME.yaml of the same name."""
+    found: dict[str, Path] = {}
+    for folder in (shipped_dir, profiles_dir):  # the later folder wins
+        if folder.is_dir():
+            found.update((path.stem, path) for path in folder.glob("*.yaml"))
+    return dict(sorted(found.items()))
+
+
+def profile_load(profile: Profile) -> tuple[float | None, int | None]:
+    """What a profile asks for without flags: its run time in seconds and its peak users."""
+    if profile.stages is not None:
+        return sum(stage.duration for stage in profile.stages), max(stage.users for stage in profile.stages)
+    return profile.duration, profile.users
 
 
 def load_profile(path: Path, *, env: dict[str, str] | None = None) -> Profile:

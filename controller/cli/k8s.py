@@ -40,23 +40,6 @@ def _duration_flag(value: str, flag: str) -> float:
         raise InputError(str(e), source="command line", field=flag) from None
 
 
-def refuse_k8s_flags(k8s: K8sConnection, deploy: K8sDeployFlags) -> None:
-    """A local run refuses the k8s flags rather than ignore them (--prometheus and --timeout may come
-    from the environment or their default, so they are not checked)."""
-    given = {
-        "--namespace": k8s.namespace,
-        "--context": k8s.context,
-        "--kubeconfig": k8s.kubeconfig,
-        "--in-cluster": k8s.in_cluster,
-        "--image": deploy.image,
-        "--values": deploy.values_files,
-        "--keep-on-fail": deploy.keep_on_fail,
-    }
-    for flag, value in given.items():
-        if value:
-            raise InputError("only with --backend k8s", source="command line", field=flag)
-
-
 def k8s_options(k8s: K8sConnection, deploy: K8sDeployFlags) -> K8sOptions:
     """The k8s options of `loadctl run`; every flag is checked before anything is installed."""
     from controller.k8s.helm import load_values_files

@@ -204,6 +204,21 @@ k8s_deploy_flags = option_group(
 )
 
 
+def _group_parameter_names(group: Decorator) -> tuple[str, ...]:
+    """The keyword names of an option group's options (`--timeout` -> ready_timeout)."""
+
+    def probe() -> None: ...
+
+    params: list[click.Parameter] = getattr(group(probe), "__click_params__", [])
+    return tuple(param.name for param in params if param.name is not None)
+
+
+# `run --backend`: the one owner of which flags belong to one backend only (`run` refuses them
+# with any other backend, cli/run.py); every flag not named here means the same to every backend.
+BACKEND_ONLY_FLAGS: dict[str, tuple[str, ...]] = {
+    "k8s": _group_parameter_names(k8s_connection) + _group_parameter_names(k8s_deploy_flags),
+}
+
 # `run`: annotate the run in a Grafana (checked in cli/grafana.py run_annotator)
 
 

@@ -7,11 +7,13 @@ import sys
 from collections.abc import Sequence
 
 import click
+from click.core import ParameterSource
 
 from controller.backends.options import BackendOptions, LocalOptions
 from controller.cli.grafana import report_grafana_url, run_annotator
-from controller.cli.k8s import k8s_options, refuse_k8s_flags
+from controller.cli.k8s import k8s_options
 from controller.cli.options import (
+    BACKEND_ONLY_FLAGS,
     GrafanaFlags,
     K8sConnection,
     K8sDeployFlags,
@@ -23,12 +25,13 @@ from controller.cli.options import (
     plan_flags,
 )
 from controller.cli.render import ConsoleEvents, console, print_outcome
+from controller.errors import InputError
 from controller.models import RunPlan
 from controller.profiles import build_plan, load_profile, resolve_profile_path
 
 
 def load_plan(profile: str | None, flags: PlanFlags) -> RunPlan:
-    """PROFILE (a name under profiles/, a YAML path, or none: flags only) with the flags over it."""
+    """PROFILE (a path, a name: ./profiles/ then shipped, or none: flags only) with the flags over it."""
     profile_file = resolve_profile_path(profile) if profile else None
     return build_plan(
         load_profile(profile_file) if profile_file else None,
@@ -68,6 +71,21 @@ def recorded_command(args: Sequence[str]) -> tuple[str, ...]:
     return tuple(shown)
 
 
+def refuse_other_backends_flags(backend: str) -> None:
+    """Another backend's flag would be silently ignored: exit 2, naming both backends. Only flags
+    typed on this command line count: --prometheus and --image may come from the environment (set
+    for every run), --timeout has a default."""
+    context = click.get_current_context()
+    for param in context.command.params:
+        owner = next((b for b, names in BACKEND_ONLY_FLAGS.items() if param.name in names), backend)
+        if owner != backend and context.get_parameter_source(param.name or "") is ParameterSource.COMMANDLINE:
+            raise InputError(
+                f"only with --backend {owner}, not with --backend {backend}",
+                source="command line",
+                field=max(param.opts, key=len),
+            )
+
+
 @click.command()
 @click.argument("profile", required=False)
 @plan_flags
@@ -89,12 +107,11 @@ def run(
     deploy: K8sDeployFlags,
     grafana: GrafanaFlags,
 ) -> None:
-    """Run PROFILE (a name under profiles/ or a YAML path); flags override it."""
+    """Run PROFILE (a YAML path, or a name: ./profiles/NAME.yaml, else a shipped one); flags override it."""
     from controller.backends.factory import create_backend
     from controller.runs import execute
 
-    if backend == "local":
-        refuse_k8s_flags(k8s, deploy)
+    refuse_other_backends_flags(backend)
     plan = load_plan(profile, flags)
     # every flag is checked before anything is deployed: Grafana's first, then the cluster's
     observer = run_annotator(plan, grafana)

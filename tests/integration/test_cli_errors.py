@@ -203,11 +203,14 @@ def test_gates_eval_with_a_bad_gate_file(tmp_path):
         (["--values", "pyproject.toml"], "--values"),
         (["-n", "loadtest"], "--namespace"),
         (["--in-cluster"], "--in-cluster"),
+        (["--timeout", "1m"], "--timeout"),
+        (["--prometheus", "http://127.0.0.1:9090"], "--prometheus"),
+        (["--backend", "local", "--image", "loadctl:1"], "--image"),
     ],
 )
 def test_k8s_flags_without_the_k8s_backend_are_refused(tmp_path, flags, named):
     done = run_loadctl([*ADHOC_RUN, "--results-dir", str(tmp_path / "results"), *flags])
-    assert_input_error(done, tmp_path, named, "only with --backend k8s")
+    assert_input_error(done, tmp_path, named, "only with --backend k8s, not with --backend local")
 
 
 def test_a_k8s_run_with_a_missing_kubeconfig_is_an_input_error(tmp_path):

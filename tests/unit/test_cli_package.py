@@ -5,11 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
+from controller.chart import SHIPPED_PROFILES
 from controller.cli import cli
-from controller.cli.options import K8sConnection, PlanFlags, k8s_connection, plan_check_flags, plan_flags
+from controller.cli.options import (
+    BACKEND_ONLY_FLAGS,
+    K8sConnection,
+    PlanFlags,
+    k8s_connection,
+    plan_check_flags,
+    plan_flags,
+)
+from controller.cli.profiles import run_time
 from controller.cli.render import outcome_lines
+from controller.errors import EXIT_INPUT, InputError
 from tests.support import run_record
 
 
@@ -52,6 +63,7 @@ def test_every_command_is_registered():
         "gates",
         "grafana",
         "ls",
+        "profiles",
         "prometheus",
         "report",
         "run",
@@ -97,3 +109,77 @@ def test_the_recorded_command_hides_the_values_of_credential_named_options():
     )  # fmt: skip
     # a value that merely looks like an option name is kept; only the option's own value is hidden
     assert recorded_command(["--grafana-token-env", "--token"]) == ("loadctl", "--grafana-token-env", "***")
+
+
+def test_the_k8s_only_flags_are_the_k8s_option_groups():
+    assert sorted(BACKEND_ONLY_FLAGS["k8s"]) == [
+        "context",
+        "image",
+        "in_cluster",
+        "keep_on_fail",
+        "kubeconfig",
+        "namespace",
+        "prometheus_url",
+        "ready_timeout",
+        "values_files",
+    ]
+
+
+# no profile and no locustfile: past the backend check, `run` stops at the plan, before any load
+NO_LOAD = ["run", "-u", "1", "-t", "1s", "--host", "http://127.0.0.1:1"]
+
+
+def run_error(args: list[str], env: dict[str, str] | None = None) -> str:
+    done = CliRunner().invoke(cli, [*NO_LOAD, *args], env=env, standalone_mode=False)
+    assert isinstance(done.exception, InputError), done.output
+    assert done.exception.exit_code == EXIT_INPUT
+    return str(done.exception)
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--timeout", "1m"], "--timeout"),
+        (["--prometheus", "http://127.0.0.1:9090"], "--prometheus"),
+        (["--image", "loadctl:1"], "--image"),
+        (["-n", "ns"], "--namespace"),
+        (["--context", "kind"], "--context"),
+        (["--keep-on-fail"], "--keep-on-fail"),
+        (["--backend", "local", "--in-cluster"], "--in-cluster"),
+    ],
+)
+def test_a_k8s_flag_with_the_local_backend_is_an_input_error_naming_both_backends(flags, named):
+    expected = f"command line: {named}: only with --backend k8s, not with --backend local"
+    assert run_error(flags) == expected
+
+
+def test_k8s_flags_set_by_the_environment_or_their_default_do_not_stop_a_local_run():
+    env = {"LOADCTL_PROMETHEUS_URL": "http://127.0.0.1:9090", "LOADCTL_IMAGE": "loadctl:1"}
+    assert "locustfile" in run_error([], env=env)  # the next check: this plan has no locustfile
+
+
+def test_the_k8s_backend_takes_its_own_flags():
+    assert "locustfile" in run_error(["--backend", "k8s", "--timeout", "1m", "-n", "ns"])
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"), [(None, "-"), (0, "0s"), (45, "45s"), (90, "1m30s"), (600, "10m"), (7260, "2h1m")]
+)
+def test_run_time_is_short(seconds, shown):
+    assert run_time(seconds) == shown
+
+
+def test_profiles_lists_the_shipped_ones_and_a_local_one_in_their_place(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "peak.yaml").write_text("description: our peak\nusers: 7\nduration: 45s\n")
+    (tmp_path / "profiles" / "broken.yaml").write_text("host: http://${NOT_SET_ANYWHERE}\n")
+    done = CliRunner().invoke(cli, ["profiles"], env={"COLUMNS": "200", "NOT_SET_ANYWHERE": None})
+    assert done.exit_code == 0, done.output
+    rows = {line.split()[0]: line.split() for line in done.output.splitlines()[1:] if line.strip()}
+    assert rows["demo"][:4] == ["demo", "1m30s", "20", "shipped"]
+    assert rows["soak"][:4] == ["soak", "2h", "50", "shipped"]
+    assert rows["peak"] == ["peak", "45s", "7", "./profiles", "our", "peak"]
+    assert rows["broken"][:5] == ["broken", "-", "-", "./profiles", "invalid:"]
+    assert f"shipped: {SHIPPED_PROFILES}/NAME.yaml" in done.output
+    assert f"./profiles: {tmp_path / 'profiles'}/NAME.yaml" in done.output

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from controller.chart import SHIPPED_GATES, SHIPPED_PROFILES
 from controller.errors import EXIT_INPUT, InputError
 from controller.models import simple_stages
-from controller.profiles import build_plan, load_profile, resolve_profile_path
+from controller.profiles import build_plan, load_profile, profile_files, profile_load, resolve_profile_path
 from locust_workers.contract import parse_duration
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -244,8 +245,56 @@ def test_simple_stages_refuses_a_ramp_longer_than_the_run():
 
 def test_resolve_profile_by_name_lists_known_ones(tmp_path):
     (tmp_path / "a.yaml").write_text("")
-    with pytest.raises(InputError, match=r"no profile named 'b' \(known: a\)"):
-        resolve_profile_path("b", profiles_dir=tmp_path)
+    (tmp_path / "shipped").mkdir()
+    (tmp_path / "shipped" / "c.yaml").write_text("")
+    with pytest.raises(InputError, match=r"no profile named 'b' \(known: a, c\)"):
+        resolve_profile_path("b", profiles_dir=tmp_path, shipped_dir=tmp_path / "shipped")
+
+
+def test_a_name_is_a_path_if_it_exists_then_under_profiles_then_shipped(tmp_path, monkeypatch):
+    local, shipped = tmp_path / "profiles", tmp_path / "shipped"
+    for folder, names in ((local, ["a", "b"]), (shipped, ["b", "c"])):
+        folder.mkdir()
+        for name in names:
+            (folder / f"{name}.yaml").write_text("")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").write_text("")  # a file named like the profile wins: it is a path
+
+    def resolve(ref: str) -> Path:
+        return resolve_profile_path(ref, profiles_dir=Path("profiles"), shipped_dir=shipped)
+
+    assert resolve("a") == Path("a")
+    assert resolve("b") == Path("profiles/b.yaml")  # ./profiles wins over the shipped one
+    assert resolve("c") == shipped / "c.yaml"
+    # a path is never looked up by name: it is read (and reported missing) as it is
+    assert resolve("profiles/c.yaml") == Path("profiles/c.yaml")
+    assert resolve("c.yaml") == Path("c.yaml")
+
+
+def test_the_shipped_profiles_resolve_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./profiles here
+    path = resolve_profile_path("demo")
+    assert path == SHIPPED_PROFILES / "demo.yaml"
+    plan = build_plan(load_profile(path, env={}), profile_file=path, cpu_count=1, run_id="t")
+    # the profile's relative locustfile and gates resolve beside the package, not the current folder
+    assert plan.locustfile == ROOT / "locust_workers" / "scenarios" / "demo.py"
+    assert plan.gates == SHIPPED_GATES / "pilot.yaml"
+
+
+def test_profile_files_lists_the_shipped_ones_with_local_ones_replacing_them(tmp_path):
+    (tmp_path / "demo.yaml").write_text("")
+    found = profile_files(profiles_dir=tmp_path)
+    assert sorted(found) == sorted([*SHIPPED, "chat"])
+    assert found["demo"] == tmp_path / "demo.yaml"
+    assert found["peak"] == SHIPPED_PROFILES / "peak.yaml"
+
+
+def test_profile_load_is_the_run_time_and_the_peak_users(tmp_path):
+    staged = load_profile(SHIPPED_PROFILES / "demo.yaml", env={})
+    assert profile_load(staged) == (90, 20)
+    simple = load_profile(write(tmp_path, "name: x\nusers: 7\nduration: 2m\n"), env={})
+    assert profile_load(simple) == (120, 7)
+    assert profile_load(load_profile(write(tmp_path, "name: x\n"), env={})) == (None, None)
 
 
 def test_the_analysis_slices_reach_the_plan_default_ten(tmp_path):
