@@ -162,10 +162,15 @@ def copy_locust_outputs(run_dir: Path, *, csv_prefix: Path | None, html: Path | 
     "--csv",
     "csv_prefix",
     type=click.Path(path_type=Path),
+    metavar="PREFIX",
     help="Also copy Locust's CSVs to PREFIX_stats.csv...",
 )
 @click.option(
-    "--html", "html_file", type=click.Path(path_type=Path), help="Also copy Locust's HTML report to FILE."
+    "--html",
+    "html_file",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Also copy Locust's HTML report to FILE.",
 )
 def run(
     positionals: tuple[str, ...],
