@@ -71,6 +71,7 @@ class LocustFacts:
     """What Locust made of the run's command line in the user's folder."""
 
     user_classes: tuple[str, ...]
+    locustfiles: tuple[str, ...] = ()  # what -f named, as Locust resolved it (a folder's files)
     settings: dict[str, LocustSetting] = field(default_factory=dict)
     passthrough_changes: tuple[str, ...] = ()  # Locust's options the user's own arguments set
 
@@ -112,6 +113,7 @@ def inspect_locust(
         raise InputError("no User classes found", source=source)
     return LocustFacts(
         user_classes=tuple(data["user_classes"]),
+        locustfiles=tuple(data["locustfiles"]),
         settings={k: LocustSetting(v["value"], v["source"]) for k, v in data["settings"].items()},
         passthrough_changes=tuple(data["passthrough_changes"]),
     )

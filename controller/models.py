@@ -244,6 +244,7 @@ class LocustConfig(_Frozen):
     args: tuple[str, ...] = ()  # the user's own arguments loadctl added (profile, aliases, after `--`)
     user_classes: tuple[str, ...] = ()  # the classes named to run (empty: all)
     workdir: str | None = None  # the folder Locust ran in
+    locustfiles: tuple[str, ...] = ()  # the locustfiles -f named, as Locust resolved them
 
 
 RUN_WINDOW = "run"

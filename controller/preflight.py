@@ -129,6 +129,7 @@ def locust_config_of(plan: RunPlan, facts: LocustFacts) -> LocustConfig:
         args=plan.user_locust_args,
         user_classes=plan.user_classes,
         workdir=str(plan.workdir),
+        locustfiles=facts.locustfiles,
     )
 
 

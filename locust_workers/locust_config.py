@@ -6,7 +6,8 @@ locustfiles (so an import error, a missing data file or a failing helper module 
 any load), builds Locust's own parser (with the locustfile's `init_command_line_parser` arguments)
 and parses ARGS with Locust's configuration files (`~/.locust.conf`, `./locust.conf`,
 `./pyproject.toml [tool.locust]`, `--config FILE`) and `LOCUST_*` variables, exactly as Locust
-would. It prints one line, MARKER + JSON: the user classes, and every setting that came from a file
+would. It prints one line, MARKER + JSON: the user classes, the locustfiles -f named (a folder
+expanded), and every setting that came from a file
 or a variable (name, value, source), so the controller can record them and refuse the ones that
 would break the run. It also parses `--passthrough-start N` onwards alone to tell which of Locust's
 settings those extra arguments change. Errors go to stderr as Locust prints them, exit code != 0.
@@ -75,7 +76,7 @@ def inspect(argv: list[str], passthrough_start: int) -> dict[str, Any]:
     from locust.main import merge_locustfiles_content
 
     locustfiles = get_locustfiles_locally(parse_locustfile_option(argv))
-    available, _shapes, _tasks, shape_class = merge_locustfiles_content(locustfiles)
+    available, _shapes, _tasks, _shape = merge_locustfiles_content(locustfiles)
     parser = get_parser()
     options = parser.parse_args(argv)
     missing = sorted(set(options.user_classes) - set(available))
@@ -85,8 +86,6 @@ def inspect(argv: list[str], passthrough_start: int) -> dict[str, Any]:
         )
     return {
         "user_classes": sorted(available),
-        "selected": list(options.user_classes),
-        "shape": shape_class is not None and type(shape_class).__name__,
         "locustfiles": locustfiles,
         "settings": settings_by_source(parser, options),
         "passthrough_changes": changed_by(get_parser, _before_user_classes(argv[passthrough_start:])),

@@ -183,6 +183,8 @@ def test_f_takes_a_folder_or_a_comma_separated_list(tmp_path: Path, target: str,
     )
     plain, mine = both(folder, target, ["-f", locustfile])
     assert names(plain) == names(mine) == {"browse", "buy"}
+    ran = run_record(folder)["locust_config"]["locustfiles"]
+    assert sorted(ran) == [str(folder / "shop" / "browse.py"), str(folder / "shop" / "buy.py")]
 
 
 def test_locusts_names_tags_user_classes_csv_and_html(tmp_path: Path, target: str):
