@@ -301,11 +301,12 @@ def write_output(path: Path, text: str) -> None:
 
 
 # Locust's options that take any number of values (`--tags a b`), which click cannot parse, and
-# --loglevel: taken out of `run`'s arguments before click sees them, kept in their order.
+# --loglevel and --config: taken out of `run`'s arguments before click sees them, kept in order.
 LOCUST_LIST_OPTIONS = ("-T", "--tags", "-E", "--exclude-tags")
-LOCUST_VALUE_OPTIONS = ("-L", "--loglevel")
+LOCUST_VALUE_OPTIONS = ("-L", "--loglevel", "--config")
 LOCUST_ARGS_EPILOG = (
-    "Locust's own options: -T/--tags TAG..., -E/--exclude-tags TAG..., -L/--loglevel LEVEL, and "
+    "Locust's own options: -T/--tags TAG..., -E/--exclude-tags TAG..., -L/--loglevel LEVEL, "
+    "--config FILE, and "
     "user class names after the locustfile (loadctl run -f FILE UserA UserB) go to Locust as they "
     "are; so does everything after `--` (e.g. the locustfile's own arguments): "
     "loadctl run -f FILE -u 10 -t 1m -- --my-arg 5."

@@ -105,21 +105,30 @@ def test_locusts_config_files_and_variables_apply_and_loadctls_flags_win(tmp_pat
             "locustfile.py": TAGGED,
             # --host wins over the file's host (the command line wins, in Locust as in loadctl)
             "locust.conf": "tags = tag1\nhost = http://127.0.0.1:9\n",
-            "pyproject.toml": "[tool.locust]\nstop-timeout = 1\n",
+            "pyproject.toml": '[tool.locust]\nexclude-tags = ["tag3"]\n',
+            "extra.conf": "stop-timeout = 1\n",
         },
     )
-    env = {**os.environ, "LOCUST_EXCLUDE_TAGS": "tag3"}
-    plain, mine = both(folder, target, ["-f", "locustfile.py"], env=env)
+    env = {**os.environ, "LOCUST_LOGLEVEL": "info"}
+    plain, mine = both(folder, target, ["-f", "locustfile.py", "--config", "extra.conf"], env=env)
     assert names(plain) == names(mine) == {"tagged", "browse"}  # the tag2 task sent nothing on either side
     config = run_record(folder)["locust_config"]
-    assert config["files"] == [str(folder / "locust.conf"), str(folder / "pyproject.toml")]
-    assert config["options"] == {"tags": ["tag1"], "stop-timeout": 1, "exclude-tags": ["tag3"]}
+    files = [str(folder / name) for name in ("extra.conf", "locust.conf", "pyproject.toml")]
+    assert config["files"] == files
+    assert config["options"] == {
+        "tags": ["tag1"],
+        "exclude-tags": ["tag3"],
+        "stop-timeout": 1,
+        "loglevel": "INFO",
+    }
     assert config["sources"] == {
-        "tags": str(folder / "locust.conf"),
-        "stop-timeout": str(folder / "pyproject.toml"),
-        "exclude-tags": "$LOCUST_EXCLUDE_TAGS",
+        "tags": files[1],
+        "exclude-tags": files[2],
+        "stop-timeout": files[0],
+        "loglevel": "$LOCUST_LOGLEVEL",
     }
     assert config["workdir"] == str(folder)
+    assert config["args"] == ["--config", "extra.conf"]
 
 
 def test_data_files_and_imports_resolve_from_the_users_folder(tmp_path: Path, target: str):

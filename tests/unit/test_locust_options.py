@@ -20,10 +20,10 @@ from locust_workers.contract import LocustCommand
 
 
 def test_list_options_take_values_up_to_the_next_option_as_in_locust():
-    args = ["-f", "x.py", "UserA", "-T", "a", "b", "--csv", "p", "-L", "DEBUG", "--exclude-tags=c", "-E"]
-    rest, taken = take_locust_options(args)
+    args = ["-f", "x.py", "UserA", "-T", "a", "b", "--csv", "p", "-L", "DEBUG", "--config", "my.conf"]
+    rest, taken = take_locust_options([*args, "--exclude-tags=c", "-E"])
     assert rest == ["-f", "x.py", "UserA", "--csv", "p"]
-    assert taken == ["-T", "a", "b", "-L", "DEBUG", "--exclude-tags=c", "-E"]
+    assert taken == ["-T", "a", "b", "-L", "DEBUG", "--config", "my.conf", "--exclude-tags=c", "-E"]
 
 
 def test_the_command_keeps_what_follows_double_dash_and_locusts_options_for_locust():
