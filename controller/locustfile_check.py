@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.errors import InputError, tail
-from locust_workers.locust_config import MARKER, PASSTHROUGH_FLAG
+from locust_workers.locust_config import LOCUSTFILE_ONLY_FLAG, MARKER, PASSTHROUGH_FLAG
 
 # Settings a Locust config file or LOCUST_* variable may not make, as they would break how loadctl
 # drives Locust. (Those loadctl puts on the command line itself -- host, csv, html, headless,
@@ -78,6 +78,23 @@ class LocustFacts:
     @property
     def files(self) -> tuple[str, ...]:
         return tuple(sorted({s.source for s in self.settings.values() if not s.source.startswith("$")}))
+
+
+def locusts_locustfile(*, cwd: Path, args: Sequence[str] = (), timeout: float = 60.0) -> str | None:
+    """The locustfile Locust would run in `cwd` without -f: a config file's `locustfile = ...`,
+    $LOCUST_LOCUSTFILE, else its default `locustfile.py`; None if Locust's view cannot be had."""
+    command = [sys.executable, "-m", "locust_workers.locust_config", LOCUSTFILE_ONLY_FLAG, *args]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=timeout, cwd=cwd, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        return None
+    found = [line for line in done.stdout.splitlines() if line.startswith(MARKER)]
+    if done.returncode != 0 or not found:
+        return None  # e.g. a broken config file: the pre-flight says so, naming it
+    locustfile: str = json.loads(found[-1].removeprefix(MARKER))["locustfile"]
+    return locustfile
 
 
 def inspect_locust(

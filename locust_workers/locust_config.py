@@ -23,6 +23,9 @@ from typing import Any
 MARKER = "LOADCTL-LOCUST-CONFIG "
 # argv[1] may be this, then the index in the remaining args where the extra (pass-through) args start
 PASSTHROUGH_FLAG = "--loadctl-passthrough-start"
+# argv[1] may be this instead: print only Locust's -f value for the remaining args (its default
+# `locustfile.py`, a config file's `locustfile =`, $LOCUST_LOCUSTFILE), importing nothing
+LOCUSTFILE_ONLY_FLAG = "--loadctl-locustfile-only"
 _SOURCE_ENV = "environment_variables"
 _SOURCE_FILE = "config_file|"
 
@@ -94,6 +97,12 @@ def inspect(argv: list[str], passthrough_start: int) -> dict[str, Any]:
 
 def main(args: list[str]) -> int:
     sys.argv[0] = "locust"  # Locust's parser names itself after it in its errors
+    if args[:1] == [LOCUSTFILE_ONLY_FLAG]:
+        from locust.argument_parser import parse_locustfile_option
+
+        options: Any = parse_locustfile_option(args[1:])  # typed as a tuple, is a Namespace
+        print(MARKER + json.dumps({"locustfile": options.locustfile}), flush=True)
+        return 0
     start = len(args)
     if args[:1] == [PASSTHROUGH_FLAG]:
         start, args = int(args[1]), args[2:]

@@ -32,6 +32,7 @@ from controller.cli.options import (
 )
 from controller.cli.render import ConsoleEvents, console, print_outcome
 from controller.errors import InfraError, InputError
+from controller.locustfile_check import locusts_locustfile
 from controller.models import RunPlan
 from controller.profiles import build_plan, load_profile, profile_files, resolve_profile_path
 from controller.rundir import EXCEPTIONS_CSV, FAILURES_CSV, STATS_CSV, STATS_HISTORY_CSV, RunDir
@@ -40,7 +41,8 @@ from controller.rundir import EXCEPTIONS_CSV, FAILURES_CSV, STATS_CSV, STATS_HIS
 def load_plan(profile: str | None, flags: PlanFlags) -> RunPlan:
     """PROFILE (a path, a name: ./profiles/ then shipped, or none: flags only) with the flags over it."""
     profile_file = resolve_profile_path(profile) if profile else None
-    first, *more = flags.locustfile.split(",") if flags.locustfile else [""]
+    given = flags.locustfile or (None if profile_file else _locusts_own_locustfile())
+    first, *more = given.split(",") if given else [""]
     plan = build_plan(
         load_profile(profile_file) if profile_file else None,
         profile_file=profile_file,
@@ -93,6 +95,15 @@ def refuse_other_backends_flags(backend: str) -> None:
                 source="command line",
                 field=max(param.opts, key=len),
             )
+
+
+def _locusts_own_locustfile() -> str | None:
+    """Without -f or a profile, what `locust` would run here: locust.conf's `locustfile =`,
+    $LOCUST_LOCUSTFILE, or ./locustfile.py when there is one."""
+    found = locusts_locustfile(cwd=Path.cwd(), args=locust_args())
+    if found is None or (found == "locustfile.py" and not Path(found).is_file()):
+        return None  # loadctl's own error: give -f or a profile
+    return found
 
 
 def _more_locustfiles(paths: list[str]) -> list[Path]:

@@ -102,15 +102,16 @@ def test_locusts_config_files_and_variables_apply_and_loadctls_flags_win(tmp_pat
     folder = write(
         tmp_path,
         {
-            "locustfile.py": TAGGED,
-            # --host wins over the file's host (the command line wins, in Locust as in loadctl)
-            "locust.conf": "tags = tag1\nhost = http://127.0.0.1:9\n",
+            "shop.py": TAGGED,
+            # no -f on either side: the file's; --host wins over the file's host (the command line
+            # wins, in Locust as in loadctl)
+            "locust.conf": "locustfile = shop.py\ntags = tag1\nhost = http://127.0.0.1:9\n",
             "pyproject.toml": '[tool.locust]\nexclude-tags = ["tag3"]\n',
             "extra.conf": "stop-timeout = 1\n",
         },
     )
     env = {**os.environ, "LOCUST_LOGLEVEL": "info"}
-    plain, mine = both(folder, target, ["-f", "locustfile.py", "--config", "extra.conf"], env=env)
+    plain, mine = both(folder, target, ["--config", "extra.conf"], env=env)
     assert names(plain) == names(mine) == {"tagged", "browse"}  # the tag2 task sent nothing on either side
     config = run_record(folder)["locust_config"]
     files = [str(folder / name) for name in ("extra.conf", "locust.conf", "pyproject.toml")]
@@ -129,6 +130,7 @@ def test_locusts_config_files_and_variables_apply_and_loadctls_flags_win(tmp_pat
     }
     assert config["workdir"] == str(folder)
     assert config["args"] == ["--config", "extra.conf"]
+    assert config["locustfiles"] == [str(folder / "shop.py")]
 
 
 def test_data_files_and_imports_resolve_from_the_users_folder(tmp_path: Path, target: str):
