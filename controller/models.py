@@ -238,9 +238,9 @@ class LocustConfig(_Frozen):
 
     # Locust's configuration files that gave settings (locust.conf, pyproject.toml, ~/.locust.conf, --config)
     files: tuple[str, ...] = ()
-    # {option: value} of every setting from those files, LOCUST_* variables and `args`, as Locust parsed it
+    # {option: value} of every setting from those files and LOCUST_* variables, as Locust parsed it
     options: dict[str, Any] = Field(default_factory=dict)
-    sources: dict[str, str] = Field(default_factory=dict)  # {option: file path, `$LOCUST_X` or `args`}
+    sources: dict[str, str] = Field(default_factory=dict)  # {option: a file's path or `$LOCUST_X`}
     args: tuple[str, ...] = ()  # the user's own arguments loadctl added (profile, aliases, after `--`)
     user_classes: tuple[str, ...] = ()  # the classes named to run (empty: all)
     workdir: str | None = None  # the folder Locust ran in
@@ -328,9 +328,6 @@ class RunPlan(_Frozen):
     # The command line's own Locust arguments: --tags/--exclude-tags/--loglevel, then what follows `--`
     locust_args: tuple[str, ...] = ()
     user_classes: tuple[str, ...] = ()  # Locust's positional user classes (empty: all)
-    # Where the user asked for copies of Locust's CSVs (--csv PREFIX) and HTML report (--html FILE)
-    csv_copy_prefix: Path | None = None
-    html_copy: Path | None = None
 
     @field_validator("host")
     @classmethod
