@@ -15,7 +15,7 @@ from controller.cli.run import copy_locust_outputs, split_positionals
 from controller.errors import InputError
 from controller.locustfile_check import LocustSetting, check_config_settings, check_owned
 from controller.models import LocustConfig, Profile, RunPlan, Stage, locust_option_args
-from controller.preflight import check_pods_see_it
+from controller.preflight import _named_option_error, check_pods_see_it
 from locust_workers.contract import LocustCommand
 
 
@@ -59,20 +59,51 @@ def test_locust_option_names_are_names_not_flags():
 
 
 def test_the_command_line_comes_after_the_profile_so_it_wins(tmp_path: Path):
-    plan = RunPlan(
-        run_id="r",
-        profile="p",
-        locustfile=tmp_path / "f.py",
-        host="http://127.0.0.1:1",
-        stages=(Stage(duration=1, users=1, spawn_rate=1),),
-        workers=1,
-        results_dir=tmp_path,
+    plan = plan_with(
+        tmp_path,
         locust_options={"tags": ["a"]},
         locust_args=("--tags", "b"),
         more_locustfiles=(tmp_path / "g.py",),
     )
     assert plan.user_locust_args == ("--tags", "a", "--tags", "b")
     assert plan.locustfile_arg == f"{tmp_path / 'f.py'},{tmp_path / 'g.py'}"
+
+
+def plan_with(tmp_path: Path, **changes: object) -> RunPlan:
+    fields: dict[str, object] = {
+        "run_id": "r",
+        "profile": "p",
+        "locustfile": tmp_path / "f.py",
+        "host": "http://127.0.0.1:1",
+        "stages": (Stage(duration=1, users=1, spawn_rate=1),),
+        "workers": 1,
+        "results_dir": tmp_path,
+    }
+    return RunPlan(**(fields | changes))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("locust_error", "expected"),
+    [
+        (
+            "unrecognized arguments: --nope 1",
+            "p.yaml: locust_options.nope: not an option of Locust or of the locustfile",
+        ),
+        (
+            "argument -s/--stop-timeout: Invalid time span",
+            "p.yaml: locust_options.stop-timeout: Locust: argument -s/--stop-timeout: Invalid time span",
+        ),
+        ("unrecognized arguments: --other", "command line: Locust: unrecognized arguments: --other"),
+    ],
+)
+def test_locusts_parser_errors_name_the_profile_field_or_the_command_line(
+    tmp_path: Path, locust_error: str, expected: str
+):
+    plan = plan_with(tmp_path, locust_options={"nope": 1, "stop-timeout": "abc"})
+    error = InputError(f"Locust cannot load it: locust: error: {locust_error}", source="/w/f.py")
+    assert str(_named_option_error(error, plan, source="p.yaml")) == expected
+    import_error = InputError("Locust cannot load it: ModuleNotFoundError: x", source="/w/f.py")
+    assert _named_option_error(import_error, plan, source="p.yaml") is import_error
 
 
 def command(**changes: object) -> LocustCommand:
