@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -216,6 +217,33 @@ class Profile(_Frozen):
         if len(set(names)) != len(names):
             raise ValueError("scrape_targets names must be unique")
         return self
+
+
+# An option whose name says it is about a credential has its value hidden in run.json and the
+# report (the token itself never is an argument; where it lives is nobody else's business either).
+SECRET_OPTION = re.compile(r"^--?[\w-]*(token|password|secret|credential)[\w-]*$", re.IGNORECASE)
+HIDDEN = "***"
+
+
+def hide_secret_values(args: Sequence[str]) -> tuple[str, ...]:
+    """Command-line arguments with the values of credential-named options hidden."""
+    shown: list[str] = []
+    hide_next = False
+    for arg in args:
+        name, eq, _ = arg.partition("=")
+        if hide_next:
+            shown.append(HIDDEN)
+        elif eq and SECRET_OPTION.match(name):
+            shown.append(f"{name}={HIDDEN}")
+        else:
+            shown.append(arg)
+        hide_next = not hide_next and not eq and SECRET_OPTION.match(arg) is not None
+    return tuple(shown)
+
+
+def hide_secret_settings(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Locust settings ({option name: value}) with credential-named options' values hidden."""
+    return {name: HIDDEN if SECRET_OPTION.match(f"--{name}") else value for name, value in options.items()}
 
 
 def locust_option_args(options: dict[str, LocustOptionValue]) -> tuple[str, ...]:

@@ -25,7 +25,14 @@ from controller.locustfile_check import (
     check_user_weights,
     inspect_locust,
 )
-from controller.models import LocustConfig, RunPlan, Stage, phase_names
+from controller.models import (
+    LocustConfig,
+    RunPlan,
+    Stage,
+    hide_secret_settings,
+    hide_secret_values,
+    phase_names,
+)
 from controller.reports.render import check_report_templates
 from controller.rundir import RunDir
 from locust_workers.contract import LocustCommand
@@ -121,12 +128,12 @@ def check_pods_see_it(config: LocustConfig, *, backend: str) -> None:
 
 def locust_config_of(plan: RunPlan, facts: LocustFacts) -> LocustConfig:
     """run.json's locust_config: Locust's settings from files and variables, and the user's own
-    arguments (their effective values are Locust's to report; the arguments are recorded as given)."""
+    arguments as given; credential-named options' values hidden, as in the recorded command."""
     return LocustConfig(
         files=facts.files,
-        options={name: s.value for name, s in facts.settings.items()},
+        options=hide_secret_settings({name: s.value for name, s in facts.settings.items()}),
         sources={name: s.source for name, s in facts.settings.items()},
-        args=plan.user_locust_args,
+        args=hide_secret_values(plan.user_locust_args),
         user_classes=plan.user_classes,
         workdir=str(plan.workdir),
         locustfiles=facts.locustfiles,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import sys
 from collections.abc import Sequence
@@ -33,7 +32,7 @@ from controller.cli.options import (
 from controller.cli.render import ConsoleEvents, console, print_outcome
 from controller.errors import InfraError, InputError
 from controller.locustfile_check import locusts_locustfile
-from controller.models import RunPlan
+from controller.models import RunPlan, hide_secret_values
 from controller.profiles import build_plan, load_profile, profile_files, resolve_profile_path
 from controller.rundir import EXCEPTIONS_CSV, FAILURES_CSV, STATS_CSV, STATS_HISTORY_CSV, RunDir
 
@@ -61,25 +60,9 @@ def load_plan(profile: str | None, flags: PlanFlags) -> RunPlan:
     return plan.model_copy(update={"more_locustfiles": tuple(_more_locustfiles(more))}) if more else plan
 
 
-# An option whose name says it is about a credential has its value hidden in run.json and the
-# report (the token itself never is an argument; where it lives is nobody else's business either).
-SECRET_OPTION = re.compile(r"^--?[\w-]*(token|password|secret|credential)[\w-]*$", re.IGNORECASE)
-
-
 def recorded_command(args: Sequence[str]) -> tuple[str, ...]:
     """The command line as run, for run.json and the report, credential-named options' values hidden."""
-    shown: list[str] = ["loadctl"]
-    hide_next = False
-    for arg in args:
-        name, eq, _ = arg.partition("=")
-        if hide_next:
-            shown.append("***")
-        elif eq and SECRET_OPTION.match(name):
-            shown.append(f"{name}=***")
-        else:
-            shown.append(arg)
-        hide_next = not hide_next and not eq and SECRET_OPTION.match(arg) is not None
-    return tuple(shown)
+    return ("loadctl", *hide_secret_values(args))
 
 
 def refuse_other_backends_flags(backend: str) -> None:

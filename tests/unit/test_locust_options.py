@@ -14,7 +14,15 @@ from controller.cli.options import LocustArgsCommand, locust_args, take_locust_o
 from controller.cli.run import copy_locust_outputs, split_positionals
 from controller.errors import InputError
 from controller.locustfile_check import LocustSetting, check_config_settings, check_owned
-from controller.models import LocustConfig, Profile, RunPlan, Stage, locust_option_args
+from controller.models import (
+    LocustConfig,
+    Profile,
+    RunPlan,
+    Stage,
+    hide_secret_settings,
+    hide_secret_values,
+    locust_option_args,
+)
 from controller.preflight import _named_option_error, check_pods_see_it
 from locust_workers.contract import LocustCommand
 
@@ -191,3 +199,18 @@ def test_locusts_outputs_are_copied_under_locusts_names(tmp_path: Path):
     ]
     assert (tmp_path / "out" / "mine_stats.csv").read_text() == "stats.csv"
     assert (tmp_path / "r.html").read_text() == "locust_report.html"
+
+
+def test_credential_named_locust_options_are_hidden_in_what_run_json_records():
+    args = ("--api-token", "s3cret", "--tags", "a", "--db-password=pw", "--my-arg", "5")
+    assert hide_secret_values(args) == (
+        "--api-token",
+        "***",
+        "--tags",
+        "a",
+        "--db-password=***",
+        "--my-arg",
+        "5",
+    )
+    settings = {"api-token": "s3cret", "tags": ["a"], "client-secret": "x"}
+    assert hide_secret_settings(settings) == {"api-token": "***", "tags": ["a"], "client-secret": "***"}
