@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -54,6 +55,11 @@ def whole_number(value: object) -> object:
 
 Number = Annotated[float, BeforeValidator(finite_number)]
 Count = Annotated[int, BeforeValidator(whole_number)]
+
+
+# A Locust option's long name as config files and locust_options spell it: `stop-timeout`, `tags`.
+LOCUST_OPTION_PATTERN = r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$"
+LocustOptionValue = str | int | float | bool | list[str | int | float]
 
 
 class _Frozen(BaseModel):
@@ -182,6 +188,11 @@ class Profile(_Frozen):
     analysis: AnalysisSettings = AnalysisSettings()
     # A folder whose report.md.j2 and/or report.html.j2 replace the shipped report templates.
     report_template: str | None = None
+    # Locust's own options by their long names ({tags: [a, b], stop-timeout: 10, my-custom-arg: x}),
+    # passed to master and workers; checked against Locust's parser in the pre-flight.
+    locust_options: dict[Annotated[str, Field(pattern=LOCUST_OPTION_PATTERN)], LocustOptionValue] = Field(
+        default_factory=dict
+    )
 
     @field_validator("host")
     @classmethod
@@ -206,6 +217,62 @@ class Profile(_Frozen):
         if len(set(names)) != len(names):
             raise ValueError("scrape_targets names must be unique")
         return self
+
+
+# An option whose name says it is about a credential has its value hidden in run.json and the
+# report (the token itself never is an argument; where it lives is nobody else's business either).
+SECRET_OPTION = re.compile(r"^--?[\w-]*(token|password|secret|credential)[\w-]*$", re.IGNORECASE)
+HIDDEN = "***"
+
+
+def hide_secret_values(args: Sequence[str]) -> tuple[str, ...]:
+    """Command-line arguments with the values of credential-named options hidden."""
+    shown: list[str] = []
+    hide_next = False
+    for arg in args:
+        name, eq, _ = arg.partition("=")
+        if hide_next:
+            shown.append(HIDDEN)
+        elif eq and SECRET_OPTION.match(name):
+            shown.append(f"{name}={HIDDEN}")
+        else:
+            shown.append(arg)
+        hide_next = not hide_next and not eq and SECRET_OPTION.match(arg) is not None
+    return tuple(shown)
+
+
+def hide_secret_settings(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Locust settings ({option name: value}) with credential-named options' values hidden."""
+    return {name: HIDDEN if SECRET_OPTION.match(f"--{name}") else value for name, value in options.items()}
+
+
+def locust_option_args(options: dict[str, LocustOptionValue]) -> tuple[str, ...]:
+    """A profile's locust_options as Locust's arguments: `--name value`, `--name a b` for a list,
+    `--name` for true, nothing for false (a flag cannot be unset on Locust's command line)."""
+    args: list[str] = []
+    for name, value in options.items():
+        flag = f"--{name}"
+        if value is True:
+            args.append(flag)
+        elif isinstance(value, list | tuple):
+            args.extend([flag, *(str(v) for v in value)])
+        elif value is not False:
+            args.extend([flag, str(value)])
+    return tuple(args)
+
+
+class LocustConfig(_Frozen):
+    """run.json `locust_config`: what Locust ran with beyond loadctl's own arguments."""
+
+    # Locust's configuration files that gave settings (locust.conf, pyproject.toml, ~/.locust.conf, --config)
+    files: tuple[str, ...] = ()
+    # {option: value} of every setting from those files and LOCUST_* variables, as Locust parsed it
+    options: dict[str, Any] = Field(default_factory=dict)
+    sources: dict[str, str] = Field(default_factory=dict)  # {option: a file's path or `$LOCUST_X`}
+    args: tuple[str, ...] = ()  # the user's own arguments loadctl added (profile, aliases, after `--`)
+    user_classes: tuple[str, ...] = ()  # the classes named to run (empty: all)
+    workdir: str | None = None  # the folder Locust ran in
+    locustfiles: tuple[str, ...] = ()  # the locustfiles -f named, as Locust resolved them
 
 
 RUN_WINDOW = "run"
@@ -278,7 +345,17 @@ class RunPlan(_Frozen):
     baseline: Path | None = None
     report_template: Path | None = None  # the folder of the team's own report templates
     grafana_url: str | None = None  # checked base URL (--grafana-url): report.html links its dashboard
+    locust_config: LocustConfig | None = None  # set by the pre-flight (Locust's own view of the run)
     command: tuple[str, ...] = ()  # the command line as typed, for the report
+    # The folder Locust runs in (where `loadctl run` started): its locust.conf, relative data files
+    # and sibling modules are the user's. Results still go to run_dir.
+    workdir: Path = Field(default_factory=Path.cwd)
+    # More locustfiles after `locustfile` (-f a.py,b.py: Locust's comma-separated list)
+    more_locustfiles: tuple[Path, ...] = ()
+    locust_options: dict[str, LocustOptionValue] = Field(default_factory=dict)  # the profile's
+    # The command line's own Locust arguments: --tags/--exclude-tags/--loglevel, then what follows `--`
+    locust_args: tuple[str, ...] = ()
+    user_classes: tuple[str, ...] = ()  # Locust's positional user classes (empty: all)
 
     @field_validator("host")
     @classmethod
@@ -288,6 +365,17 @@ class RunPlan(_Frozen):
     @property
     def duration(self) -> float:
         return sum(stage.duration for stage in self.stages)
+
+    @property
+    def locustfile_arg(self) -> str:
+        """Locust's -f value for the user's locustfile(s): a file, a folder or a comma-separated list."""
+        return ",".join(str(path) for path in (self.locustfile, *self.more_locustfiles))
+
+    @property
+    def user_locust_args(self) -> tuple[str, ...]:
+        """The user's own Locust arguments: the profile's locust_options, then the command line's
+        (later wins in Locust's parser, so the command line wins over the profile)."""
+        return (*locust_option_args(self.locust_options), *self.locust_args)
 
     @property
     def run_dir(self) -> Path:
@@ -365,3 +453,4 @@ class RunRecord(_Frozen):
     python_version: str | None = None
     machine: str | None = None  # the controller's host name
     grafana_url: str | None = None
+    locust_config: LocustConfig | None = None  # Locust's own settings of the run (None: older runs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from controller.baseline import FLAG as BASELINE_FLAG
@@ -17,16 +18,37 @@ from controller.baseline import read_baseline
 from controller.errors import InputError
 from controller.gates.load import gate_label, load_gate_file
 from controller.gates.models import GateFile
-from controller.locustfile_check import check_user_weights, list_user_classes
-from controller.models import RunPlan, Stage, phase_names
+from controller.locustfile_check import (
+    LocustFacts,
+    check_config_settings,
+    check_owned,
+    check_user_weights,
+    inspect_locust,
+)
+from controller.models import (
+    LocustConfig,
+    RunPlan,
+    Stage,
+    hide_secret_settings,
+    hide_secret_values,
+    phase_names,
+)
 from controller.reports.render import check_report_templates
+from controller.rundir import RunDir
+from locust_workers.contract import LocustCommand
 
 RESULTS_FLAG = "--results-dir"
 RUN_ID_FLAG = "--run-id"
 
 
-def check_run(plan: RunPlan) -> GateFile | None:
-    """All pre-load checks of `plan`; returns its gate file (validated), or None without gates."""
+@dataclass(frozen=True)
+class Checked:
+    gate_file: GateFile | None  # validated; None without gates
+    locust_config: LocustConfig  # what Locust will run with beyond loadctl's own arguments
+
+
+def check_run(plan: RunPlan) -> Checked:
+    """All pre-load checks of `plan`."""
     check_results_dir(plan)
     if plan.baseline is not None:
         read_baseline(plan.baseline)
@@ -37,8 +59,85 @@ def check_run(plan: RunPlan) -> GateFile | None:
         check_baseline_rules(gate_file, baseline=plan.baseline, source=str(plan.gates))
     source = str(plan.profile_file) if plan.profile_file else "command line"
     check_report_templates(plan.report_template, source=source)
-    check_user_weights(plan.user_weights, list_user_classes(plan.locustfile), source=source)
-    return gate_file
+    facts = check_locust(plan, source=source)
+    check_user_weights(plan.user_weights, facts.user_classes, source=source)
+    return Checked(gate_file, locust_config_of(plan, facts))
+
+
+def check_locust(plan: RunPlan, *, source: str) -> LocustFacts:
+    """Locust loads the locustfile and parses the master's command line in the run's folder (so
+    its config files and LOCUST_* variables count, as in Locust); the user's own arguments and the
+    settings from files and variables must leave loadctl's options alone."""
+    check_owned(list(plan.locust_options), source=source, in_profile=True)
+    folder = RunDir(plan.run_dir)
+    command = LocustCommand(
+        locustfile=plan.locustfile_arg,
+        host=plan.host,
+        workers=plan.workers,
+        master_host="127.0.0.1",
+        bind_host="127.0.0.1",
+        master_port=5557,  # parsed, never bound
+        csv_prefix=str(folder.locust_csv_prefix),
+        html_path=str(folder.locust_html),
+        extra_args=plan.user_locust_args,
+        user_classes=plan.user_classes,
+    )
+    argv = command.master_args()
+    mine = len(plan.user_locust_args) + (len(plan.user_classes) + 1 if plan.user_classes else 0)
+    try:
+        facts = inspect_locust(
+            argv, passthrough_start=len(argv) - mine, cwd=plan.workdir, source=plan.locustfile_arg
+        )
+    except InputError as e:
+        raise _named_option_error(e, plan, source=source) from e
+    check_owned(facts.passthrough_changes, source="command line")
+    check_config_settings(facts.settings)
+    return facts
+
+
+def _named_option_error(error: InputError, plan: RunPlan, *, source: str) -> InputError:
+    """Locust's parser errors are about arguments, not the locustfile: they name the profile's
+    locust_options.x when x is one of them, else the command line."""
+    text = str(error)
+    if "locust: error:" not in text:
+        return error  # the locustfile itself (an import, a data file, a user class)
+    message = text.split("locust: error:", 1)[1].strip()
+    named = {token for word in message.replace(":", " ").split() for token in word.split("/")}
+    for name in plan.locust_options:
+        if f"--{name}" in named:
+            unknown = "unrecognized arguments" in message
+            reason = "not an option of Locust or of the locustfile" if unknown else f"Locust: {message}"
+            return InputError(reason, source=source, field=f"locust_options.{name}")
+    return InputError(f"Locust: {message}", source="command line")
+
+
+def check_pods_see_it(config: LocustConfig, *, backend: str) -> None:
+    """Pods run Locust far from this machine's config files and LOCUST_* variables: a setting
+    from them would silently not apply, so it is refused (the profile's locust_options or the
+    arguments after `--` travel with the run)."""
+    if backend == "local" or not config.sources:
+        return
+    name, where = sorted(config.sources.items())[0]
+    raise InputError(
+        f"the {backend} backend's pods do not see this machine's Locust config files or LOCUST_* "
+        f"variables: give it in the profile's locust_options or after `--` instead",
+        source=where,
+        field=name,
+    )
+
+
+def locust_config_of(plan: RunPlan, facts: LocustFacts) -> LocustConfig:
+    """run.json's locust_config: Locust's settings from files and variables, and the user's own
+    arguments as given; credential-named options' values hidden, as in the recorded command."""
+    return LocustConfig(
+        files=facts.files,
+        options=hide_secret_settings({name: s.value for name, s in facts.settings.items()}),
+        sources={name: s.source for name, s in facts.settings.items()},
+        args=hide_secret_values(plan.user_locust_args),
+        user_classes=plan.user_classes,
+        workdir=str(plan.workdir),
+        locustfiles=facts.locustfiles,
+    )
 
 
 def check_gate_windows(gate_file: GateFile, stages: tuple[Stage, ...], *, source: str) -> None:

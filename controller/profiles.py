@@ -122,6 +122,7 @@ def build_plan(
         "stages": stages,
         "workers": worker_count,
         "user_weights": dict(profile.user_weights) if profile else {},
+        "locust_options": dict(profile.locust_options) if profile else {},
         "gates": gates_path,
         "gates_opt_out": opt_out,
         "scrape_targets": tuple(profile.scrape_targets) if profile else (),
@@ -144,7 +145,7 @@ def _in_profile_dir(base: Path, path: str | None) -> Path | None:
 
 
 def _locustfile_path(profile: Profile | None, flag: str | None, *, base: Path, source: str) -> Path:
-    """-f, else the profile's locustfile; it must exist."""
+    """-f, else the profile's locustfile; it must exist (a file, or a folder of them as Locust takes)."""
     path = Path(flag).resolve() if flag else _in_profile_dir(base, profile.locustfile if profile else None)
     if path is None:
         raise InputError(
@@ -152,7 +153,7 @@ def _locustfile_path(profile: Profile | None, flag: str | None, *, base: Path, s
             source=source,
             field="locustfile",
         )
-    if not path.is_file():
+    if not (path.is_file() or path.is_dir()):
         field = "-f" if flag else "locustfile"
         raise InputError(f"locustfile not found: {path}", source=source, field=field)
     return path

@@ -45,7 +45,7 @@ from controller.gates.evaluate import GateReport, GateResult, judge, with_result
 from controller.gates.models import GateFile
 from controller.gates.runner import Target, evaluate_gates
 from controller.models import OVERRUN_GRACE_S, Peak, PhaseWindow, RunPlan, RunRecord
-from controller.preflight import check_run, claim_run_dir
+from controller.preflight import Checked, check_pods_see_it, check_run, claim_run_dir
 from controller.progress import Snapshot, format_snapshot, read_snapshot
 from controller.prom.client import is_ready
 from controller.prom.health import (
@@ -115,13 +115,14 @@ class GateAbort(Exception):
         self.result = result
 
 
-def preflight(plan: RunPlan) -> GateFile | None:
+def preflight(plan: RunPlan, *, backend: str = "local") -> Checked:
     """Everything that can be checked before any load is sent (exit 2 on bad input), then the
     run's folder claimed (last, so a rejected run leaves no folder behind)."""
-    gate_file = check_run(plan)
+    checked = check_run(plan)
+    check_pods_see_it(checked.locust_config, backend=backend)
     claim_run_dir(plan)
     remember_run_dir(plan.run_dir)  # from here on a crash leaves its traceback in this run's logs/
-    return gate_file
+    return checked
 
 
 @contextmanager
@@ -180,6 +181,7 @@ def draft_record(
         "python_version": platform.python_version(),
         "machine": platform.node() or None,
         "grafana_url": plan.grafana_url,
+        "locust_config": plan.locust_config,
         **backend.record_fields,
     }
     return RunRecord(**(fields | extra))
@@ -328,7 +330,9 @@ def _workers_short(snapshot: Snapshot, planned: int) -> bool:
 def execute(
     plan: RunPlan, *, backend: Backend, console: Console, observer: RunObserver | None = None
 ) -> RunRecord:
-    gate_file = preflight(plan)
+    checked = preflight(plan, backend=backend.name)
+    gate_file = checked.gate_file
+    plan = plan.model_copy(update={"locust_config": checked.locust_config})
     followed = Followed()
     console.print(
         f"run [bold]{plan.run_id}[/]: profile {plan.profile}, {len(plan.stages)} stages, "

@@ -275,6 +275,15 @@ class LocustCommand:
     html_path: str
     expect_workers_max_wait_s: int = EXPECT_WORKERS_MAX_WAIT_S
     web_port: int | None = None  # only declared (a headless master serves no web UI)
+    # The user's own Locust arguments (a profile's locust_options, --tags..., what follows `--`),
+    # after loadctl's on both command lines: for master and workers alike, as Locust's docs ask.
+    extra_args: tuple[str, ...] = ()
+    # User classes to run (Locust's positional arguments); after `--`, so that a preceding option
+    # taking any number of values (--tags a b) cannot swallow them.
+    user_classes: tuple[str, ...] = ()
+
+    def _user_args(self) -> list[str]:
+        return [*self.extra_args, *(["--", *self.user_classes] if self.user_classes else [])]
 
     def master_args(self) -> list[str]:
         web = ["--web-port", str(self.web_port)] if self.web_port is not None else []
@@ -305,6 +314,7 @@ class LocustCommand:
             "--csv-full-history",
             "--html",
             self.html_path,
+            *self._user_args(),
         ]
 
     def worker_args(self) -> list[str]:
@@ -318,6 +328,7 @@ class LocustCommand:
             str(self.master_port),
             "--host",
             self.host,
+            *self._user_args(),
         ]
 
 

@@ -72,8 +72,10 @@ def loadctl_locust(
     env: Mapping[str, str] | None = None,
 ) -> Outcome:
     """`loadctl run ARGS --results-dir RESULTS --run-id ID` in `cwd`, and Locust's stats.csv it kept."""
+    # loadctl's own options before a `--`: what follows it goes to Locust
+    cut = list(args).index("--") if "--" in args else len(args)
     done = run_loadctl(
-        ["run", *args, "--results-dir", str(results_dir), "--run-id", run_id],
+        ["run", *args[:cut], "--results-dir", str(results_dir), "--run-id", run_id, *args[cut:]],
         cwd=cwd,
         timeout=timeout,
         env=dict(env) if env is not None else None,

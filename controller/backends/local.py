@@ -86,7 +86,7 @@ class LocalBackend:
             self._start_probes(self.probes_port)
         env = locust_env(self.plan, exporter_port=self.exporter_port)
         command = LocustCommand(
-            locustfile=locustfile_arg(self.plan.locustfile),
+            locustfile=locustfile_arg(self.plan.locustfile_arg),
             host=self.plan.host,
             workers=self.plan.workers,
             master_host="127.0.0.1",
@@ -94,6 +94,8 @@ class LocalBackend:
             master_port=self.master_port,
             csv_prefix=str(self.folder.locust_csv_prefix),
             html_path=str(self.folder.locust_html),
+            extra_args=self.plan.user_locust_args,
+            user_classes=self.plan.user_classes,
         )
         locust = [sys.executable, "-m", "locust"]
         self.master = ManagedProcess(
@@ -101,7 +103,9 @@ class LocalBackend:
             [*locust, *command.master_args()],
             log_path=self.folder.master_log,
             env=env,
-            cwd=self.run_dir,
+            # The user's folder, as plain `locust` runs: its locust.conf, pyproject.toml, relative
+            # data files and sibling modules. Every path loadctl passes is absolute.
+            cwd=self.plan.workdir,
         )
         for index in range(self.plan.workers):
             self.workers.append(
@@ -110,7 +114,7 @@ class LocalBackend:
                     [*locust, *command.worker_args()],
                     log_path=self.folder.worker_log(index),
                     env=env,
-                    cwd=self.run_dir,
+                    cwd=self.plan.workdir,
                 )
             )
         self._wait_for_exporter(self.master)

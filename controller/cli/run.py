@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import re
+import shutil
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import click
 from click.core import ParameterSource
@@ -14,29 +15,37 @@ from controller.cli.grafana import report_grafana_url, run_annotator
 from controller.cli.k8s import k8s_options
 from controller.cli.options import (
     BACKEND_ONLY_FLAGS,
+    LOCUST_ARGS_EPILOG,
     GrafanaFlags,
     K8sConnection,
     K8sDeployFlags,
+    LocustArgsCommand,
     PlanFlags,
+    check_output,
     grafana_flags,
     k8s_connection,
     k8s_deploy_flags,
+    locust_args,
     plan_check_flags,
     plan_flags,
 )
 from controller.cli.render import ConsoleEvents, console, print_outcome
-from controller.errors import InputError
-from controller.models import RunPlan
-from controller.profiles import build_plan, load_profile, resolve_profile_path
+from controller.errors import InfraError, InputError
+from controller.locustfile_check import locusts_locustfile
+from controller.models import RunPlan, hide_secret_values
+from controller.profiles import build_plan, load_profile, profile_files, resolve_profile_path
+from controller.rundir import EXCEPTIONS_CSV, FAILURES_CSV, STATS_CSV, STATS_HISTORY_CSV, RunDir
 
 
 def load_plan(profile: str | None, flags: PlanFlags) -> RunPlan:
     """PROFILE (a path, a name: ./profiles/ then shipped, or none: flags only) with the flags over it."""
     profile_file = resolve_profile_path(profile) if profile else None
-    return build_plan(
+    given = flags.locustfile or (None if profile_file else _locusts_own_locustfile())
+    first, *more = given.split(",") if given else [""]
+    plan = build_plan(
         load_profile(profile_file) if profile_file else None,
         profile_file=profile_file,
-        locustfile=flags.locustfile,
+        locustfile=first.strip() or None,
         host=flags.host,
         users=flags.users,
         spawn_rate=flags.spawn_rate,
@@ -48,27 +57,12 @@ def load_plan(profile: str | None, flags: PlanFlags) -> RunPlan:
         baseline=flags.baseline,
         report_template=flags.report_template,
     )
-
-
-# An option whose name says it is about a credential has its value hidden in run.json and the
-# report (the token itself never is an argument; where it lives is nobody else's business either).
-SECRET_OPTION = re.compile(r"^--?[\w-]*(token|password|secret|credential)[\w-]*$", re.IGNORECASE)
+    return plan.model_copy(update={"more_locustfiles": tuple(_more_locustfiles(more))}) if more else plan
 
 
 def recorded_command(args: Sequence[str]) -> tuple[str, ...]:
     """The command line as run, for run.json and the report, credential-named options' values hidden."""
-    shown: list[str] = ["loadctl"]
-    hide_next = False
-    for arg in args:
-        name, eq, _ = arg.partition("=")
-        if hide_next:
-            shown.append("***")
-        elif eq and SECRET_OPTION.match(name):
-            shown.append(f"{name}=***")
-        else:
-            shown.append(arg)
-        hide_next = not hide_next and not eq and SECRET_OPTION.match(arg) is not None
-    return tuple(shown)
+    return ("loadctl", *hide_secret_values(args))
 
 
 def refuse_other_backends_flags(backend: str) -> None:
@@ -86,8 +80,66 @@ def refuse_other_backends_flags(backend: str) -> None:
             )
 
 
-@click.command()
-@click.argument("profile", required=False)
+def _locusts_own_locustfile() -> str | None:
+    """Without -f or a profile, what `locust` would run here: locust.conf's `locustfile =`,
+    $LOCUST_LOCUSTFILE, or ./locustfile.py when there is one."""
+    found = locusts_locustfile(cwd=Path.cwd(), args=locust_args())
+    if found is None or (found == "locustfile.py" and not Path(found).is_file()):
+        return None  # loadctl's own error: give -f or a profile
+    return found
+
+
+def _more_locustfiles(paths: list[str]) -> list[Path]:
+    """The rest of -f's comma-separated list (Locust's), each a file or a folder."""
+    found = [Path(p.strip()).resolve() for p in paths if p.strip()]
+    for path in found:
+        if not path.exists():
+            raise InputError(f"locustfile not found: {path}", source="command line", field="-f")
+    return found
+
+
+def split_positionals(
+    positionals: tuple[str, ...], *, locustfile_given: bool
+) -> tuple[str | None, tuple[str, ...]]:
+    """(PROFILE, user classes) from `run`'s positional arguments. With -f, Locust's habit: a first
+    name that is no profile (not a path, no profile of that name) is a user class, as are the rest."""
+    if not positionals:
+        return None, ()
+    first, rest = positionals[0], tuple(positionals[1:])
+    is_profile = Path(first).is_file() or "/" in first or first.endswith((".yaml", ".yml"))
+    is_profile = is_profile or first in profile_files()  # ./profiles/ or shipped
+    if locustfile_given and not is_profile:
+        return None, positionals
+    return first, rest
+
+
+def _check_copy_target(path: Path | None, option: str) -> None:
+    # A missing folder is created after the run, as Locust creates the folders of --csv and --html.
+    if path is not None and path.parent.is_dir():
+        check_output(path, option)
+
+
+def copy_locust_outputs(run_dir: Path, *, csv_prefix: Path | None, html: Path | None) -> list[Path]:
+    """Locust's CSVs (as --csv PREFIX names them) and HTML report of the run where the user asked."""
+    folder = RunDir(run_dir)
+    pairs = [(folder.locust_html, html)] if html else []
+    if csv_prefix is not None:
+        names = (STATS_CSV, STATS_HISTORY_CSV, FAILURES_CSV, EXCEPTIONS_CSV)
+        pairs += [(run_dir / name, Path(f"{csv_prefix}_{name}")) for name in names]
+    copied = []
+    for source, target in pairs:
+        if source.exists() and target is not None:
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+            except OSError as e:
+                raise InfraError(f"{target}: cannot write: {e.strerror}") from e
+            copied.append(target)
+    return copied
+
+
+@click.command(cls=LocustArgsCommand, epilog=LOCUST_ARGS_EPILOG)
+@click.argument("positionals", nargs=-1, metavar="[PROFILE] [USERCLASS]...")
 @plan_flags
 @click.option(
     "--backend",
@@ -99,30 +151,59 @@ def refuse_other_backends_flags(backend: str) -> None:
 @k8s_connection
 @k8s_deploy_flags
 @grafana_flags
+@click.option("--headless", is_flag=True, expose_value=False, help="Accepted (Locust's); loadctl always is.")
+@click.option(
+    "--csv",
+    "csv_prefix",
+    type=click.Path(path_type=Path),
+    metavar="PREFIX",
+    help="Also copy Locust's CSVs to PREFIX_stats.csv...",
+)
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Also copy Locust's HTML report to FILE.",
+)
 def run(
-    profile: str | None,
+    positionals: tuple[str, ...],
     backend: str,
     flags: PlanFlags,
     k8s: K8sConnection,
     deploy: K8sDeployFlags,
     grafana: GrafanaFlags,
+    csv_prefix: Path | None,
+    html_file: Path | None,
 ) -> None:
     """Run PROFILE (a YAML path, or a name: ./profiles/NAME.yaml, else a shipped one); flags override it."""
     from controller.backends.factory import create_backend
     from controller.runs import execute
 
     refuse_other_backends_flags(backend)
+    profile, user_classes = split_positionals(positionals, locustfile_given=flags.locustfile is not None)
     plan = load_plan(profile, flags)
+    _check_copy_target(html_file.resolve() if html_file else None, "--html")
+    _check_copy_target(Path(f"{csv_prefix.resolve()}_{STATS_CSV}") if csv_prefix else None, "--csv")
     # every flag is checked before anything is deployed: Grafana's first, then the cluster's
     observer = run_annotator(plan, grafana)
     plan = plan.model_copy(
-        update={"command": recorded_command(sys.argv[1:]), "grafana_url": report_grafana_url(grafana)}
+        update={
+            "command": recorded_command(sys.argv[1:]),
+            "grafana_url": report_grafana_url(grafana),
+            "locust_args": locust_args(),
+            "user_classes": user_classes,
+        }
     )
     options: BackendOptions = k8s_options(k8s, deploy) if backend == "k8s" else LocalOptions()
     record = execute(
         plan, backend=create_backend(plan, options, ConsoleEvents()), console=console, observer=observer
     )
     print_outcome(record, run_dir=plan.run_dir)
+    for path in copy_locust_outputs(
+        plan.run_dir, csv_prefix=csv_prefix and csv_prefix.resolve(), html=html_file and html_file.resolve()
+    ):
+        console.print(f"copied {path}", highlight=False)
     sys.exit(record.exit_code)
 
 

@@ -94,6 +94,10 @@ def run_values(
             "files": dict(files),
         }
     }
+    if plan.user_locust_args:
+        values["run"]["locustArgs"] = list(plan.user_locust_args)
+    if plan.user_classes:
+        values["run"]["userClasses"] = list(plan.user_classes)
     if plan.probes:  # the master pod's probes sidecar; only names of credential variables in here
         values["run"]["probes"] = [probe.model_dump(mode="json") for probe in plan.probes]
     if image:
@@ -106,6 +110,13 @@ def run_values(
 def run_files(plan: RunPlan) -> dict[str, str]:
     """The files a run ships: the locustfile, sibling modules it imports, gates.yaml, profile.yaml."""
     locustfile = plan.locustfile
+    if locustfile.is_dir() or plan.more_locustfiles:
+        raise InputError(
+            "a folder or a list of locustfiles runs with the local backend only "
+            "(k8s ships one locustfile and the modules it imports from its folder)",
+            source="command line",
+            field="-f",
+        )
     source = locustfile.read_text(encoding="utf-8")
     files = {locustfile.name: source}
     try:

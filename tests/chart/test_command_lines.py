@@ -90,8 +90,21 @@ def test_the_chart_defaults_are_the_contracts():
     assert run["finalScrapeTimeoutSeconds"] == CHART_FINAL_SCRAPE_TIMEOUT_S
 
 
-def test_master_and_workers_run_the_contracts_command_lines(tmp_path: Path):
-    plan = plan_of(tmp_path)
+# The user's own Locust arguments: none; a profile's locust_options, an alias and what followed
+# `--`, with user classes (values that YAML would read as other types, quoted or not).
+USER_ARGS = (
+    {},
+    {
+        "locust_options": {"stop-timeout": 10, "reset-stats": True, "tags": ["checkout", "yes"]},
+        "locust_args": ("--loglevel", "WARNING", "--my-flag", "0.50"),
+        "user_classes": ("Shopper", "Browser"),
+    },
+)
+
+
+@pytest.mark.parametrize("user_args", USER_ARGS, ids=["loadctl-only", "user-args"])
+def test_master_and_workers_run_the_contracts_command_lines(tmp_path: Path, user_args: dict[str, Any]):
+    plan = plan_of(tmp_path, **user_args)
     objects = rendered(plan, tmp_path)
     master = one(objects, "Job", "master")["spec"]["template"]["spec"]["containers"][0]
     worker = one(objects, "Job", "worker")["spec"]["template"]["spec"]["containers"][0]
@@ -107,8 +120,12 @@ def test_master_and_workers_run_the_contracts_command_lines(tmp_path: Path):
         csv_prefix=f"{SCRATCH}/locust",
         html_path=f"{SCRATCH}/report.html",
         web_port=defaults["webPort"],
+        extra_args=plan.user_locust_args,
+        user_classes=plan.user_classes,
     )
     assert master["command"] == worker["command"] == ["locust"]
+    # Locust runs where the run's files are mounted (locally: the user's folder)
+    assert master["workingDir"] == worker["workingDir"] == RUN_MOUNT
     assert master["args"] == command.master_args()
     assert worker["args"] == command.worker_args()
 

@@ -99,6 +99,25 @@ def test_run_values_carry_the_plan_in_the_charts_shape(tmp_path):
     assert values["controller"] == {"prometheusUrl": "http://p:9090"}
 
 
+def test_run_values_carry_the_users_locust_arguments_only_when_there_are_some(tmp_path):
+    plain = run_values(plan_for(tmp_path), files={"user.py": "x"}, image=None)["run"]
+    assert "locustArgs" not in plain and "userClasses" not in plain
+    plan = plan_for(
+        tmp_path, locust_options={"tags": ["a"]}, locust_args=("--my-arg", "5"), user_classes=("SearchUser",)
+    )
+    run = run_values(plan, files={"user.py": "x"}, image=None)["run"]
+    assert run["locustArgs"] == ["--tags", "a", "--my-arg", "5"]
+    assert run["userClasses"] == ["SearchUser"]
+
+
+def test_run_files_refuse_a_folder_or_a_list_of_locustfiles(tmp_path):
+    (tmp_path / "more.py").write_text("Y = 2\n")
+    with pytest.raises(InputError, match=r"^command line: -f: a folder or a list of locustfiles"):
+        run_files(plan_for(tmp_path, more_locustfiles=(tmp_path / "more.py",)))
+    with pytest.raises(InputError, match=r"^command line: -f: a folder or a list of locustfiles"):
+        run_files(plan_for(tmp_path, locustfile=tmp_path))
+
+
 def test_run_values_refuse_files_a_configmap_cannot_hold(tmp_path):
     with pytest.raises(InputError, match="more than a ConfigMap can hold"):
         run_values(plan_for(tmp_path), files={"big.csv": "x" * 1_000_000}, image=None)

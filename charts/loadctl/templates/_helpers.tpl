@@ -150,6 +150,22 @@ Locust's -f value: the run's locustfile (ConfigMap) plus loadctl's plugin (in th
 {{- end }}
 
 {{/*
+The user's own Locust arguments and user classes, last on the master's and the workers' command
+lines (locust_workers/contract.py LocustCommand._user_args), as list items at the args' indent.
+*/}}
+{{- define "loadctl.userArgs" -}}
+{{- range .Values.run.locustArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- with .Values.run.userClasses }}
+- "--"
+{{- range . }}
+- {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 The stage table as locust_workers/shapes.py parses it: JSON with snake_case spawn_rate.
 */}}
 {{- define "loadctl.stagesJson" -}}
@@ -229,6 +245,9 @@ env:
 envFrom:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+# Locust runs where the run's files are, as it runs in the user's folder locally: relative data
+# files and sibling modules resolve the same way.
+workingDir: /etc/loadctl/run
 volumeMounts:
   - name: run-files
     mountPath: /etc/loadctl/run
