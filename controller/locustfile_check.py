@@ -5,6 +5,8 @@ A syntax error, a failing import, a data file missing at import, a bad Locust op
 file, a variable, a profile's locust_options or after `--`) or a user_weights entry naming a
 missing class becomes exit 2 here, instead of a master that dies after Prometheus and workers were
 started. The same run tells which of Locust's settings came from its config files and variables.
+inspect_locustfile reads what the plan depends on: the classes' own hosts and the locustfile's
+own shape.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.errors import InputError, tail
+from locust_workers.contract import FACTS_PREFIX
 from locust_workers.locust_config import LOCUSTFILE_ONLY_FLAG, MARKER, PASSTHROUGH_FLAG
 
 # Settings a Locust config file or LOCUST_* variable may not make, as they would break how loadctl
@@ -58,6 +61,61 @@ OWNED = {
     "exit-code-on-error": "loadctl decides the exit code (gates, verdict)",
     "user_classes": "name user classes before `--` (loadctl run -f FILE UserA UserB)",
 }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShapeFacts:
+    """The locustfile's own LoadTestShape as declared (locust_workers/shapes.py's conventions)."""
+
+    name: str
+    use_common_options: bool
+    phases: tuple[str, ...]
+    own_end_s: float | None  # None: it cannot say when it ends
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocustfileFacts:
+    class_hosts: dict[str, str | None]  # {UserClass: its own host, None when it sets none}
+    shape: ShapeFacts | None
+
+
+def inspect_locustfile(
+    locustfile: Path, *, env: dict[str, str] | None = None, timeout: float = 60.0
+) -> LocustfileFacts:
+    """Import `locustfile` as Locust does (locust_workers/locustfile_facts.py, in a subprocess)."""
+    argv = [sys.executable, "-m", "locust_workers.locustfile_facts", str(locustfile)]
+    try:
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env if env is not None else dict(os.environ),
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise InputError(f"importing took over {timeout:.0f}s", source=str(locustfile)) from None
+    lines = [line for line in done.stdout.splitlines() if line.startswith(FACTS_PREFIX)]
+    if done.returncode != 0 or not lines:
+        output = done.stdout + done.stderr
+        raise InputError(f"Locust cannot load it: {tail(_last_error(output), 300)}", source=str(locustfile))
+    return parse_facts(lines[-1].removeprefix(FACTS_PREFIX))
+
+
+def parse_facts(text: str) -> LocustfileFacts:
+    data = json.loads(text)
+    shape = data.get("shape")
+    return LocustfileFacts(
+        class_hosts=dict(data.get("classes") or {}),
+        shape=None
+        if shape is None
+        else ShapeFacts(
+            name=str(shape["name"]),
+            use_common_options=bool(shape["use_common_options"]),
+            phases=tuple(shape["phases"]),
+            own_end_s=None if shape["own_end_s"] is None else float(shape["own_end_s"]),
+        ),
+    )
 
 
 @dataclass(frozen=True)

@@ -157,11 +157,19 @@ def _no_credentials(url: str) -> None:
         )
 
 
-def _check_host(host: str) -> str:
+# What Locust passes through to the user classes: a base URL of any scheme (http, https, grpc,
+# xmlrpc's http...: a custom client reads its own), or a bare host:port, as gRPC clients take it.
+_HOST = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)?[^/\s@]+(/\S*)?")
+
+
+def check_host(host: str) -> str:
+    """A target host as Locust takes it (--host, a class's `host`); ValueError otherwise."""
     _no_credentials(host)
-    if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", host):
-        raise ValueError(f"'{host}' is not an http(s) base URL like http://127.0.0.1:8000")
-    return host.rstrip("/")
+    if not _HOST.fullmatch(host):
+        raise ValueError(
+            f"'{host}' is not a target like http://127.0.0.1:8000, grpc://127.0.0.1:50051 or 127.0.0.1:50051"
+        )
+    return host.rstrip("/") if host.startswith(("http://", "https://")) else host
 
 
 class Profile(_Frozen):
@@ -197,7 +205,7 @@ class Profile(_Frozen):
     @field_validator("host")
     @classmethod
     def _host(cls, host: str | None) -> str | None:
-        return None if host is None else _check_host(host)
+        return None if host is None else check_host(host)
 
     @field_validator("workers")
     @classmethod
@@ -322,6 +330,26 @@ def simple_stages(*, users: int, spawn_rate: float, duration: float) -> tuple[St
     return tuple(stages)
 
 
+class UserShape(_Frozen):
+    """The locustfile's own LoadTestShape, which runs the load instead of a stage table
+    (conventions in locust_workers/shapes.py), and the -u/-r/-t that reach it on Locust's command line."""
+
+    name: str
+    phases: tuple[Annotated[str, Field(pattern=PHASE_PATTERN)], ...] = (RUN_WINDOW,)
+    own_end_s: float | None = Field(default=None, gt=0)  # its `time_limit` or its stages' end
+    use_common_options: bool = False
+    users: int | None = Field(default=None, ge=1, le=1_000_000)
+    spawn_rate: float | None = Field(default=None, gt=0, le=100_000)
+    run_time_s: float | None = Field(default=None, gt=0)  # -t: Locust stops the shape then
+
+    @property
+    def planned_s(self) -> float:
+        """When the run ends: the shape's own end or -t, whichever comes first."""
+        ends = [end for end in (self.own_end_s, self.run_time_s) if end is not None]
+        assert ends, "a user shape needs its own end or -t (profiles.py checks)"
+        return min(ends)
+
+
 class RunPlan(_Frozen):
     """Everything one run needs, resolved: paths absolute, flags applied, stages expanded."""
 
@@ -329,8 +357,10 @@ class RunPlan(_Frozen):
     profile: str
     profile_file: Path | None = None
     locustfile: Path
-    host: str
-    stages: tuple[Stage, ...] = Field(min_length=1)
+    host: str | None  # None: each user class has its own `host` (class_hosts), which Locust keeps
+    stages: tuple[Stage, ...] = ()  # empty when the locustfile's own shape runs the load
+    shape: UserShape | None = None
+    class_hosts: dict[str, str] = Field(default_factory=dict)  # {UserClass: its own host}
     workers: int = Field(ge=1, le=1024)
     user_weights: dict[str, int] = Field(default_factory=dict)
     gates: Path | None = None
@@ -359,11 +389,20 @@ class RunPlan(_Frozen):
 
     @field_validator("host")
     @classmethod
-    def _host(cls, host: str) -> str:
-        return _check_host(host)
+    def _host(cls, host: str | None) -> str | None:
+        return None if host is None else check_host(host)
+
+    @model_validator(mode="after")
+    def _one_load(self) -> RunPlan:
+        if (self.shape is None) == (not self.stages):
+            raise ValueError("a run has either a stage table or the locustfile's own shape")
+        return self
 
     @property
     def duration(self) -> float:
+        """The planned run time: the stage table's, or the user's shape's end (the overrun guard's base)."""
+        if self.shape is not None:
+            return self.shape.planned_s
         return sum(stage.duration for stage in self.stages)
 
     @property
@@ -376,6 +415,20 @@ class RunPlan(_Frozen):
         """The user's own Locust arguments: the profile's locust_options, then the command line's
         (later wins in Locust's parser, so the command line wins over the profile)."""
         return (*locust_option_args(self.locust_options), *self.locust_args)
+
+    @property
+    def phases(self) -> frozenset[str]:
+        """The windows a gate can use on this run: its phases, and `run`."""
+        if self.shape is not None:
+            return frozenset({RUN_WINDOW, *self.shape.phases})
+        return phase_names(self.stages)
+
+    @property
+    def hosts(self) -> tuple[str, ...]:
+        """Every host the run's users reach: --host overrides each class's own (as in Locust)."""
+        if self.host is not None:
+            return (self.host,)
+        return tuple(sorted(set(self.class_hosts.values())))
 
     @property
     def run_dir(self) -> Path:
@@ -415,7 +468,7 @@ class RunRecord(_Frozen):
     profile: str
     profile_file: str | None
     locustfile: str
-    host: str
+    host: str | None  # None: the user classes' own hosts (`hosts`)
     backend: str
     workers: int
     planned_duration_s: float
@@ -454,3 +507,6 @@ class RunRecord(_Frozen):
     machine: str | None = None  # the controller's host name
     grafana_url: str | None = None
     locust_config: LocustConfig | None = None  # Locust's own settings of the run (None: older runs)
+    # Every host the run's users reach (--host, or each class's own); the locustfile's own shape
+    hosts: tuple[str, ...] = ()
+    shape: UserShape | None = None

@@ -29,6 +29,7 @@ from controller.models import (
     LocustConfig,
     RunPlan,
     Stage,
+    UserShape,
     hide_secret_settings,
     hide_secret_values,
     phase_names,
@@ -55,7 +56,7 @@ def check_run(plan: RunPlan) -> Checked:
     gate_file = load_gate_file(plan.gates) if plan.gates is not None else None
     if gate_file is not None:
         assert plan.gates is not None
-        check_gate_windows(gate_file, plan.stages, source=str(plan.gates))
+        check_gate_windows(gate_file, plan.phases, source=str(plan.gates), shape=plan.shape)
         check_baseline_rules(gate_file, baseline=plan.baseline, source=str(plan.gates))
     source = str(plan.profile_file) if plan.profile_file else "command line"
     check_report_templates(plan.report_template, source=source)
@@ -140,16 +141,25 @@ def locust_config_of(plan: RunPlan, facts: LocustFacts) -> LocustConfig:
     )
 
 
-def check_gate_windows(gate_file: GateFile, stages: tuple[Stage, ...], *, source: str) -> None:
-    """A gate's window must be a phase of this stage table (or `run`): a typo would otherwise only
-    show after the whole load as a failed gate."""
-    known = phase_names(stages)
+def check_gate_windows(
+    gate_file: GateFile,
+    phases: tuple[Stage, ...] | frozenset[str],
+    *,
+    source: str,
+    shape: UserShape | None = None,
+) -> None:
+    """A gate's window must be a phase of this run (RunPlan.phases: its stage table's or its own
+    shape's, and `run`); a stage table stands for its phases. A typo would otherwise only show after
+    the whole load as a failed gate."""
+    known = phases if isinstance(phases, frozenset) else phase_names(phases)
+    declared = f"; the locustfile's shape {shape.name} declares them (`phases`, or `stages`)" if shape else ""
     for index, gate in enumerate(gate_file.gates):
         window = gate_file.window_of(gate)
         if window not in known:
             inherited = "" if gate.window else " (the file's default window)"
             raise InputError(
-                f"'{window}'{inherited} is not a phase of this run (phases: {', '.join(sorted(known))})",
+                f"'{window}'{inherited} is not a phase of this run (phases: {', '.join(sorted(known))}"
+                f"{declared})",
                 source=source,
                 field=f"{gate_label(gate.name, index)}.window",
             )

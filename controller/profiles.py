@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,12 +19,15 @@ from pydantic import ValidationError
 from controller.chart import SHIPPED_PROFILES
 from controller.errors import InputError
 from controller.inputs import expand_env, load_yaml_mapping, parse_model, validation_error
+from controller.locustfile_check import LocustfileFacts, ShapeFacts
 from controller.models import (
     GATES_OPT_OUT,
     AnalysisSettings,
     Profile,
     RunPlan,
     Stage,
+    UserShape,
+    check_host,
     simple_stages,
     slow_stage,
 )
@@ -97,20 +101,22 @@ def build_plan(
     baseline: Path | None = None,
     report_template: Path | None = None,
     cpu_count: int | None = None,
+    inspect: Callable[[Path], LocustfileFacts] | None = None,
 ) -> RunPlan:
-    """Apply CLI flags over a profile (flags win). Paths in a profile are relative to its file."""
+    """Apply CLI flags over a profile (flags win). Paths in a profile are relative to its file.
+    `inspect` reads the locustfile (locustfile_check.inspect_locustfile): with it, the classes' own
+    hosts stand in for --host, and the locustfile's own shape for the stage table."""
     source = str(profile_file) if profile_file else "command line"
     base = profile_file.parent if profile_file else Path.cwd()
     locust_path = _locustfile_path(profile, locustfile, base=base, source=source)
+    facts = inspect(locust_path) if inspect is not None and locust_path.is_file() else None  # not -f DIR
     target = host or (profile.host if profile else None)
-    if target is None:
-        raise InputError(
-            "no target host: give --host URL or 'host:' in the profile", source=source, field="host"
-        )
-    stages = _stages(profile, users=users, spawn_rate=spawn_rate, duration=duration, source=source)
+    class_hosts = _class_hosts(facts, target=target, locustfile=locust_path, source=source)
+    own_shape = facts.shape if facts else None
+    load = {"users": users, "spawn_rate": spawn_rate, "duration": duration, "source": source}
+    shape = user_shape(own_shape, profile, **load) if own_shape else None  # type: ignore[arg-type]
     worker_count = workers or (profile.workers if profile else "auto")
-    if worker_count == "auto":
-        worker_count = cpu_count or os.cpu_count() or 1
+    worker_count = (cpu_count or os.cpu_count() or 1) if worker_count == "auto" else worker_count
     gates_path, opt_out = _gates_path(profile, gates, base=base, source=source)
     name = profile.name if profile else "adhoc"
     data: dict[str, object] = {
@@ -119,7 +125,9 @@ def build_plan(
         "profile_file": profile_file,
         "locustfile": locust_path,
         "host": target,
-        "stages": stages,
+        "stages": () if shape else _stages(profile, **load),  # type: ignore[arg-type]
+        "shape": shape,
+        "class_hosts": class_hosts,
         "workers": worker_count,
         "user_weights": dict(profile.user_weights) if profile else {},
         "locust_options": dict(profile.locust_options) if profile else {},
@@ -137,6 +145,81 @@ def build_plan(
         else _in_profile_dir(base, profile.report_template if profile else None),
     }
     return _validated_plan(data)
+
+
+def _class_hosts(
+    facts: LocustfileFacts | None, *, target: str | None, locustfile: Path, source: str
+) -> dict[str, str]:
+    """The user classes' own hosts, each checked; without --host (or the profile's), every class
+    must have one, as Locust needs."""
+    own = {name: host for name, host in (facts.class_hosts if facts else {}).items() if host}
+    for name, host in own.items():
+        try:
+            check_host(host)
+        except ValueError as e:
+            raise InputError(str(e), source=str(locustfile), field=f"{name}.host") from None
+    missing = [name for name, host in (facts.class_hosts if facts else {}).items() if not host]
+    if target is None and (facts is None or missing or not own):
+        without = f" (user classes without their own host: {', '.join(missing)})" if missing else ""
+        raise InputError(
+            f"no target host: give --host URL or 'host:' in the profile{without}", source=source, field="host"
+        )
+    return own
+
+
+def user_shape(
+    facts: ShapeFacts,
+    profile: Profile | None,
+    *,
+    users: int | None,
+    spawn_rate: float | None,
+    duration: str | None,
+    source: str,
+) -> UserShape:
+    """The locustfile's own shape runs the load: -u/-r/-t (or the profile's users/spawn_rate/
+    duration) reach it on Locust's command line, and its end, or -t, bounds the run."""
+    if profile is not None and profile.stages is not None:
+        raise InputError(
+            f"the locustfile has its own LoadTestShape ({facts.name}), which runs the load instead of "
+            "a stage table: remove the profile's stages, or the shape",
+            source=source,
+            field="stages",
+        )
+    t = _flag_duration(duration) if duration is not None else (profile.duration if profile else None)
+    if facts.own_end_s is None and t is None:
+        raise InputError(
+            f"the locustfile's shape {facts.name} does not say when it ends (no `time_limit`, no `stages` "
+            "with a `duration`): give -t DURATION (or 'duration:' in the profile) to bound the run",
+            source=source,
+            field="-t",
+        )
+    if facts.own_end_s is not None and facts.own_end_s > MAX_DURATION_S:
+        raise InputError(
+            f"the shape {facts.name} lasts more than {MAX_DURATION_S / 3600:.0f}h",
+            source=source,
+            field="shape",
+        )
+    try:
+        return UserShape(
+            name=facts.name,
+            phases=facts.phases,
+            own_end_s=facts.own_end_s,
+            use_common_options=facts.use_common_options,
+            users=users if users is not None else (profile.users if profile else None),
+            spawn_rate=spawn_rate if spawn_rate is not None else (profile.spawn_rate if profile else None),
+            run_time_s=t,
+        )
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = {"users": "-u", "spawn_rate": "-r"}.get(str(first["loc"][0]), f"{facts.name}.phases")
+        raise InputError(first["msg"].removeprefix("Value error, "), source=source, field=field) from e
+
+
+def _flag_duration(duration: str) -> float:
+    try:
+        return parse_duration(duration)
+    except ValueError as e:
+        raise InputError(str(e), source="command line", field="-t") from None
 
 
 def _in_profile_dir(base: Path, path: str | None) -> Path | None:

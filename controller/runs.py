@@ -163,6 +163,8 @@ def draft_record(
         "profile_file": str(plan.profile_file) if plan.profile_file else None,
         "locustfile": str(plan.locustfile),
         "host": plan.host,
+        "hosts": plan.hosts,
+        "shape": plan.shape,
         "backend": backend.name,
         "workers": plan.workers,
         "planned_duration_s": plan.duration,
@@ -334,11 +336,8 @@ def execute(
     gate_file = checked.gate_file
     plan = plan.model_copy(update={"locust_config": checked.locust_config})
     followed = Followed()
-    console.print(
-        f"run [bold]{plan.run_id}[/]: profile {plan.profile}, {len(plan.stages)} stages, "
-        f"{plan.duration:.0f}s, {plan.workers} workers -> {plan.host}",
-        highlight=False,
-    )
+    for line in start_lines(plan):
+        console.print(line, highlight=False)
     with interrupt_signals(console) as quiet:
         try:
             backend.deploy()
@@ -369,6 +368,34 @@ def execute(
             if observer is not None:
                 observer.finished(record)
     return record
+
+
+def start_lines(plan: RunPlan) -> list[str]:
+    """What the run is about to do: its load (stage table or the locustfile's own shape) and hosts."""
+    targets = ", ".join(plan.hosts) + ("" if plan.host else " (the user classes' own hosts)")
+    if plan.shape is None:
+        load = f"{len(plan.stages)} stages"
+        notes = []
+    else:
+        shape = plan.shape
+        load = f"the locustfile's own shape {shape.name}"
+        given = (
+            ("-u", shape.users, ""),
+            ("-r", shape.spawn_rate, ""),
+            ("-t", shape.run_time_s, "s"),
+        )
+        options = " ".join(f"{flag} {value:g}{unit}" for flag, value, unit in given if value is not None)
+        end = "its own end" if shape.own_end_s is not None and shape.own_end_s <= plan.duration else "-t"
+        notes = [
+            f"using the locustfile's own LoadTestShape {shape.name}: loadctl's stage table is not "
+            f"loaded; phases {', '.join(shape.phases)}; bounded by {end} ({plan.duration:.0f}s)"
+            + (f"; Locust gets {options}" if options else "")
+        ]
+    head = (
+        f"run [bold]{plan.run_id}[/]: profile {plan.profile}, {load}, "
+        f"{plan.duration:.0f}s, {plan.workers} workers -> {targets}"
+    )
+    return [head, *notes]
 
 
 @dataclass

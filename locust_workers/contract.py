@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -244,6 +244,10 @@ def _json_number(value: float) -> int | float:
 
 # --------------------------------------------------------------------------- command lines
 
+# `python -m locust_workers.locustfile_facts LOCUSTFILE` prints this, then JSON: the pre-flight's
+# view of the locustfile (its classes' hosts, its own shape), after whatever the file prints.
+FACTS_PREFIX = "LOADCTL_FACTS "
+
 # This installation's plugin; a pod has its own copy in the image (the chart names that path).
 PLUGIN_PATH = Path(__file__).resolve().with_name("plugin.py")
 # The master keeps waiting this long for all --expect-workers to connect. Pods may need minutes
@@ -266,7 +270,7 @@ class LocustCommand:
     """
 
     locustfile: str  # the -f value, see locustfile_arg
-    host: str  # the target
+    host: str | None  # the target; None: each user class keeps its own `host` (Locust's --host overrides all)
     workers: int
     master_host: str  # where a worker reaches the master
     bind_host: str  # where the master listens: for its workers and (run_env) for Prometheus
@@ -284,6 +288,20 @@ class LocustCommand:
 
     def _user_args(self) -> list[str]:
         return [*self.extra_args, *(["--", *self.user_classes] if self.user_classes else [])]
+
+    # -u/-r/-t for the locustfile's own shape (a `use_common_options` shape reads them; -t also ends
+    # the run, as in plain Locust); None: not passed (the stage table gets its load from STAGES_ENV)
+    users: int | None = None
+    spawn_rate: float | None = None
+    run_time_s: float | None = None
+
+    def _host_args(self) -> list[str]:
+        return [] if self.host is None else ["--host", self.host]
+
+    def _shape_args(self) -> list[str]:
+        args = [] if self.users is None else ["-u", str(self.users)]
+        args += [] if self.spawn_rate is None else ["-r", str(_json_number(self.spawn_rate))]
+        return args + ([] if self.run_time_s is None else ["-t", f"{_json_number(self.run_time_s)}s"])
 
     def master_args(self) -> list[str]:
         web = ["--web-port", str(self.web_port)] if self.web_port is not None else []
@@ -307,14 +325,14 @@ class LocustCommand:
             "--master-bind-port",
             str(self.master_port),
             *web,
-            "--host",
-            self.host,
+            *self._host_args(),
             "--csv",
             self.csv_prefix,
             "--csv-full-history",
             "--html",
             self.html_path,
-            *self._user_args(),
+            *self._shape_args(),
+            *self._user_args(),  # last: the user's own arguments, user classes after `--`
         ]
 
     def worker_args(self) -> list[str]:
@@ -326,8 +344,7 @@ class LocustCommand:
             self.master_host,
             "--master-port",
             str(self.master_port),
-            "--host",
-            self.host,
+            *self._host_args(),
             *self._user_args(),
         ]
 
@@ -336,7 +353,7 @@ def run_env(
     *,
     run_id: str,
     profile: str,
-    stages: Iterable[StageLike],
+    stages: Sequence[StageLike],
     user_weights: Mapping[str, int],
     exporter_host: str,
     exporter_port: int = EXPORTER_PORT,
@@ -350,7 +367,9 @@ def run_env(
         PROFILE_ENV: profile,
         EXPORTER_HOST_ENV: exporter_host,
         EXPORTER_PORT_ENV: str(exporter_port),
-        STAGES_ENV: encode_stages(stages),
+        # empty for the locustfile's own shape: the plugin then defines no shape (and an inherited
+        # table is not picked up)
+        STAGES_ENV: encode_stages(stages) if stages else "",
         USER_WEIGHTS_ENV: compact_json(dict(user_weights)),
         FINAL_SCRAPE_TIMEOUT_ENV: str(_json_number(final_scrape_timeout_s)),
         LOCUST_FILES_TIMEOUT_ENV: str(_json_number(locust_files_timeout_s)),

@@ -14,7 +14,8 @@ Metric contract (names and labels are relied on by gates and dashboards):
                                                             (failed_times.py): successful = all - failed
   locust_users{run_id}, locust_workers{run_id,state}, locust_worker_cpu_percent{run_id,worker}
   locust_run_info{run_id,profile,phase}                     1 for the current phase
-  locust_stage_start_timestamp_seconds{run_id,stage,phase}  when each stage of the table began
+  locust_stage_start_timestamp_seconds{run_id,stage,phase}  when each stage of the table (or phase
+                                                            of the locustfile's own shape) began
   locust_test_start_timestamp_seconds{run_id}, locust_test_stop_timestamp_seconds{run_id}
   locust_process_exit_code{run_id,message}                  the exit code the locustfile asked for
   locust_locustfile_stop_timestamp_seconds{run_id,caller,message}
@@ -53,6 +54,7 @@ from locust_workers.contract import (
     WORKERS,
 )
 from locust_workers.histogram import bucket_bounds_ms, cumulative_counts
+from locust_workers.shapes import current_phase, phase_starts
 
 if TYPE_CHECKING:
     from locust_workers.custom_totals import CustomTotals
@@ -247,7 +249,7 @@ class LocustCollector(Collector):
         # A test stopped before its stage table ended (the locustfile's runner.quit(), Ctrl-C) is
         # off the table, though the shape still names the stage it was in: the runner's state says so.
         on_table = runner.state not in _STOPPED_STATES
-        phase = (getattr(shape, "current_phase", None) if on_table else None) or _runner_phase(runner.state)
+        phase = (current_phase(shape) if on_table else None) or _runner_phase(runner.state)
         info = GaugeMetricFamily(
             RUN_INFO, "1 for the run's current phase.", labels=["run_id", "profile", "phase"]
         )
@@ -256,11 +258,11 @@ class LocustCollector(Collector):
 
         stage_starts = GaugeMetricFamily(
             STAGE_START_TIMESTAMP_SECONDS,
-            "Unix time each stage of the stage table began.",
+            "Unix time each stage of the stage table (or phase of the locustfile's own shape) began.",
             labels=["run_id", "stage", "phase"],
         )
-        for index, started in sorted(getattr(shape, "stage_started_at", {}).items()):
-            stage_starts.add_metric([self.run_id, str(index), shape.stages[index].phase], started)
+        for index, phase_name, started in phase_starts(shape):
+            stage_starts.add_metric([self.run_id, str(index), phase_name], started)
         yield stage_starts
 
         moments = (

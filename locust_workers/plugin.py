@@ -3,7 +3,8 @@
 The user's locustfile stays unchanged. Configuration comes from environment variables, which work
 the same for local processes and for pods; contract.py names them, with their defaults: the run id
 and profile (labels), where the master serves /metrics, the stage table (when set, this file
-defines the run's shape), user class weights, how long the master waits for a final scrape (and
+defines the run's shape; unset when the locustfile has its own shape, whose phases this file notes),
+user class weights, how long the master waits for a final scrape (and
 serves Locust's own files, locust_files.py), and
 two knobs (worker report interval, the cap on distinct request names).
 
@@ -44,7 +45,7 @@ from locust_workers.failed_times import ship_with_worker_reports as ship_failed_
 from locust_workers.locust_files import LocustFiles
 from locust_workers.locustfile_end import watch_locustfile_end
 from locust_workers.metrics import custom, ship_with_worker_reports
-from locust_workers.shapes import StageTableShape
+from locust_workers.shapes import StageTableShape, track_phases
 
 logger = logging.getLogger("loadctl")
 
@@ -84,6 +85,13 @@ def _on_init(environment, **_kwargs) -> None:
         record_failures(environment, worker_failures)
         ship_failed_times(environment, worker_failures)
         return  # workers only run users; the master aggregates and exports
+
+    shape = environment.shape_class
+    if shape is not None and not isinstance(shape, StageTableShape):
+        # the locustfile's own shape runs the load (the controller set no stage table): its phases
+        # are noted at each tick, for locust_run_info and the gates' windows
+        track_phases(shape)
+        logger.info("loadctl: running the locustfile's own shape %s", type(shape).__name__)
 
     # Locust (2.47) installs its SIGTERM handler only after a headless shape test has finished, so
     # a SIGTERM during the test (pod deletion, controller stop) kills the master with no final stats.

@@ -58,6 +58,8 @@ def step_windows(
     and each long ramp up cut into bins of equal users (see the module's docstring)."""
     windows: list[StepWindow] = []
     for phase in sorted(phases, key=lambda p: p.start):
+        if not 0 <= phase.stage < len(stages):
+            continue  # a phase of the locustfile's own shape: no planned users to step through
         stage = stages[phase.stage]
         before = stages[phase.stage - 1].users if phase.stage > 0 else 0
         start = min(phase.end, phase.start + ramp_seconds(before, stage.users, stage.spawn_rate))

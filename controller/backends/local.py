@@ -85,6 +85,7 @@ class LocalBackend:
         if self.probes_port is not None:
             self._start_probes(self.probes_port)
         env = locust_env(self.plan, exporter_port=self.exporter_port)
+        shape = self.plan.shape
         command = LocustCommand(
             locustfile=locustfile_arg(self.plan.locustfile_arg),
             host=self.plan.host,
@@ -96,6 +97,10 @@ class LocalBackend:
             html_path=str(self.folder.locust_html),
             extra_args=self.plan.user_locust_args,
             user_classes=self.plan.user_classes,
+            # -u/-r/-t for the locustfile's own shape, as the user gave them
+            users=shape.users if shape else None,
+            spawn_rate=shape.spawn_rate if shape else None,
+            run_time_s=shape.run_time_s if shape else None,
         )
         locust = [sys.executable, "-m", "locust"]
         self.master = ManagedProcess(

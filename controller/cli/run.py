@@ -31,7 +31,7 @@ from controller.cli.options import (
 )
 from controller.cli.render import ConsoleEvents, console, print_outcome
 from controller.errors import InfraError, InputError
-from controller.locustfile_check import locusts_locustfile
+from controller.locustfile_check import inspect_locustfile, locusts_locustfile
 from controller.models import RunPlan, hide_secret_values
 from controller.profiles import build_plan, load_profile, profile_files, resolve_profile_path
 from controller.rundir import EXCEPTIONS_CSV, FAILURES_CSV, STATS_CSV, STATS_HISTORY_CSV, RunDir
@@ -56,6 +56,7 @@ def load_plan(profile: str | None, flags: PlanFlags) -> RunPlan:
         results_dir=flags.results_dir,
         baseline=flags.baseline,
         report_template=flags.report_template,
+        inspect=inspect_locustfile,
     )
     return plan.model_copy(update={"more_locustfiles": tuple(_more_locustfiles(more))}) if more else plan
 
@@ -138,6 +139,25 @@ def copy_locust_outputs(run_dir: Path, *, csv_prefix: Path | None, html: Path | 
     return copied
 
 
+def refuse_on_k8s(plan: RunPlan) -> None:
+    """The chart runs a stage table against one --host (for now): a locustfile's own shape or
+    classes' own hosts run with the local backend only."""
+    source = str(plan.profile_file) if plan.profile_file else "command line"
+    if plan.shape is not None:
+        raise InputError(
+            f"the locustfile's own shape {plan.shape.name} runs with the local backend only (for now)",
+            source=source,
+            field="--backend",
+        )
+    if plan.host is None:
+        raise InputError(
+            "the k8s backend needs --host (or 'host:' in the profile): the classes' own hosts run "
+            "with the local backend only (for now)",
+            source=source,
+            field="--backend",
+        )
+
+
 @click.command(cls=LocustArgsCommand, epilog=LOCUST_ARGS_EPILOG)
 @click.argument("positionals", nargs=-1, metavar="[PROFILE] [USERCLASS]...")
 @plan_flags
@@ -185,6 +205,8 @@ def run(
     plan = load_plan(profile, flags)
     _check_copy_target(html_file.resolve() if html_file else None, "--html")
     _check_copy_target(Path(f"{csv_prefix.resolve()}_{STATS_CSV}") if csv_prefix else None, "--csv")
+    if backend == "k8s":
+        refuse_on_k8s(plan)
     # every flag is checked before anything is deployed: Grafana's first, then the cluster's
     observer = run_annotator(plan, grafana)
     plan = plan.model_copy(
@@ -216,7 +238,7 @@ def validate(profile: str, flags: PlanFlags) -> None:
 
     plan = load_plan(profile, flags)
     check_run(plan)
+    load = f"its own shape {plan.shape.name}" if plan.shape else f"{len(plan.stages)} stages"
     console.print(
-        f"{plan.profile_file}: ok ({len(plan.stages)} stages, {plan.duration:.0f}s, {plan.workers} workers)",
-        highlight=False,
+        f"{plan.profile_file}: ok ({load}, {plan.duration:.0f}s, {plan.workers} workers)", highlight=False
     )

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from controller.errors import GrafanaError
 from controller.grafana.annotations import Annotation, RunAnnotations
 from controller.grafana.client import Grafana
-from controller.models import RunPlan, RunRecord
+from controller.models import RunPlan, RunRecord, Stage
 from controller.progress import Snapshot
 
 ANNOTATION_TIMEOUT_S = 2.0
@@ -49,7 +49,16 @@ class GrafanaAnnotator:
     def for_plan(
         cls, plan: RunPlan, *, url: str, token: str, warn: Callable[[str], None]
     ) -> GrafanaAnnotator:
-        events = RunAnnotations(run_id=plan.run_id, profile=plan.profile, stages=plan.stages)
+        # the locustfile's own shape: one stand-in stage over the planned time, in its first phase
+        stages = plan.stages or (
+            Stage(
+                duration=plan.duration,
+                users=0,
+                spawn_rate=1,
+                phase=plan.shape.phases[0] if plan.shape else "run",
+            ),
+        )
+        events = RunAnnotations(run_id=plan.run_id, profile=plan.profile, stages=stages)
         return cls(grafana=Grafana(url, token=token, timeout=ANNOTATION_TIMEOUT_S), events=events, warn=warn)
 
     def _failed(self, message: str) -> None:

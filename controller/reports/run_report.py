@@ -48,7 +48,7 @@ def metadata(record: RunRecord) -> Section:
         Fact("Run id", record.run_id, code=True),
         Fact("Profile", record.profile + (f" ({record.profile_file})" if record.profile_file else ""), True),
         Fact("Driver", record.locustfile, code=True),
-        Fact("Target", record.host, code=True),
+        Fact("Target", record.host or ", ".join(record.hosts) or "n/a", code=True),
         Fact(
             "Backend",
             f"{record.backend}, {record.workers} workers; planned {duration(record.planned_duration_s)}"
@@ -99,7 +99,7 @@ def environment(record: RunRecord) -> Section:
         Fact("Python", record.python_version or "n/a", code=record.python_version is not None),
         Fact("Workers", f"{record.workers} ({record.backend} backend)"),
         Fact("Controller host", record.machine or "n/a", code=record.machine is not None),
-        Fact("Target", record.host, code=True),
+        Fact("Target", record.host or ", ".join(record.hosts) or "n/a", code=True),
     )
     return Section("environment", "Environment", (items,))
 

@@ -58,7 +58,7 @@ def write(tmp_path: Path, body: str, name: str = "p.yaml") -> Path:
             "duration",
         ),
         ("name: x\nstagse: []\n", "stagse", "unknown field"),
-        ("name: x\nhost: ftp://h\n", "host", "http(s) base URL"),
+        ("name: x\nhost: 'http://a b'\n", "host", "is not a target like"),
         ("name: x\nworkers: 0\n", "workers", "between 1 and 1024"),
         ("name: x\nuser_weights: {A: 0}\n", "user_weights.A", "greater than or equal to 1"),
         (
@@ -206,7 +206,7 @@ def test_without_a_profile_flags_suffice(tmp_path):
     ("kwargs", "field"),
     [
         ({"host": None}, "host"),
-        ({"host": "staging.internal"}, "--host"),
+        ({"host": "http://staging internal"}, "--host"),
         ({"locustfile": "missing.py"}, "-f"),
         ({"run_id": "Bad Id"}, "--run-id"),
         ({"duration": "forever"}, "-t"),
