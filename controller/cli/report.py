@@ -34,6 +34,8 @@ def recorded_stages(record: RunRecord, notes: list[str]) -> tuple[Stage, ...]:
     """run.json's stage table; without one (an older run), one stage of unknown (0) users per phase."""
     if record.stages:  # None or () in a run.json written before the stage table was recorded
         return record.stages
+    if record.shape is not None:
+        return ()  # the locustfile's own shape ran the load: phases without planned users
     notes.append("run.json records no stage table (an older run): phases without users, no steps")
     stages: dict[int, Stage] = {}
     for phase in record.phases:

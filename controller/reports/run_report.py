@@ -77,6 +77,14 @@ def load_profile(record: RunRecord) -> Section:
         ]
         headers = ["Stage", "Phase", "Duration", "Users", "Spawn rate (users/s)"]
         blocks.append(table(headers, rows, right=(0, 2, 3, 4), code=(1,)))
+    elif record.shape is not None:
+        shape = record.shape
+        blocks.append(
+            Text(
+                f"The locustfile's own LoadTestShape {shape.name} ran the load (phases "
+                f"{', '.join(shape.phases)}; planned {duration(record.planned_duration_s)})."
+            )
+        )
     else:
         blocks.append(Text("The stage table was not recorded (run.json of an older loadctl)."))
     weights = record.user_weights

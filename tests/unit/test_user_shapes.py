@@ -275,3 +275,18 @@ def test_the_facts_line_round_trips():
     found = parse_facts(text)
     assert found.class_hosts == {"A": "grpc://127.0.0.1:1", "B": None}
     assert found.shape == ShapeFacts(name="S", use_common_options=True, phases=("warm",), own_end_s=12.0)
+
+
+def test_the_report_names_the_shape_and_the_hosts():
+    from controller.models import UserShape
+    from controller.reports.render import render_markdown
+    from controller.reports.run_report import report_view
+    from tests.unit.test_run_report import RECORD
+
+    shape = UserShape(name="Phased", phases=("warm", "steady"), own_end_s=14)
+    record = RECORD.model_copy(
+        update={"host": None, "hosts": ("grpc://127.0.0.1:1", "http://127.0.0.1:2"), "shape": shape}
+    )
+    text = render_markdown(report_view(record, stats=[], failures=[], gates=None, analysis=None))
+    assert "The locustfile's own LoadTestShape Phased ran the load (phases warm, steady; planned 5m" in text
+    assert "- Target: `grpc://127.0.0.1:1, http://127.0.0.1:2`" in text
