@@ -290,3 +290,14 @@ def test_the_report_names_the_shape_and_the_hosts():
     text = render_markdown(report_view(record, stats=[], failures=[], gates=None, analysis=None))
     assert "The locustfile's own LoadTestShape Phased ran the load (phases warm, steady; planned 5m" in text
     assert "- Target: `grpc://127.0.0.1:1, http://127.0.0.1:2`" in text
+
+
+def test_the_k8s_backend_refuses_an_own_shape_and_class_hosts_for_now(tmp_path):
+    from controller.cli.run import refuse_on_k8s
+
+    with pytest.raises(InputError, match=r"--backend: the locustfile's own shape Phased runs with the local"):
+        refuse_on_k8s(plan(tmp_path, facts(PHASED)))
+    own_hosts = plan(tmp_path, facts(A="http://127.0.0.1:1"), host=None, users=1, duration="5s", run_id="r2")
+    with pytest.raises(InputError, match=r"--backend: the k8s backend needs --host"):
+        refuse_on_k8s(own_hosts)
+    refuse_on_k8s(plan(tmp_path, facts(None), users=1, duration="5s", run_id="r3"))  # a stage table: fine
