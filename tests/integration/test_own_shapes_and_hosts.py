@@ -155,6 +155,12 @@ def write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
+def reached(hits: int, counted: int, *, in_flight: int) -> bool:
+    """The target saw what Locust counted, plus at most the requests in flight when the users were
+    stopped (one per user: sent, then the user killed before Locust recorded it)."""
+    return counted <= hits <= counted + in_flight
+
+
 def record(results: Path, run_id: str) -> dict:
     return json.loads((results / run_id / RUN_RECORD).read_text())
 
@@ -172,7 +178,7 @@ def test_an_own_shape_with_named_phases_is_judged_by_phase(tmp_path):
         "using the locustfile's own LoadTestShape Phased: loadctl's stage table is not loaded" in ours.output
     )
     assert share_differences(plain, ours) == []
-    assert hits == {"/read": plain.total + ours.total}  # nothing else reached the target
+    assert set(hits) == {"/read"} and reached(hits["/read"], plain.total + ours.total, in_flight=8)
     run = record(tmp_path / "results", "phased")
     assert [p["phase"] for p in run["phases"]] == ["warm", "steady"]
     warm, steady = run["phases"]
@@ -219,7 +225,7 @@ def test_a_common_options_shape_gets_u_r_t_as_in_plain_locust(tmp_path):
     run = record(tmp_path / "r", "c")
     assert run["planned_duration_s"] == 8 and [p["phase"] for p in run["phases"]] == ["run"]
     assert unbounded.exit_code == 2 and "does not say when it ends" in unbounded.output
-    assert hits == {"/common": plain.total + ours.total}
+    assert set(hits) == {"/common"} and reached(hits["/common"], plain.total + ours.total, in_flight=6)
 
 
 def test_a_shape_naming_no_phase_has_one_phase_run(tmp_path):
@@ -260,7 +266,9 @@ def test_each_class_keeps_its_own_host(tmp_path):
     sent = {
         name: plain.requests[("GET", name)] + ours.requests[("GET", name)] for name in ("/orders", "/stock")
     }
-    assert a == {"/orders": sent["/orders"]} and b == {"/stock": sent["/stock"]}
+    # each port got its own class's traffic, and only it (2 users of each class per run)
+    assert set(a) == {"/orders"} and reached(a["/orders"], sent["/orders"], in_flight=4)
+    assert set(b) == {"/stock"} and reached(b["/stock"], sent["/stock"], in_flight=4)
     assert record(tmp_path / "r", "two")["hosts"] == sorted(
         [f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"]
     )
@@ -287,6 +295,6 @@ def test_a_custom_tcp_client_with_a_non_http_host(tmp_path):
     assert ours.exit_code == 0 and bare.exit_code == 0, ours.output + bare.output
     assert plain.failures == ours.failures == bare.failures == {("tcp", "echo"): 0}
     assert share_differences(plain, ours) == []
-    assert lines == plain.total + ours.total + bare.total  # every echo Locust counted reached the server
+    assert reached(lines, plain.total + ours.total + bare.total, in_flight=5)  # 2 + 2 + 1 users
     assert record(tmp_path / "r", "tcp")["hosts"] == [f"tcp://127.0.0.1:{port}"]
     assert record(tmp_path / "r", "bare")["hosts"] == [f"127.0.0.1:{port}"]
