@@ -301,3 +301,24 @@ def test_the_k8s_backend_refuses_an_own_shape_and_class_hosts_for_now(tmp_path):
     with pytest.raises(InputError, match=r"--backend: the k8s backend needs --host"):
         refuse_on_k8s(own_hosts)
     refuse_on_k8s(plan(tmp_path, facts(None), users=1, duration="5s", run_id="r3"))  # a stage table: fine
+
+
+def test_the_exporter_labels_an_own_shapes_phases():
+    from locust.env import Environment
+
+    from tests.unit.test_exporter import Idle, scrape
+
+    shape = SetsItsPhase()
+    environment = Environment(user_classes=[Idle], shape_class=shape)
+    environment.create_local_runner()
+    try:
+        track_phases(shape)
+        for now in (0, 5):
+            shape.now = now
+            shape.tick()
+        samples = scrape(environment)
+    finally:
+        environment.runner.quit()
+    assert samples["locust_run_info"][0].labels["phase"] == "burst"
+    starts = samples["locust_stage_start_timestamp_seconds"]
+    assert [(s.labels["stage"], s.labels["phase"]) for s in starts] == [("0", "calm"), ("1", "burst")]
