@@ -159,7 +159,8 @@ def _no_credentials(url: str) -> None:
 
 # What Locust passes through to the user classes: a base URL of any scheme (http, https, grpc,
 # xmlrpc's http...: a custom client reads its own), or a bare host:port, as gRPC clients take it.
-_HOST = re.compile(r"([a-zA-Z][a-zA-Z0-9+.-]*://)?[^/\s@]+(/\S*)?")
+# A bare word without a port (`nohost`) is refused: more likely a typo than a target.
+_HOST = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s@]+(/\S*)?|[^/\s@:]+:\d{1,5}")
 
 
 def check_host(host: str) -> str:

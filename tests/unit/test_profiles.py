@@ -206,7 +206,7 @@ def test_without_a_profile_flags_suffice(tmp_path):
     ("kwargs", "field"),
     [
         ({"host": None}, "host"),
-        ({"host": "http://staging internal"}, "--host"),
+        ({"host": "staging.internal"}, "--host"),
         ({"locustfile": "missing.py"}, "-f"),
         ({"run_id": "Bad Id"}, "--run-id"),
         ({"duration": "forever"}, "-t"),

@@ -219,6 +219,7 @@ def test_hosts_locust_passes_through_are_accepted(host, kept):
         ("", "not a target"),
         ("http://u:pw@h", "credentials"),
         ("/path", "not a"),
+        ("nohost", "not a target"),  # a bare word: a typo more likely than a target
     ],
 )
 def test_hosts_refused(host, words):
