@@ -156,8 +156,12 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 
 def reached(hits: int, counted: int, *, in_flight: int) -> bool:
-    """The target saw what Locust counted, plus at most the requests in flight when the users were
-    stopped (one per user: sent, then the user killed before Locust recorded it)."""
+    """The target saw what loadctl's Locust counted, plus at most the requests in flight when the
+    users were stopped (one per user: sent, then the user killed before Locust recorded it).
+
+    Only loadctl's side is compared with the target: plain Locust 2.47's stats.csv is its last
+    periodic write, which can lag its own final summary (40 vs 46 requests in a 5-s run), while
+    loadctl's master keeps writing it until the final scrape."""
     return counted <= hits <= counted + in_flight
 
 
@@ -170,6 +174,7 @@ def test_an_own_shape_with_named_phases_is_judged_by_phase(tmp_path):
         write(tmp_path, "shape.py", PHASED.format(port=port))
         write(tmp_path, "gates.yaml", GATES)
         plain = plain_locust(["-f", "shape.py"], cwd=tmp_path)
+        before = http_hits(port)
         args = ["-f", "shape.py", "--gates", "gates.yaml", "--workers", "1"]
         ours = loadctl_locust(args, cwd=tmp_path, results_dir=tmp_path / "results", run_id="phased")
         hits = http_hits(port)
@@ -178,7 +183,7 @@ def test_an_own_shape_with_named_phases_is_judged_by_phase(tmp_path):
         "using the locustfile's own LoadTestShape Phased: loadctl's stage table is not loaded" in ours.output
     )
     assert share_differences(plain, ours) == []
-    assert set(hits) == {"/read"} and reached(hits["/read"], plain.total + ours.total, in_flight=8)
+    assert set(hits) == {"/read"} and reached(hits["/read"] - before["/read"], ours.total, in_flight=4)
     run = record(tmp_path / "results", "phased")
     assert [p["phase"] for p in run["phases"]] == ["warm", "steady"]
     warm, steady = run["phases"]
@@ -186,7 +191,7 @@ def test_an_own_shape_with_named_phases_is_judged_by_phase(tmp_path):
     assert run["planned_duration_s"] == 14 and run["shape"]["phases"] == ["warm", "steady"]
     assert run["host"] is None and run["hosts"] == [f"http://127.0.0.1:{port}"]
     gates = json.loads((tmp_path / "results" / "phased" / "gates.json").read_text())
-    windows = {g["name"]: (g["window"], g["verdict"]) for g in gates["gates"]}
+    windows = {g["name"]: (g["window"]["name"], g["verdict"]) for g in gates["gates"]}
     assert windows == {"steady_rps": ("steady", "pass"), "warm_errors": ("warm", "pass")}
 
 
@@ -208,6 +213,7 @@ def test_a_common_options_shape_gets_u_r_t_as_in_plain_locust(tmp_path):
         write(tmp_path, "common.py", COMMON.format(port=port))
         flags = ["-u", "3", "-r", "3", "-t", "8s"]
         plain = plain_locust(["-f", "common.py", *flags], cwd=tmp_path)
+        before = http_hits(port)
         ours = loadctl_locust(
             ["-f", "common.py", *flags, "--workers", "1"],
             cwd=tmp_path,
@@ -225,7 +231,7 @@ def test_a_common_options_shape_gets_u_r_t_as_in_plain_locust(tmp_path):
     run = record(tmp_path / "r", "c")
     assert run["planned_duration_s"] == 8 and [p["phase"] for p in run["phases"]] == ["run"]
     assert unbounded.exit_code == 2 and "does not say when it ends" in unbounded.output
-    assert set(hits) == {"/common"} and reached(hits["/common"], plain.total + ours.total, in_flight=6)
+    assert set(hits) == {"/common"} and reached(hits["/common"] - before["/common"], ours.total, in_flight=3)
 
 
 def test_a_shape_naming_no_phase_has_one_phase_run(tmp_path):
@@ -254,6 +260,7 @@ def test_each_class_keeps_its_own_host(tmp_path):
     ):
         write(tmp_path, "two.py", TWO_HOSTS.format(port_a=port_a, port_b=port_b))
         plain = plain_locust(["-f", "two.py", "-u", "4", "-r", "4", "-t", "6s"], cwd=tmp_path)
+        before_a, before_b = http_hits(port_a), http_hits(port_b)
         ours = loadctl_locust(
             ["-f", "two.py", "-u", "4", "-r", "4", "-t", "6s", "--workers", "1"],
             cwd=tmp_path,
@@ -263,12 +270,10 @@ def test_each_class_keeps_its_own_host(tmp_path):
         a, b = http_hits(port_a), http_hits(port_b)
     assert ours.exit_code == 0, ours.output
     assert share_differences(plain, ours) == []
-    sent = {
-        name: plain.requests[("GET", name)] + ours.requests[("GET", name)] for name in ("/orders", "/stock")
-    }
-    # each port got its own class's traffic, and only it (2 users of each class per run)
-    assert set(a) == {"/orders"} and reached(a["/orders"], sent["/orders"], in_flight=4)
-    assert set(b) == {"/stock"} and reached(b["/stock"], sent["/stock"], in_flight=4)
+    # each port got its own class's traffic, and only it, from both sides (2 users of each class)
+    assert set(before_a) == set(a) == {"/orders"} and set(before_b) == set(b) == {"/stock"}
+    assert reached(a["/orders"] - before_a["/orders"], ours.requests[("GET", "/orders")], in_flight=2)
+    assert reached(b["/stock"] - before_b["/stock"], ours.requests[("GET", "/stock")], in_flight=2)
     assert record(tmp_path / "r", "two")["hosts"] == sorted(
         [f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"]
     )
@@ -278,12 +283,14 @@ def test_a_custom_tcp_client_with_a_non_http_host(tmp_path):
     with loopback_server("tcp", tmp_path / "tcp.log") as port:
         write(tmp_path, "echo.py", TCP_CLIENT.format(port=port))
         plain = plain_locust(["-f", "echo.py", "-u", "2", "-r", "2", "-t", "5s"], cwd=tmp_path)
+        lines = [tcp_hits(port)]
         ours = loadctl_locust(
             ["-f", "echo.py", "-u", "2", "-r", "2", "-t", "5s", "--workers", "1"],
             cwd=tmp_path,
             results_dir=tmp_path / "r",
             run_id="tcp",
         )
+        lines.append(tcp_hits(port))
         # --host as Locust passes it through: a bare host:port, overriding the class's own
         bare = loadctl_locust(
             ["-f", "echo.py", "-u", "1", "-t", "4s", "--workers", "1", "--host", f"127.0.0.1:{port}"],
@@ -291,10 +298,12 @@ def test_a_custom_tcp_client_with_a_non_http_host(tmp_path):
             results_dir=tmp_path / "r",
             run_id="bare",
         )
-        lines = tcp_hits(port)
+        lines.append(tcp_hits(port))
     assert ours.exit_code == 0 and bare.exit_code == 0, ours.output + bare.output
+    assert lines[0] > 0  # plain Locust's echoes reached the server too
     assert plain.failures == ours.failures == bare.failures == {("tcp", "echo"): 0}
     assert share_differences(plain, ours) == []
-    assert reached(lines, plain.total + ours.total + bare.total, in_flight=5)  # 2 + 2 + 1 users
+    assert reached(lines[1] - lines[0], ours.total, in_flight=2)  # each echo Locust counted arrived
+    assert reached(lines[2] - lines[1], bare.total, in_flight=1)
     assert record(tmp_path / "r", "tcp")["hosts"] == [f"tcp://127.0.0.1:{port}"]
     assert record(tmp_path / "r", "bare")["hosts"] == [f"127.0.0.1:{port}"]
