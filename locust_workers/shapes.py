@@ -160,8 +160,9 @@ def phase_starts(shape: object) -> list[tuple[int, str, float]]:
     log = getattr(shape, "loadctl_phases", None)
     if isinstance(log, PhaseLog):
         return [(i, log.names[i], started) for i, started in sorted(log.stage_started_at.items())]
-    if isinstance(shape, StageTableShape):
-        return [(i, shape.stages[i].phase, started) for i, started in sorted(shape.stage_started_at.items())]
+    started_at = getattr(shape, "stage_started_at", None)  # a StageTableShape, or any shape like it
+    if isinstance(started_at, dict):
+        return [(i, shape.stages[i].phase, started) for i, started in sorted(started_at.items())]  # type: ignore[attr-defined]
     return []
 
 
@@ -169,4 +170,5 @@ def current_phase(shape: object) -> str | None:
     log = getattr(shape, "loadctl_phases", None)
     if isinstance(log, PhaseLog):
         return log.current_phase
-    return shape.current_phase if isinstance(shape, StageTableShape) else None
+    phase = getattr(shape, "current_phase", None)  # a StageTableShape, or any shape like it
+    return phase if isinstance(phase, str) else None
