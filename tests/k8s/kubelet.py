@@ -5,7 +5,10 @@ container of every Running loadctl pod of one namespace as a local process (test
 the pod's paths and Service names), and when the process exits it sets the annotation
 `loadctl.test/exit-code`, on which the KWOK stage `pod-exit` (kwok-stages.yaml) marks the pod
 Succeeded or Failed -- so the real Job controller sees the Jobs complete. A pod that is deleted
-gets SIGTERM, like a kubelet gives it, and its grace period to exit.
+gets SIGTERM, like a kubelet gives it, and its grace period to exit. A pod with
+automountServiceAccountToken gets its ServiceAccount's token (a real TokenRequest), the API server's
+CA and its namespace where a pod would have them (LOADCTL_SERVICEACCOUNT_DIR points there), and
+KUBERNETES_SERVICE_HOST/PORT as the kubelet sets them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -120,12 +124,16 @@ class LocalKubelet:
         )
         scratch = volumes.get("tmp", home)
 
+        account_env = (
+            self._mount_service_account(spec, home) if spec.get("automountServiceAccountToken") else {}
+        )
+
         def run(container: dict[str, Any]) -> ManagedProcess:
             return ManagedProcess(
                 f"pod {pod.metadata.name} container {container['name']}",
                 local_argv(container, pod_mounts(container, volumes), hosts),
                 log_path=home / f"{container['name']}.log",
-                env=local_env(container, scratch),
+                env={**local_env(container, scratch), **account_env},
                 cwd=scratch,
             )
 
@@ -133,3 +141,22 @@ class LocalKubelet:
         sidecars = [c for c in spec.get("initContainers", []) if c.get("restartPolicy") == "Always"]
         self.sidecars[pod.metadata.name] = [run(c) for c in sidecars]
         return run(spec["containers"][0])
+
+    def _mount_service_account(self, spec: dict[str, Any], home: Path) -> dict[str, str]:
+        """The pod's ServiceAccount token, CA and namespace 'mounted' in `home`; the env that finds them."""
+        account = spec.get("serviceAccountName") or "default"
+        request = {"spec": {"expirationSeconds": 3600}}
+        token = self.core.create_namespaced_service_account_token(
+            account, self.namespace, request
+        ).status.token
+        mounted = home / "serviceaccount"
+        mounted.mkdir(parents=True, exist_ok=True)
+        (mounted / "token").write_text(token)
+        (mounted / "ca.crt").write_text(Path(self.api.configuration.ssl_ca_cert).read_text())
+        (mounted / "namespace").write_text(self.namespace)
+        server = urlparse(self.api.configuration.host)
+        return {
+            "LOADCTL_SERVICEACCOUNT_DIR": str(mounted),
+            "KUBERNETES_SERVICE_HOST": str(server.hostname),
+            "KUBERNETES_SERVICE_PORT": str(server.port),
+        }
