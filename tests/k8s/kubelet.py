@@ -1,14 +1,18 @@
 """A stand-in for the kubelet's "run the container" part, for pods on KWOK's fake nodes.
 
 KWOK gives pods their node, IP and Running/Ready status, but runs nothing. This class runs the
-container of every Running loadctl pod of one namespace as a local process (tests/podexec.py maps
-the pod's paths and Service names), and when the process exits it sets the annotation
+container of every Running loadctl pod of one namespace -- a run's master and workers, and the
+chart's scheduled controller pods -- as a local process (tests/podexec.py maps the pod's paths and
+Service names), and when the process exits it sets the annotation
 `loadctl.test/exit-code`, on which the KWOK stage `pod-exit` (kwok-stages.yaml) marks the pod
 Succeeded or Failed -- so the real Job controller sees the Jobs complete. A pod that is deleted
 gets SIGTERM, like a kubelet gives it, and its grace period to exit. A pod with
 automountServiceAccountToken gets its ServiceAccount's token (a real TokenRequest), the API server's
 CA and its namespace where a pod would have them (LOADCTL_SERVICEACCOUNT_DIR points there), and
-KUBERNETES_SERVICE_HOST/PORT as the kubelet sets them.
+KUBERNETES_SERVICE_HOST/PORT as the kubelet sets them. Volumes: a configMap is written as the
+kubelet lays it out when the pod starts (so the next pod sees a changed ConfigMap), a
+persistentVolumeClaim is its bound PersistentVolume's local path (hostPath or local; the same
+directory for every pod of the claim, so it outlives them), anything else a fresh directory.
 """
 
 from __future__ import annotations
@@ -23,9 +27,16 @@ from kubernetes.client.exceptions import ApiException
 
 from controller.processes import ManagedProcess
 from tests.k8s.controlplane import EXIT_CODE_ANNOTATION
-from tests.podexec import local_argv, local_env, pod_mounts
+from tests.podexec import local_argv, local_env, pod_mounts, write_configmap_volume
 
-SELECTOR = "loadctl.io/run-id"
+RUN_LABEL = "loadctl.io/run-id"
+COMPONENT_LABEL = "app.kubernetes.io/component"
+
+
+def runs_here(pod: Any) -> bool:
+    """A run's pod (master, workers) or a scheduled controller pod; other pods are left alone."""
+    labels = pod.metadata.labels or {}
+    return RUN_LABEL in labels or labels.get(COMPONENT_LABEL) == "controller"
 
 
 class LocalKubelet:
@@ -70,8 +81,7 @@ class LocalKubelet:
 
     def _sync(self) -> None:
         pods = {
-            p.metadata.name: p
-            for p in self.core.list_namespaced_pod(self.namespace, label_selector=SELECTOR).items
+            p.metadata.name: p for p in self.core.list_namespaced_pod(self.namespace).items if runs_here(p)
         }
         for name, process in self.processes.items():
             pod = pods.get(name)
@@ -104,18 +114,7 @@ class LocalKubelet:
     def _start(self, pod: Any) -> ManagedProcess:
         spec = self.api.sanitize_for_serialization(pod.spec)
         home = self.workdir / pod.metadata.name
-        volumes: dict[str, Path] = {}
-        for volume in spec.get("volumes", []):
-            local = home / "volumes" / volume["name"]
-            local.mkdir(parents=True, exist_ok=True)
-            if "configMap" in volume:
-                data = (
-                    self.core.read_namespaced_config_map(volume["configMap"]["name"], self.namespace).data
-                    or {}
-                )
-                for key, content in data.items():
-                    (local / key).write_text(content)
-            volumes[volume["name"]] = local
+        volumes = {volume["name"]: self._local_volume(volume, home) for volume in spec.get("volumes", [])}
         services = {s.metadata.name for s in self.core.list_namespaced_service(self.namespace).items}
         hosts = (
             services
@@ -141,6 +140,27 @@ class LocalKubelet:
         sidecars = [c for c in spec.get("initContainers", []) if c.get("restartPolicy") == "Always"]
         self.sidecars[pod.metadata.name] = [run(c) for c in sidecars]
         return run(spec["containers"][0])
+
+    def _local_volume(self, volume: dict[str, Any], home: Path) -> Path:
+        """The local directory of one of the pod's volumes."""
+        if "persistentVolumeClaim" in volume:
+            return self._claim_path(volume["persistentVolumeClaim"]["claimName"])
+        local = home / "volumes" / volume["name"]
+        if "configMap" in volume:
+            config_map = self.core.read_namespaced_config_map(volume["configMap"]["name"], self.namespace)
+            write_configmap_volume(local, config_map.data or {})
+        else:
+            local.mkdir(parents=True, exist_ok=True)
+        return local
+
+    def _claim_path(self, claim: str) -> Path:
+        """The local path of the PersistentVolume bound to `claim` (the scheduler placed the pod, so
+        it is bound)."""
+        bound = self.core.read_namespaced_persistent_volume_claim(claim, self.namespace).spec.volume_name
+        volume = self.core.read_persistent_volume(bound).spec
+        source = volume.host_path or volume.local
+        assert source is not None, f"PersistentVolume {bound}: only hostPath and local volumes run here"
+        return Path(source.path)
 
     def _mount_service_account(self, spec: dict[str, Any], home: Path) -> dict[str, str]:
         """The pod's ServiceAccount token, CA and namespace 'mounted' in `home`; the env that finds them."""
