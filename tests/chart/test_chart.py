@@ -321,7 +321,7 @@ def validate_object(obj: dict[str, Any]) -> None:
 
 
 def test_the_ci_scenarios_exist():
-    assert set(SCENARIOS) >= {"default", "monitoring", "schedules", "peak"}
+    assert set(SCENARIOS) >= {"default", "monitoring", "schedules", "peak", "shared"}
 
 
 @pytest.mark.parametrize("scenario", [None, *SCENARIOS])
@@ -628,6 +628,8 @@ def test_schedules_render_cronjobs_with_a_namespaced_role():
             "k8s",
             "--in-cluster",
             *gates,
+            "--results-dir",
+            "/opt/loadctl/results",
             *values["controller"]["extraArgs"],
         ]
     assert binding["roleRef"] == {
