@@ -12,7 +12,17 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.chart.test_chart import SCENARIOS, of_kind, render, rendered, template_args, write_values
+from tests.chart.test_chart import (
+    DNS_LABEL,
+    MAX_RELEASE_NAME,
+    SCENARIOS,
+    of_kind,
+    render,
+    rendered,
+    template_args,
+    validate_object,
+    write_values,
+)
 from tests.podexec import write_configmap_volume
 from tests.support import helm, run_loadctl
 
@@ -214,3 +224,19 @@ def test_invalid_persistence_is_rejected(tmp_path: Path, persistence, message):
     done = helm(*template_args(SCENARIOS["shared"], override))
     assert done.returncode != 0, f"{persistence} was accepted"
     assert message in done.stderr, done.stderr
+
+
+def test_names_fit_with_the_longest_release_and_schedule_names(tmp_path):
+    longest = "a-schedule-name-of-forty-characters-long"
+    values = {
+        "run": {"enabled": False},
+        "schedules": [{"name": longest, "cron": "@daily", "profile": "p.yaml", "files": {"p.yaml": "x"}}],
+        "results": {"persistence": {"enabled": True}},
+    }
+    objects = render(write_values(tmp_path, values), release=MAX_RELEASE_NAME)
+    names = {o["kind"]: o["metadata"]["name"] for o in objects}
+    assert names["ConfigMap"].endswith(f"-{longest}-files") and len(names["ConfigMap"]) <= 63
+    assert len(names["PersistentVolumeClaim"]) <= 63 and names["PersistentVolumeClaim"].endswith("-results")
+    for obj in objects:
+        assert DNS_LABEL.match(obj["metadata"]["name"]), obj["metadata"]["name"]
+        validate_object(obj)
