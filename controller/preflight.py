@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +35,11 @@ from controller.models import (
     hide_secret_values,
     phase_names,
 )
+from controller.policy import ENV_VAR as ALLOWED_HOSTS_ENV
+from controller.policy import Allowlist, parse_allowlist, refusal, split_entries
 from controller.reports.render import check_report_templates
 from controller.rundir import RunDir
+from controller.user_config import read_user_config
 from locust_workers.contract import LocustCommand
 
 RESULTS_FLAG = "--results-dir"
@@ -50,6 +54,7 @@ class Checked:
 
 def check_run(plan: RunPlan) -> Checked:
     """All pre-load checks of `plan`."""
+    check_own_allowlists(plan)
     check_results_dir(plan)
     if plan.baseline is not None:
         read_baseline(plan.baseline)
@@ -63,6 +68,26 @@ def check_run(plan: RunPlan) -> Checked:
     facts = check_locust(plan, source=source)
     check_user_weights(plan.user_weights, facts.user_classes, source=source)
     return Checked(gate_file, locust_config_of(plan, facts))
+
+
+def check_own_allowlists(plan: RunPlan) -> None:
+    """The test author's own target allowlists ($LOADCTL_ALLOWED_HOSTS, the user config file's
+    allowed_hosts; controller/policy.py) must each allow every host the load goes to. A k8s run
+    must also pass the namespace's policy, checked before its release is installed
+    (controller/k8s/policy_source.py)."""
+    problem = refusal(plan.hosts, own_allowlists())
+    if problem is not None:
+        raise problem
+
+
+def own_allowlists(environ: Mapping[str, str] = os.environ) -> list[Allowlist]:
+    path, config = read_user_config(environ)
+    from_env = split_entries(environ.get(ALLOWED_HOSTS_ENV, ""))
+    found = [
+        parse_allowlist(from_env, source=ALLOWED_HOSTS_ENV, field=None),
+        parse_allowlist(config.allowed_hosts, source=str(path), field="allowed_hosts"),
+    ]
+    return [allowlist for allowlist in found if allowlist is not None]
 
 
 def check_locust(plan: RunPlan, *, source: str) -> LocustFacts:

@@ -11,7 +11,9 @@ def create_backend(plan: RunPlan, options: BackendOptions, events: BackendEvents
     """A LocalBackend for LocalOptions; for K8sOptions a K8sBackend with a real cluster and Helm.
 
     Connecting to the cluster checks the kubeconfig and context (an input error, exit 2) before
-    anything runs. The cluster libraries are imported only for a k8s run.
+    anything runs, and so does the namespace's target allowlist (controller/k8s/policy_source.py):
+    a refused host leaves no release and no results folder behind. The cluster libraries are
+    imported only for a k8s run.
     """
     if isinstance(options, LocalOptions):
         from controller.backends.local import LocalBackend
@@ -24,6 +26,7 @@ def _k8s_backend(plan: RunPlan, options: K8sOptions, events: BackendEvents) -> B
     from controller.backends.k8s import K8sBackend
     from controller.k8s.cluster import Cluster
     from controller.k8s.helm import Helm
+    from controller.k8s.policy_source import check_namespace_policy
 
     cluster = Cluster(
         namespace=options.namespace,
@@ -32,6 +35,7 @@ def _k8s_backend(plan: RunPlan, options: K8sOptions, events: BackendEvents) -> B
         in_cluster=options.in_cluster,
     )
     try:
+        check_namespace_policy(cluster, plan.hosts)  # the platform's allowlist, before anything exists
         helm = Helm(namespace=cluster.namespace, kubeconfig=cluster.kubeconfig, context=cluster.context)
         return K8sBackend(plan, options, events, cluster=cluster, helm=helm)
     except BaseException:
