@@ -123,7 +123,9 @@ def parse_rule(entry: str) -> Rule:
     if not text:
         raise ValueError("empty entry")
     if "://" in text:
-        raise ValueError("an entry is a host, not a URL: drop the scheme (api.example.com, api.example.com:8443)")
+        raise ValueError(
+            "an entry is a host, not a URL: drop the scheme (api.example.com, api.example.com:8443)"
+        )
     host, port = _split_port(text)
     if "/" in host:
         try:

@@ -37,8 +37,11 @@ def namespace_allowlist(cluster: Cluster) -> Allowlist | None:
             cluster.namespace,
         )
     except InfraError as e:
-        if isinstance(e.__cause__, ApiException) and e.__cause__.status == 404:
+        status = e.__cause__.status if isinstance(e.__cause__, ApiException) else None
+        if status == 404:
             return None
+        if status == 403:  # not "no policy": a policy that cannot be read must not be taken as absent
+            raise InfraError(f"{e}; the run's identity needs get on configmaps to read it") from e
         raise
     data = found.data or {}
     if ALLOWED_HOSTS_KEY not in data:

@@ -87,6 +87,20 @@ def test_a_scheduled_run_outside_the_policy_exits_2_too(cluster):
     assert_refused(cluster, done, "k8s-scheduled-refused")
 
 
+def test_a_policy_the_runs_identity_cannot_read_is_exit_3_not_no_policy(cluster):
+    install_policy(cluster, STAGING_ONLY)
+    # the namespace's `default` ServiceAccount has no Role: it may not read the ConfigMap
+    env = as_service_account(cluster, "default")
+    done = run_loadctl(in_cluster_args(cluster, "k8s-unreadable"), env=env, timeout=120)
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert done.stderr.strip() == (
+        f"loadctl: error: Kubernetes API: read ConfigMap loadctl-policy (the target policy) in namespace "
+        f"{cluster.namespace}: 403 Forbidden; the run's identity needs get on configmaps to read it"
+    )
+    assert cluster.leftovers() == [] and releases(cluster) == [PLATFORM_RELEASE]
+    assert not (cluster.results / "k8s-unreadable").exists()
+
+
 def test_a_host_inside_the_policy_runs(cluster):
     install_policy(cluster, ["*.staging.example.com", "127.0.0.0/8"])
     args = [*cluster.run_args("k8s-allowed"), "--prometheus", cluster.prometheus_url]
