@@ -14,13 +14,14 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 from click.core import ParameterSource
 
 from controller.errors import InfraError, InputError
 from controller.rundir import RESULTS_ROOT, TSDB_DIR
+from controller.sizing import MAX_WORKERS
 
 Command = Callable[..., None]
 Decorator = Callable[[Command], Command]
@@ -71,12 +72,31 @@ class PlanFlags:
     users: int | None = None
     spawn_rate: float | None = None
     duration: str | None = None
-    workers: int | None = None
+    workers: int | Literal["auto"] | None = None
+    users_per_worker: int | None = None
+    max_workers: int | None = None
     gates: str | None = None
     baseline: Path | None = None
     run_id: str | None = None
     results_dir: Path = RESULTS_ROOT
     report_template: Path | None = None
+
+
+class WorkerCount(click.ParamType):
+    """--workers: a number of worker processes, or `auto` (as a profile's `workers:`)."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | str:
+        if value == "auto" or isinstance(value, int):
+            return value
+        try:
+            count = int(value)
+        except ValueError:
+            self.fail(f"'{value}' is not a whole number or 'auto'", param, ctx)
+        if not 1 <= count <= MAX_WORKERS:
+            self.fail(f"{count} is not between 1 and {MAX_WORKERS}", param, ctx)
+        return count
 
 
 GATES = click.option("--gates", help="Gate file (YAML).")
@@ -110,8 +130,20 @@ plan_flags = option_group(
         click.option("-t", "--duration", "--run-time", "duration", help="Run time: 90s, 5m, 1h30m."),
         click.option(
             "--workers",
-            type=click.IntRange(1, 1024),
-            help="Worker processes (default: one per CPU core).",
+            type=WorkerCount(),
+            help="Worker processes, or auto (the default): one per CPU core locally, "
+            "ceil(peak users / --users-per-worker) on k8s.",
+        ),
+        click.option(
+            "--users-per-worker",
+            type=click.IntRange(1, 1_000_000),
+            help="[k8s] Users one worker pod carries, for --workers auto (default: the measured "
+            "capacity, README: Worker sizing).",
+        ),
+        click.option(
+            "--max-workers",
+            type=click.IntRange(1, MAX_WORKERS),
+            help="[k8s] The most worker pods --workers auto starts (default 50).",
         ),
         GATES,
         BASELINE,
@@ -220,7 +252,9 @@ def _group_parameter_names(group: Decorator) -> tuple[str, ...]:
 # `run --backend`: the one owner of which flags belong to one backend only (`run` refuses them
 # with any other backend, cli/run.py); every flag not named here means the same to every backend.
 BACKEND_ONLY_FLAGS: dict[str, tuple[str, ...]] = {
-    "k8s": _group_parameter_names(k8s_connection) + _group_parameter_names(k8s_deploy_flags),
+    "k8s": _group_parameter_names(k8s_connection)
+    + _group_parameter_names(k8s_deploy_flags)
+    + ("users_per_worker", "max_workers"),  # how --workers auto sizes worker pods
 }
 
 # `run`: annotate the run in a Grafana (checked in cli/grafana.py run_annotator)
