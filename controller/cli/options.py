@@ -21,7 +21,7 @@ from click.core import ParameterSource
 
 from controller.errors import InfraError, InputError
 from controller.rundir import RESULTS_ROOT, TSDB_DIR
-from controller.sizing import MAX_WORKERS
+from controller.sizing import DEFAULT_MAX_WORKERS, MAX_WORKERS, MEASURED_USERS_PER_WORKER
 
 Command = Callable[..., None]
 Decorator = Callable[[Command], Command]
@@ -131,19 +131,20 @@ plan_flags = option_group(
         click.option(
             "--workers",
             type=WorkerCount(),
+            metavar="N|auto",
             help="Worker processes, or auto (the default): one per CPU core locally, "
             "ceil(peak users / --users-per-worker) on k8s.",
         ),
         click.option(
             "--users-per-worker",
             type=click.IntRange(1, 1_000_000),
-            help="[k8s] Users one worker pod carries, for --workers auto (default: the measured "
-            "capacity, README: Worker sizing).",
+            help=f"[k8s] Users one worker pod carries, for --workers auto (default: "
+            f"{MEASURED_USERS_PER_WORKER}, measured: README Worker sizing).",
         ),
         click.option(
             "--max-workers",
             type=click.IntRange(1, MAX_WORKERS),
-            help="[k8s] The most worker pods --workers auto starts (default 50).",
+            help=f"[k8s] The most worker pods --workers auto starts (default {DEFAULT_MAX_WORKERS}).",
         ),
         GATES,
         BASELINE,
