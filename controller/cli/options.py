@@ -73,8 +73,6 @@ class PlanFlags:
     spawn_rate: float | None = None
     duration: str | None = None
     workers: int | Literal["auto"] | None = None
-    users_per_worker: int | None = None
-    max_workers: int | None = None
     gates: str | None = None
     baseline: Path | None = None
     run_id: str | None = None
@@ -134,17 +132,6 @@ plan_flags = option_group(
             metavar="N|auto",
             help="Worker processes, or auto (the default): one per CPU core locally, "
             "ceil(peak users / --users-per-worker) on k8s.",
-        ),
-        click.option(
-            "--users-per-worker",
-            type=click.IntRange(1, 1_000_000),
-            help=f"[k8s] Users one worker pod carries, for --workers auto (default: "
-            f"{MEASURED_USERS_PER_WORKER}, measured: README Worker sizing).",
-        ),
-        click.option(
-            "--max-workers",
-            type=click.IntRange(1, MAX_WORKERS),
-            help=f"[k8s] The most worker pods --workers auto starts (default {DEFAULT_MAX_WORKERS}).",
         ),
         GATES,
         BASELINE,
@@ -206,6 +193,8 @@ class K8sDeployFlags:
     values_files: tuple[Path, ...]
     ready_timeout: str
     keep_on_fail: bool
+    users_per_worker: int | None = None  # how --workers auto sizes the worker pods (None: the
+    max_workers: int | None = None  # profile's users_per_worker / max_workers, else sizing.py's)
 
 
 k8s_deploy_flags = option_group(
@@ -235,6 +224,17 @@ k8s_deploy_flags = option_group(
             help="[k8s] How long the pods may take to become ready.",
         ),
         click.option("--keep-on-fail", is_flag=True, help="[k8s] Keep the release when the verdict is fail."),
+        click.option(
+            "--users-per-worker",
+            type=click.IntRange(1, 1_000_000),
+            help=f"[k8s] Users one worker pod carries, for --workers auto (default: "
+            f"{MEASURED_USERS_PER_WORKER}, measured: README Worker sizing).",
+        ),
+        click.option(
+            "--max-workers",
+            type=click.IntRange(1, MAX_WORKERS),
+            help=f"[k8s] The most worker pods --workers auto starts (default {DEFAULT_MAX_WORKERS}).",
+        ),
     ],
     K8sDeployFlags,
     into="deploy",
@@ -253,9 +253,7 @@ def _group_parameter_names(group: Decorator) -> tuple[str, ...]:
 # `run --backend`: the one owner of which flags belong to one backend only (`run` refuses them
 # with any other backend, cli/run.py); every flag not named here means the same to every backend.
 BACKEND_ONLY_FLAGS: dict[str, tuple[str, ...]] = {
-    "k8s": _group_parameter_names(k8s_connection)
-    + _group_parameter_names(k8s_deploy_flags)
-    + ("users_per_worker", "max_workers"),  # how --workers auto sizes worker pods
+    "k8s": _group_parameter_names(k8s_connection) + _group_parameter_names(k8s_deploy_flags),
 }
 
 # `run`: annotate the run in a Grafana (checked in cli/grafana.py run_annotator)

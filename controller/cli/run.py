@@ -44,14 +44,18 @@ from controller.profiles import (
 from controller.rundir import EXCEPTIONS_CSV, FAILURES_CSV, STATS_CSV, STATS_HISTORY_CSV, RunDir
 
 
-def load_plan(profile: str | None, flags: PlanFlags, *, backend: str = "local") -> RunPlan:
+def load_plan(profile: str | None, flags: PlanFlags, *, k8s: K8sDeployFlags | None = None) -> RunPlan:
     """PROFILE (a path, a name: ./profiles/ then shipped, or none: flags only) with the flags over
-    it. `workers: auto` is sized by peak users for k8s worker pods, one per core locally."""
+    it. `workers: auto` is one worker per core, or with `k8s` worker pods sized by peak users."""
     profile_file = resolve_profile_path(profile) if profile else None
     given = flags.locustfile or (None if profile_file else _locusts_own_locustfile())
     first, *more = given.split(",") if given else [""]
     loaded = load_profile(profile_file) if profile_file else None
-    by_users = worker_sizing(loaded, users_per_worker=flags.users_per_worker, max_workers=flags.max_workers)
+    pods = (
+        worker_sizing(loaded, users_per_worker=k8s.users_per_worker, max_workers=k8s.max_workers)
+        if k8s
+        else None
+    )
     plan = build_plan(
         loaded,
         profile_file=profile_file,
@@ -66,7 +70,7 @@ def load_plan(profile: str | None, flags: PlanFlags, *, backend: str = "local") 
         results_dir=flags.results_dir,
         baseline=flags.baseline,
         report_template=flags.report_template,
-        sizing=by_users if backend == "k8s" else None,
+        sizing=pods,
         inspect=inspect_locustfile,
     )
     return plan.model_copy(update={"more_locustfiles": tuple(_more_locustfiles(more))}) if more else plan
@@ -220,7 +224,7 @@ def run(
 
     refuse_other_backends_flags(backend)
     profile, user_classes = split_positionals(positionals, locustfile_given=flags.locustfile is not None)
-    plan = load_plan(profile, flags, backend=backend)
+    plan = load_plan(profile, flags, k8s=deploy if backend == "k8s" else None)
     _check_copy_target(html_file.resolve() if html_file else None, "--html")
     _check_copy_target(Path(f"{csv_prefix.resolve()}_{STATS_CSV}") if csv_prefix else None, "--csv")
     if backend == "k8s":
