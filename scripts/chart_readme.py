@@ -29,7 +29,8 @@ VALUES = CHART / "values.yaml"
 README = CHART / "README.md"
 
 _KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w.-]*):")
-_DESCRIPTION = re.compile(r"^ *## -- ?(?P<text>.*)$")
+# `## -- text` starts a description; `## --flag ...` is a wrapped line that starts with a flag
+_DESCRIPTION = re.compile(r"^ *## --(?: (?P<text>.*))?$")
 _CONTINUED = re.compile(r"^ *##(?: (?P<text>.*))?$")
 
 HEADER = """\
@@ -80,7 +81,7 @@ def documented_keys(text: str) -> Iterator[tuple[str, str | None]]:
     for line in text.splitlines():
         described, continued, key = _DESCRIPTION.match(line), _CONTINUED.match(line), _KEY.match(line)
         if described:
-            comment = [described.group("text").strip()]
+            comment = [(described.group("text") or "").strip()]
         elif continued and comment is not None:
             comment.append((continued.group("text") or "").strip())
         elif key:

@@ -46,8 +46,8 @@ def test_rows_follow_helm_docs_conventions():
         """\
         ## A section: no row of its own
         section:
-          ## -- A count, described
-          ## on two lines.
+          ## -- A count, described on `loadctl run
+          ## --in-cluster` lines.
           count: 3
           ## -- A mapping shown whole: a | b <release>
           limits:
@@ -59,7 +59,7 @@ def test_rows_follow_helm_docs_conventions():
     )
     found = [(r.key, r.type, r.default, r.description) for r in rows(text)]
     assert found == [
-        ("section.count", "int", "`3`", "A count, described on two lines."),
+        ("section.count", "int", "`3`", "A count, described on `loadctl run --in-cluster` lines."),
         ("section.limits", "object", '`{"cpu": 1}`', "A mapping shown whole: a \\| b &lt;release&gt;"),
         ("section.flag", "bool", "`true`", ""),
         ("items", "list", '`["a"]`', "A list"),
