@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 DEMO_PORT ?= 8765
 export DEMO_PORT
 
-.PHONY: setup run test test-unit test-integration test-k8s lint bench-overhead bench-gate-accuracy clean
+.PHONY: setup run test test-unit test-integration test-k8s lint bench-overhead bench-gate-accuracy \
+	bench-worker-capacity chart-readme clean
 
 TOOLS := .tools
 # helm: a HELM_BIN you set wins; otherwise set-up installs it into .tools/bin (scripts/ensure-helm.sh)
@@ -63,6 +64,15 @@ bench-overhead: setup  ## plain locust vs loadctl run throughput, against a loca
 
 bench-gate-accuracy: setup  ## gate values vs Locust's numbers over 15 s and 60 s windows (ARGS=--long: + 5 min)
 	$(PY) bench/gate_accuracy.py $(ARGS)
+
+# ~3.5 min: one worker, the shipped scenario, users stepped up; the capacity sets
+# controller/sizing.py's MEASURED_USERS_PER_WORKER (README: Worker sizing). ARGS: --steps, --step-seconds
+bench-worker-capacity: setup  ## users of the shipped scenario one worker carries below 80 % of a core
+	@scripts/ensure-tool.sh nginx nginx-light NGINX_BIN
+	$(PY) -m bench.worker_capacity $(ARGS)
+
+chart-readme: setup  ## charts/loadctl/README.md from values.yaml's `## --` comments
+	$(PY) scripts/chart_readme.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) results .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from controller.sizing import MAX_WORKERS
 from locust_workers.contract import parse_duration
 from locust_workers.probes.config import ProbeList
 
@@ -185,6 +186,10 @@ class Profile(_Frozen):
     spawn_rate: Number | None = Field(default=None, gt=0, le=100_000)
     duration: Duration | None = None
     workers: Annotated[int | Literal["auto"], BeforeValidator(whole_number)] = "auto"
+    # How `workers: auto` is sized on Kubernetes (controller/sizing.py; README: Worker sizing);
+    # None: the measured default. The local backend runs one worker per core whatever they say.
+    users_per_worker: Count | None = Field(default=None, ge=1, le=1_000_000)
+    max_workers: Count | None = Field(default=None, ge=1, le=MAX_WORKERS)
     user_weights: dict[str, Annotated[Count, Field(ge=1, le=1_000_000)]] = Field(default_factory=dict)
     gates: str | None = None
     scrape_targets: tuple[ScrapeTarget, ...] = ()
@@ -211,8 +216,11 @@ class Profile(_Frozen):
     @field_validator("workers")
     @classmethod
     def _workers(cls, workers: int | str) -> int | str:
-        if isinstance(workers, int) and not 1 <= workers <= 1024:
-            raise ValueError("workers must be between 1 and 1024, or 'auto' (one per CPU core)")
+        if isinstance(workers, int) and not 1 <= workers <= MAX_WORKERS:
+            raise ValueError(
+                f"workers must be between 1 and {MAX_WORKERS}, or 'auto' (one per CPU core locally; "
+                "peak users / users_per_worker on Kubernetes)"
+            )
         return workers
 
     @model_validator(mode="after")
@@ -351,6 +359,14 @@ class UserShape(_Frozen):
         return min(ends)
 
 
+def peak_users(stages: Sequence[Stage], shape: UserShape | None) -> int | None:
+    """The most users a run asks for: its largest stage, or the -u its own shape gets (None: only
+    the shape itself knows)."""
+    if stages:
+        return max(stage.users for stage in stages)
+    return shape.users if shape is not None else None
+
+
 class RunPlan(_Frozen):
     """Everything one run needs, resolved: paths absolute, flags applied, stages expanded."""
 
@@ -362,7 +378,7 @@ class RunPlan(_Frozen):
     stages: tuple[Stage, ...] = ()  # empty when the locustfile's own shape runs the load
     shape: UserShape | None = None
     class_hosts: dict[str, str] = Field(default_factory=dict)  # {UserClass: its own host}
-    workers: int = Field(ge=1, le=1024)
+    workers: int = Field(ge=1, le=MAX_WORKERS)
     user_weights: dict[str, int] = Field(default_factory=dict)
     gates: Path | None = None
     gates_opt_out: bool = False  # `gates: none`: not judged at all (never silently: it is explicit)
@@ -405,6 +421,10 @@ class RunPlan(_Frozen):
         if self.shape is not None:
             return self.shape.planned_s
         return sum(stage.duration for stage in self.stages)
+
+    @property
+    def peak_users(self) -> int | None:
+        return peak_users(self.stages, self.shape)
 
     @property
     def locustfile_arg(self) -> str:

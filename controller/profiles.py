@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -28,10 +29,12 @@ from controller.models import (
     Stage,
     UserShape,
     check_host,
+    peak_users,
     simple_stages,
     slow_stage,
 )
 from controller.rundir import RESULTS_ROOT
+from controller.sizing import WorkerSizing, auto_workers, capacity_warning
 from locust_workers.contract import MAX_DURATION_S, parse_duration
 
 
@@ -94,18 +97,20 @@ def build_plan(
     users: int | None = None,
     spawn_rate: float | None = None,
     duration: str | None = None,
-    workers: int | None = None,
+    workers: int | Literal["auto"] | None = None,
     gates: str | None = None,
     run_id: str | None = None,
     results_dir: Path = RESULTS_ROOT,
     baseline: Path | None = None,
     report_template: Path | None = None,
     cpu_count: int | None = None,
+    sizing: WorkerSizing | None = None,
     inspect: Callable[[Path], LocustfileFacts] | None = None,
 ) -> RunPlan:
     """Apply CLI flags over a profile (flags win). Paths in a profile are relative to its file.
     `inspect` reads the locustfile (locustfile_check.inspect_locustfile): with it, the classes' own
-    hosts stand in for --host, and the locustfile's own shape for the stage table."""
+    hosts stand in for --host, and the locustfile's own shape for the stage table. `workers: auto`
+    is one worker per CPU core, or with `sizing` (Kubernetes) one per users_per_worker peak users."""
     source = str(profile_file) if profile_file else "command line"
     base = profile_file.parent if profile_file else Path.cwd()
     locust_path = _locustfile_path(profile, locustfile, base=base, source=source)
@@ -115,9 +120,12 @@ def build_plan(
     own_shape = facts.shape if facts else None
     load = {"users": users, "spawn_rate": spawn_rate, "duration": duration, "source": source}
     shape = user_shape(own_shape, profile, **load) if own_shape else None  # type: ignore[arg-type]
-    worker_count = workers or (profile.workers if profile else "auto")
-    worker_count = (cpu_count or os.cpu_count() or 1) if worker_count == "auto" else worker_count
     gates_path, opt_out = _gates_path(profile, gates, base=base, source=source)
+    stages = () if shape else _stages(profile, **load)  # type: ignore[arg-type]
+    requested = workers or (profile.workers if profile else "auto")
+    worker_count = _worker_count(
+        requested, peak=peak_users(stages, shape), sizing=sizing, cpu_count=cpu_count
+    )
     name = profile.name if profile else "adhoc"
     data: dict[str, object] = {
         "run_id": run_id or default_run_id(name),
@@ -125,19 +133,13 @@ def build_plan(
         "profile_file": profile_file,
         "locustfile": locust_path,
         "host": target,
-        "stages": () if shape else _stages(profile, **load),  # type: ignore[arg-type]
+        "stages": stages,
         "shape": shape,
         "class_hosts": class_hosts,
         "workers": worker_count,
-        "user_weights": dict(profile.user_weights) if profile else {},
-        "locust_options": dict(profile.locust_options) if profile else {},
         "gates": gates_path,
         "gates_opt_out": opt_out,
-        "scrape_targets": tuple(profile.scrape_targets) if profile else (),
-        "probes": tuple(profile.probes) if profile else (),
-        "skip_if_alerts": tuple(profile.skip_if_alerts) if profile else (),
-        "summary_peaks": tuple(profile.summary_peaks) if profile else (),
-        "analysis": profile.analysis if profile else AnalysisSettings(),
+        **_taken_as_written(profile),
         "results_dir": results_dir.resolve(),
         "baseline": baseline.resolve() if baseline is not None else None,
         "report_template": report_template.resolve()
@@ -145,6 +147,54 @@ def build_plan(
         else _in_profile_dir(base, profile.report_template if profile else None),
     }
     return _validated_plan(data)
+
+
+def _taken_as_written(profile: Profile | None) -> dict[str, object]:
+    """The plan's fields a profile gives as they are (no flag changes them)."""
+    return {
+        "user_weights": dict(profile.user_weights) if profile else {},
+        "locust_options": dict(profile.locust_options) if profile else {},
+        "scrape_targets": tuple(profile.scrape_targets) if profile else (),
+        "probes": tuple(profile.probes) if profile else (),
+        "skip_if_alerts": tuple(profile.skip_if_alerts) if profile else (),
+        "summary_peaks": tuple(profile.summary_peaks) if profile else (),
+        "analysis": profile.analysis if profile else AnalysisSettings(),
+    }
+
+
+def worker_sizing(
+    profile: Profile | None, *, users_per_worker: int | None = None, max_workers: int | None = None
+) -> WorkerSizing:
+    """How `workers: auto` is sized on Kubernetes: the flags, else the profile's fields, else the
+    measured defaults (controller/sizing.py)."""
+    default = WorkerSizing()
+    return WorkerSizing(
+        users_per_worker=users_per_worker
+        or (profile.users_per_worker if profile else None)
+        or default.users_per_worker,
+        max_workers=max_workers or (profile.max_workers if profile else None) or default.max_workers,
+    )
+
+
+def _worker_count(
+    requested: int | Literal["auto"], *, peak: int | None, sizing: WorkerSizing | None, cpu_count: int | None
+) -> int:
+    """A number of workers as it is; `auto` sized by peak users with `sizing`, else one per core.
+    A peak only the locustfile's own shape knows counts as one worker's worth."""
+    if requested != "auto":
+        return requested
+    if sizing is None:
+        return cpu_count or os.cpu_count() or 1
+    return auto_workers(peak or 0, sizing)
+
+
+def sizing_warning(plan: RunPlan) -> str | None:
+    """A sentence before the run when its peak puts more users on a worker than one carries below
+    80 % CPU (controller/sizing.py); None when the workers are enough or the peak is not known."""
+    peak = plan.peak_users
+    if peak is None:
+        return None
+    return capacity_warning(profile=plan.profile, peak_users=peak, workers=plan.workers)
 
 
 def _class_hosts(

@@ -14,13 +14,14 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import click
 from click.core import ParameterSource
 
 from controller.errors import InfraError, InputError
 from controller.rundir import RESULTS_ROOT, TSDB_DIR
+from controller.sizing import DEFAULT_MAX_WORKERS, MAX_WORKERS, MEASURED_USERS_PER_WORKER
 
 Command = Callable[..., None]
 Decorator = Callable[[Command], Command]
@@ -71,12 +72,29 @@ class PlanFlags:
     users: int | None = None
     spawn_rate: float | None = None
     duration: str | None = None
-    workers: int | None = None
+    workers: int | Literal["auto"] | None = None
     gates: str | None = None
     baseline: Path | None = None
     run_id: str | None = None
     results_dir: Path = RESULTS_ROOT
     report_template: Path | None = None
+
+
+class WorkerCount(click.ParamType):
+    """--workers: a number of worker processes, or `auto` (as a profile's `workers:`)."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int | str:
+        if value == "auto" or isinstance(value, int):
+            return value
+        try:
+            count = int(value)
+        except ValueError:
+            self.fail(f"'{value}' is not a whole number or 'auto'", param, ctx)
+        if not 1 <= count <= MAX_WORKERS:
+            self.fail(f"{count} is not between 1 and {MAX_WORKERS}", param, ctx)
+        return count
 
 
 GATES = click.option("--gates", help="Gate file (YAML).")
@@ -110,8 +128,10 @@ plan_flags = option_group(
         click.option("-t", "--duration", "--run-time", "duration", help="Run time: 90s, 5m, 1h30m."),
         click.option(
             "--workers",
-            type=click.IntRange(1, 1024),
-            help="Worker processes (default: one per CPU core).",
+            type=WorkerCount(),
+            metavar="N|auto",
+            help="Worker processes, or auto (the default): one per CPU core locally, "
+            "ceil(peak users / --users-per-worker) on k8s.",
         ),
         GATES,
         BASELINE,
@@ -173,6 +193,8 @@ class K8sDeployFlags:
     values_files: tuple[Path, ...]
     ready_timeout: str
     keep_on_fail: bool
+    users_per_worker: int | None = None  # how --workers auto sizes the worker pods (None: the
+    max_workers: int | None = None  # profile's users_per_worker / max_workers, else sizing.py's)
 
 
 k8s_deploy_flags = option_group(
@@ -202,6 +224,17 @@ k8s_deploy_flags = option_group(
             help="[k8s] How long the pods may take to become ready.",
         ),
         click.option("--keep-on-fail", is_flag=True, help="[k8s] Keep the release when the verdict is fail."),
+        click.option(
+            "--users-per-worker",
+            type=click.IntRange(1, 1_000_000),
+            help=f"[k8s] Users one worker pod carries, for --workers auto (default: "
+            f"{MEASURED_USERS_PER_WORKER}, measured: README Worker sizing).",
+        ),
+        click.option(
+            "--max-workers",
+            type=click.IntRange(1, MAX_WORKERS),
+            help=f"[k8s] The most worker pods --workers auto starts (default {DEFAULT_MAX_WORKERS}).",
+        ),
     ],
     K8sDeployFlags,
     into="deploy",

@@ -29,21 +29,35 @@ from controller.cli.options import (
     plan_check_flags,
     plan_flags,
 )
-from controller.cli.render import ConsoleEvents, console, print_outcome
+from controller.cli.render import ConsoleEvents, console, print_outcome, warn
 from controller.errors import InfraError, InputError
 from controller.locustfile_check import inspect_locustfile, locusts_locustfile
 from controller.models import RunPlan, hide_secret_values
-from controller.profiles import build_plan, load_profile, profile_files, resolve_profile_path
+from controller.profiles import (
+    build_plan,
+    load_profile,
+    profile_files,
+    resolve_profile_path,
+    sizing_warning,
+    worker_sizing,
+)
 from controller.rundir import EXCEPTIONS_CSV, FAILURES_CSV, STATS_CSV, STATS_HISTORY_CSV, RunDir
 
 
-def load_plan(profile: str | None, flags: PlanFlags) -> RunPlan:
-    """PROFILE (a path, a name: ./profiles/ then shipped, or none: flags only) with the flags over it."""
+def load_plan(profile: str | None, flags: PlanFlags, *, k8s: K8sDeployFlags | None = None) -> RunPlan:
+    """PROFILE (a path, a name: ./profiles/ then shipped, or none: flags only) with the flags over
+    it. `workers: auto` is one worker per core, or with `k8s` worker pods sized by peak users."""
     profile_file = resolve_profile_path(profile) if profile else None
     given = flags.locustfile or (None if profile_file else _locusts_own_locustfile())
     first, *more = given.split(",") if given else [""]
+    loaded = load_profile(profile_file) if profile_file else None
+    pods = (
+        worker_sizing(loaded, users_per_worker=k8s.users_per_worker, max_workers=k8s.max_workers)
+        if k8s
+        else None
+    )
     plan = build_plan(
-        load_profile(profile_file) if profile_file else None,
+        loaded,
         profile_file=profile_file,
         locustfile=first.strip() or None,
         host=flags.host,
@@ -56,6 +70,7 @@ def load_plan(profile: str | None, flags: PlanFlags) -> RunPlan:
         results_dir=flags.results_dir,
         baseline=flags.baseline,
         report_template=flags.report_template,
+        sizing=pods,
         inspect=inspect_locustfile,
     )
     return plan.model_copy(update={"more_locustfiles": tuple(_more_locustfiles(more))}) if more else plan
@@ -79,6 +94,13 @@ def refuse_other_backends_flags(backend: str) -> None:
                 source="command line",
                 field=max(param.opts, key=len),
             )
+
+
+def _warn_if_workers_are_short(plan: RunPlan) -> None:
+    """Before any load: more users per worker than one was measured to carry (README: Worker sizing)."""
+    warning = sizing_warning(plan)
+    if warning:
+        warn(f"warning: {warning}")
 
 
 def _locusts_own_locustfile() -> str | None:
@@ -202,11 +224,12 @@ def run(
 
     refuse_other_backends_flags(backend)
     profile, user_classes = split_positionals(positionals, locustfile_given=flags.locustfile is not None)
-    plan = load_plan(profile, flags)
+    plan = load_plan(profile, flags, k8s=deploy if backend == "k8s" else None)
     _check_copy_target(html_file.resolve() if html_file else None, "--html")
     _check_copy_target(Path(f"{csv_prefix.resolve()}_{STATS_CSV}") if csv_prefix else None, "--csv")
     if backend == "k8s":
         refuse_on_k8s(plan)
+    _warn_if_workers_are_short(plan)
     # every flag is checked before anything is deployed: Grafana's first, then the cluster's
     observer = run_annotator(plan, grafana)
     plan = plan.model_copy(
@@ -238,6 +261,7 @@ def validate(profile: str, flags: PlanFlags) -> None:
 
     plan = load_plan(profile, flags)
     check_run(plan)
+    _warn_if_workers_are_short(plan)
     load = f"its own shape {plan.shape.name}" if plan.shape else f"{len(plan.stages)} stages"
     console.print(
         f"{plan.profile_file}: ok ({load}, {plan.duration:.0f}s, {plan.workers} workers)", highlight=False

@@ -728,7 +728,7 @@ def test_cluster_features_are_off_by_default():
     ] == ["run"]
 
 
-def test_monitoring_scenario():
+def test_monitoring_scenario(tmp_path):
     values = scenario_values("monitoring")
     objects = rendered("monitoring")
     service = component(objects, "Service", "master")
@@ -745,7 +745,14 @@ def test_monitoring_scenario():
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert monitor["metadata"]["labels"].items() >= values["serviceMonitor"]["labels"].items()
 
-    (pod_monitor,) = of_kind(objects, "PodMonitor")
+    assert not of_kind(objects, "PodMonitor")  # one scrape path: the schema refuses both monitors
+    with_pod_monitor = render(
+        SCENARIOS["monitoring"],
+        write_values(tmp_path, {"serviceMonitor": {"enabled": False}, "podMonitor": {"enabled": True}}),
+    )
+    assert not of_kind(with_pod_monitor, "ServiceMonitor")
+    (pod_monitor,) = of_kind(with_pod_monitor, "PodMonitor")
+    assert pod_monitor["metadata"]["labels"].items() >= values["podMonitor"]["labels"].items()
     (pod_endpoint,) = pod_monitor["spec"]["podMetricsEndpoints"]
     assert pod_endpoint["port"] == "metrics" and pod_endpoint["path"] == "/metrics"
     assert pod_endpoint["honorLabels"] is True

@@ -481,11 +481,14 @@ def test_the_chart_runs_the_profiles_probes_as_a_sidecar_of_the_master(tmp_path:
     values |= {
         "secretEnv": [{"name": "STAGING_PG_DSN", "secretName": "staging-db", "key": "dsn"}],
         "serviceMonitor": {"enabled": True},
-        "podMonitor": {"enabled": True},
         "networkPolicy": {"enabled": True},
     }
     (tmp_path / "values.yaml").write_text(yaml.safe_dump(values))
     objects = helm_render(tmp_path / "values.yaml")
+    # the PodMonitor instead of the ServiceMonitor (one scrape path: the schema refuses both)
+    values |= {"serviceMonitor": {"enabled": False}, "podMonitor": {"enabled": True}}
+    (tmp_path / "pod-monitor.yaml").write_text(yaml.safe_dump(values))
+    pod_monitored = helm_render(tmp_path / "pod-monitor.yaml")
 
     def one(kind: str, component: str) -> dict[str, Any]:
         (found,) = [
@@ -516,7 +519,7 @@ def test_the_chart_runs_the_profiles_probes_as_a_sidecar_of_the_master(tmp_path:
     assert service_ports["probes"]["port"] == 9647 and service_ports["probes"]["targetPort"] == 9647
     (monitor,) = [o for o in objects if o["kind"] == "ServiceMonitor"]
     assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics", "probes"]
-    (pod_monitor,) = [o for o in objects if o["kind"] == "PodMonitor"]
+    (pod_monitor,) = [o for o in pod_monitored if o["kind"] == "PodMonitor"]
     assert [e["port"] for e in pod_monitor["spec"]["podMetricsEndpoints"]] == ["metrics", "probes"]
     for endpoint in (*monitor["spec"]["endpoints"], *pod_monitor["spec"]["podMetricsEndpoints"]):
         assert endpoint["honorLabels"] is True and endpoint["relabelings"]

@@ -118,9 +118,11 @@ def test_the_k8s_only_flags_are_the_k8s_option_groups():
         "in_cluster",
         "keep_on_fail",
         "kubeconfig",
+        "max_workers",
         "namespace",
         "prometheus_url",
         "ready_timeout",
+        "users_per_worker",
         "values_files",
     ]
 
