@@ -44,6 +44,22 @@ LOCUST_FILES_TIMEOUT_ENV = "LOADCTL_LOCUST_FILES_TIMEOUT"
 WORKER_REPORT_INTERVAL_ENV = "LOADCTL_WORKER_REPORT_INTERVAL"  # seconds between a worker's stats reports
 MAX_NAMES_ENV = "LOADCTL_MAX_NAMES"  # distinct `name` label values per metric before `__other__`
 
+# The run's heartbeat (locust_workers/heartbeat.py), set by the chart from run.heartbeat on the
+# master: the Lease the controller renews (controller/k8s/lease.py), and how long the master lets it
+# go unrenewed before it stops the test. Unset: no heartbeat (a plain `helm install`).
+HEARTBEAT_LEASE_ENV = "LOADCTL_HEARTBEAT_LEASE"
+HEARTBEAT_TIMEOUT_ENV = "LOADCTL_HEARTBEAT_TIMEOUT"
+DEFAULT_HEARTBEAT_TIMEOUT_S = 30.0
+# Where a pod's ServiceAccount token, CA and namespace are mounted (the controller's --in-cluster,
+# the master's heartbeat); SERVICE_ACCOUNT_DIR_ENV overrides it (the tests run pods as processes).
+SERVICE_ACCOUNT_DIR_ENV = "LOADCTL_SERVICEACCOUNT_DIR"
+SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+def service_account_dir(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get(SERVICE_ACCOUNT_DIR_ENV) or SERVICE_ACCOUNT_DIR)
+
+
 DEFAULT_RUN_ID = "adhoc"
 DEFAULT_PROFILE = "none"
 DEFAULT_EXPORTER_HOST = "0.0.0.0"

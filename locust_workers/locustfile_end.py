@@ -107,6 +107,8 @@ def watch_locustfile_end(environment: Any) -> LocustfileEnd:
 
     @environment.events.test_stopping.add_listener
     def _stopping(**_kw: Any) -> None:
+        if getattr(environment, "loadctl_heartbeat_stopped", None):
+            return  # loadctl's heartbeat stopped it (heartbeat.py), not the locustfile
         caller = stop_caller(sys._getframe(1))
         if caller is not None and end.stopped_at is None:
             end.stopped_at, end.stopped_by, end.stop_message = time.time(), caller, last_words.line
@@ -115,7 +117,7 @@ def watch_locustfile_end(environment: Any) -> LocustfileEnd:
     def _quit(**_kw: Any) -> None:
         # Fired after every quitting hook: process_exit_code is final here.
         code = environment.process_exit_code
-        if code is not None:
+        if code is not None and not getattr(environment, "loadctl_heartbeat_stopped", None):
             end.exit_code, end.exit_message = int(code), last_words.line
 
     return end

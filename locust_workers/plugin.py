@@ -42,6 +42,7 @@ from locust_workers.exporter import LocustCollector
 from locust_workers.failed_times import FailedTimes, record_failures
 from locust_workers.failed_times import merge_worker_reports as merge_failed_times
 from locust_workers.failed_times import ship_with_worker_reports as ship_failed_times
+from locust_workers.heartbeat import watch as watch_heartbeat
 from locust_workers.locust_files import LocustFiles
 from locust_workers.locustfile_end import watch_locustfile_end
 from locust_workers.metrics import custom, ship_with_worker_reports
@@ -126,6 +127,9 @@ def _on_init(environment, **_kwargs) -> None:
     server.start()  # fails loudly (OSError) if the port is taken: better than a run without metrics
     logger.info("loadctl exporter serving http://%s:%d/metrics", *address)
 
+    # the load dies with its controller: the master watches the Lease loadctl renews (k8s only)
+    watch_heartbeat(environment)
+
     @environment.events.test_start.add_listener
     def _started(**_kw) -> None:
         collector.test_started_at = collector.test_started_at or time.time()
@@ -138,7 +142,8 @@ def _on_init(environment, **_kwargs) -> None:
     def _final_scrape(**_kw) -> None:
         if files is not None:
             files.render(environment)
-        hold_until_collected(collector, files, settings)
+        if not getattr(environment, "loadctl_heartbeat_stopped", None):  # else nobody would collect
+            hold_until_collected(collector, files, settings)
         server.stop(timeout=1)
 
 

@@ -1,6 +1,7 @@
 """The Kubernetes backend: one run = one Helm release of charts/loadctl, followed until it ends.
 
-deploy:   guardrails (namespace busy, alerts firing) -> pre-flight (ServiceAccount, Secrets) ->
+deploy:   guardrails (the target's Lease held by another run -- waiting up to --wait-for-lock --,
+          alerts firing) -> pre-flight (ServiceAccount, Secrets) ->
           helm install -> watch the pods until the master is Ready and every worker runs, failing
           fast with the pod's own reason (ImagePullBackOff, CrashLoopBackOff, OOMKilled,
           Unschedulable, a Job that cannot create pods) or after --timeout.
@@ -12,7 +13,9 @@ locust:   through the port-forward, the master serves Locust's own CSVs and HTML
           backend does while it polls the run and while it stops the load.
 teardown: without those files, reads the run's stats back from Prometheus (the master's own CSVs
           die with its pod; a port-forward's Prometheus dies here too), then `helm uninstall
-          --wait`, unless --keep-on-fail and the verdict is fail.
+          --wait`, unless --keep-on-fail and the verdict is fail; last, releases the Lease.
+The target's Lease (controller/k8s/lease.py) is renewed from a thread for the whole run; the
+master reads it as its heartbeat and stops the load when it goes stale (locust_workers/heartbeat.py).
 collect:  writes Locust's files (stats_source "locust"), else the stats read back from
           Prometheus as stats.csv and failures.csv (stats_source "prometheus").
 
@@ -23,7 +26,7 @@ ones (controller/k8s/cluster.py, helm.py), unit tests small in-memory fakes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -33,6 +36,7 @@ from controller.backends.base import BackendEvents, RecordFields
 from controller.backends.options import K8sOptions
 from controller.errors import InfraError, PrometheusError, RunSkipped
 from controller.k8s.helm import deep_merge, find_tool
+from controller.k8s.lease import LEASE_DURATION_S, LeaseApi, LockHeld, TargetLease, target_key
 from controller.k8s.master_files import MasterFiles
 from controller.k8s.pod_health import (
     RunPods,
@@ -43,7 +47,6 @@ from controller.k8s.pod_health import (
     run_pods,
 )
 from controller.k8s.release import (
-    RUN_LABEL,
     VERDICT_ANNOTATION,
     release_name,
     run_files,
@@ -90,7 +93,7 @@ LOCUST_FILE_DESTINATIONS = {
 Obj = dict[str, Any]
 
 
-class ClusterApi(Protocol):
+class ClusterApi(LeaseApi, Protocol):
     """What the backend needs from the cluster (controller/k8s/cluster.py's Cluster)."""
 
     namespace: str
@@ -98,7 +101,6 @@ class ClusterApi(Protocol):
     context: str | None
 
     def check_namespace(self) -> None: ...
-    def master_jobs(self) -> list[Obj]: ...
     def exists(self, kind: str, name: str) -> bool: ...
     def pods(self, selector: str) -> list[Obj]: ...
     def jobs(self, selector: str) -> list[Obj]: ...
@@ -115,18 +117,6 @@ class HelmApi(Protocol):
 
     def install(self, release: str, values: Mapping[str, Any], *, timeout_s: float) -> None: ...
     def uninstall(self, release: str, *, wait: bool = True, timeout_s: float = 120) -> None: ...
-
-
-def busy_runs(master_jobs: Sequence[dict[str, Any]], *, own_run_id: str) -> list[str]:
-    """Run ids whose master Job is still going (no Complete/Failed condition yet)."""
-    busy = []
-    for job in master_jobs:
-        conditions = job.get("status", {}).get("conditions") or ()
-        done = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True" for c in conditions)
-        run_id = job["metadata"].get("labels", {}).get(RUN_LABEL)
-        if not done and run_id and run_id != own_run_id:
-            busy.append(run_id)
-    return sorted(set(busy))
 
 
 def referenced_secrets(values: dict[str, Any]) -> list[str]:
@@ -159,10 +149,15 @@ class K8sBackend:
         self.namespace = cluster.namespace
         self.release = release_name(plan.run_id)
         self.selector = run_selector(plan.run_id)
+        self.lease = TargetLease(cluster, target=target_key(plan.host, plan.hosts), holder=plan.run_id)
         self.values = deep_merge(
             options.values,
             run_values(
-                plan, files=run_files(plan), image=options.image, prometheus_url=options.prometheus_url
+                plan,
+                files=run_files(plan),
+                image=options.image,
+                prometheus_url=options.prometheus_url,
+                heartbeat=(self.lease.name, LEASE_DURATION_S),
             ),
         )
         self.installed = False
@@ -249,15 +244,8 @@ class K8sBackend:
         return httpx.Client(base_url=url, timeout=timeout, transport=self.prometheus_transport)
 
     def _guardrails(self, prometheus_url: str | None) -> None:
-        """Another live run in the namespace, or alerts the profile names: a scheduled run skips."""
-        busy = busy_runs(self.cluster.master_jobs(), own_run_id=self.plan.run_id)
-        if busy:
-            reason = f"namespace {self.namespace} is held by run {', '.join(busy)}"
-            if self.options.in_cluster:
-                raise RunSkipped(reason)
-            raise InfraError(
-                f"{reason}; wait for it, or remove it with `loadctl teardown --run-id {busy[0]}`"
-            )
+        """Another run holding the target, or alerts the profile names: a scheduled run skips."""
+        self._hold_target()
         if not self.plan.skip_if_alerts:
             return
         if prometheus_url is None:
@@ -272,6 +260,18 @@ class K8sBackend:
             raise RunSkipped(
                 f"alerts firing that the profile lists under skip_if_alerts: {', '.join(sorted(firing))}"
             )
+
+    def _hold_target(self) -> None:
+        """The target's Lease, kept renewed from here on; held by another run: exit 3 (or skip)."""
+        try:
+            self.lease.acquire(wait_s=self.options.wait_for_lock_s, progress=self.events.progress)
+        except LockHeld as e:
+            if self.options.in_cluster:
+                raise RunSkipped(str(e)) from None
+            waited = f"after waiting {self.options.wait_for_lock_s:.0f}s (--wait-for-lock)"
+            raise InfraError(f"{e}; gave up {waited}; nothing was installed") from None
+        self.lease.start_renewing()
+        self.events.note(f"holding Lease {self.namespace}/{self.lease.name} for target {self.lease.target}")
 
     def _preflight_objects(self) -> None:
         """Objects the pods will need but Helm does not create: fail now, not after a silent hang."""
@@ -378,6 +378,8 @@ class K8sBackend:
 
     # -- follow ---------------------------------------------------------------------------------
     def health(self) -> str | None:
+        if self.lease.lost:  # the master stops the load too (its heartbeat): say why, end the run
+            raise InfraError(f"{self.lease.lost}: this run no longer owns its target")
         if self.load_finished():
             return None
         return self._problem()
@@ -448,7 +450,10 @@ class K8sBackend:
                 self.port_forward.stop(timeout=5.0)
             if self.local_prometheus is not None:
                 self.local_prometheus.stop()
-            self.cluster.close()
+            try:
+                self.lease.release()  # last: the next run may load the target once ours is gone
+            finally:
+                self.cluster.close()
 
     def _read_stats(self) -> StatsTables | None:
         if self._prometheus_url is None:

@@ -26,6 +26,7 @@ class K8sOptions:
     image: str | None = None
     ready_timeout_s: float = 300.0
     keep_on_fail: bool = False
+    wait_for_lock_s: float = 0.0  # how long to wait for another run's hold on the target (0: not at all)
     values: dict[str, Any] = field(default_factory=dict)  # from --values files, under ours
 
 

@@ -45,6 +45,7 @@ def k8s_options(k8s: K8sConnection, deploy: K8sDeployFlags) -> K8sOptions:
     from controller.k8s.helm import load_values_files
 
     timeout_s = _duration_flag(deploy.ready_timeout, "--timeout")
+    wait_for_lock_s = _duration_flag(deploy.wait_for_lock, "--wait-for-lock") if deploy.wait_for_lock else 0.0
     url = deploy.prometheus_url
     if url and not url.startswith(("http://", "https://")):
         raise InputError(f"'{url}' is not an http(s) URL", source="command line", field="--prometheus")
@@ -59,6 +60,7 @@ def k8s_options(k8s: K8sConnection, deploy: K8sDeployFlags) -> K8sOptions:
         image=deploy.image,
         ready_timeout_s=timeout_s,
         keep_on_fail=deploy.keep_on_fail,
+        wait_for_lock_s=wait_for_lock_s,
         values=values,
     )
 

@@ -195,6 +195,7 @@ class K8sDeployFlags:
     keep_on_fail: bool
     users_per_worker: int | None = None  # how --workers auto sizes the worker pods (None: the
     max_workers: int | None = None  # profile's users_per_worker / max_workers, else sizing.py's)
+    wait_for_lock: str | None = None  # how long to wait for another run's hold on the target
 
 
 k8s_deploy_flags = option_group(
@@ -234,6 +235,12 @@ k8s_deploy_flags = option_group(
             "--max-workers",
             type=click.IntRange(1, MAX_WORKERS),
             help=f"[k8s] The most worker pods --workers auto starts (default {DEFAULT_MAX_WORKERS}).",
+        ),
+        click.option(
+            "--wait-for-lock",
+            "wait_for_lock",
+            help="[k8s] Wait this long (5m) while another run holds the target's Lease, then exit 3 "
+            "(default: do not wait).",
         ),
     ],
     K8sDeployFlags,

@@ -22,11 +22,10 @@ from kubernetes.config.config_exception import ConfigException
 from kubernetes.config.incluster_config import InClusterConfigLoader
 
 from controller.errors import InfraError, InputError
+from controller.k8s.lease import LeaseConflict
 from controller.k8s.release import COMPONENT_LABEL, RUN_LABEL, run_selector
+from locust_workers.contract import service_account_dir
 
-# Where a pod's ServiceAccount token, CA and namespace are mounted; LOADCTL_SERVICEACCOUNT_DIR
-# overrides it (tests run the in-cluster mode as a real ServiceAccount outside a pod).
-SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 T = TypeVar("T")
 Obj = dict[str, Any]
 
@@ -49,7 +48,7 @@ class Cluster:
         self._tool_kubeconfig: Path | None = None
         try:
             if in_cluster:
-                account_dir = Path(os.environ.get("LOADCTL_SERVICEACCOUNT_DIR", SERVICE_ACCOUNT_DIR))
+                account_dir = service_account_dir(os.environ)
                 InClusterConfigLoader(
                     token_filename=str(account_dir / "token"), cert_filename=str(account_dir / "ca.crt")
                 ).load_and_set(configuration)
@@ -74,6 +73,7 @@ class Cluster:
         self.api = client.ApiClient(configuration)
         self.core = client.CoreV1Api(self.api)
         self.batch = client.BatchV1Api(self.api)
+        self.coordination = client.CoordinationV1Api(self.api)
 
     @staticmethod
     def _context_namespace(kubeconfig: Path | None, context: str | None) -> str:
@@ -224,3 +224,53 @@ class Cluster:
     def master_jobs(self) -> list[Obj]:
         """The master Jobs of every run in the namespace (one per run)."""
         return self.jobs(f"{RUN_LABEL},{COMPONENT_LABEL}=master")
+
+    # -- the target's Lease (controller/k8s/lease.py) ------------------------------------------
+    def read_lease(self, name: str) -> Obj | None:
+        try:
+            return dict(self._json(self.coordination.read_namespaced_lease(name, self.namespace)))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise InfraError(
+                f"Kubernetes API: read lease {name} in namespace {self.namespace}: {_message(e)}"
+            ) from e
+        except urllib3.exceptions.HTTPError as e:
+            raise InfraError(f"Kubernetes API at {self.server} unreachable (read lease): {e}") from e
+
+    def _lease_write(self, what: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """A create or update; 409 (AlreadyExists, stale resourceVersion) is LeaseConflict."""
+        try:
+            return fn(*args)
+        except ApiException as e:
+            if e.status == 409:
+                raise LeaseConflict(_message(e)) from e
+            raise InfraError(f"Kubernetes API: {what} in namespace {self.namespace}: {_message(e)}") from e
+        except urllib3.exceptions.HTTPError as e:
+            raise InfraError(f"Kubernetes API at {self.server} unreachable ({what}): {e}") from e
+
+    def create_lease(self, body: Obj) -> Obj:
+        name = body["metadata"]["name"]
+        created = self._lease_write(
+            f"create lease {name}", self.coordination.create_namespaced_lease, self.namespace, body
+        )
+        return dict(self._json(created))
+
+    def replace_lease(self, name: str, body: Obj) -> Obj:
+        replaced = self._lease_write(
+            f"update lease {name}", self.coordination.replace_namespaced_lease, name, self.namespace, body
+        )
+        return dict(self._json(replaced))
+
+    def delete_lease(self, name: str, *, resource_version: str) -> None:
+        """Delete it as read (a Lease renewed or taken over since is left alone); gone is fine."""
+        options = client.V1DeleteOptions(
+            preconditions=client.V1Preconditions(resource_version=resource_version)
+        )
+        try:
+            self.coordination.delete_namespaced_lease(name, self.namespace, body=options)
+        except ApiException as e:
+            if e.status not in (404, 409):
+                raise InfraError(f"Kubernetes API: delete lease {name}: {_message(e)}") from e
+        except urllib3.exceptions.HTTPError as e:
+            raise InfraError(f"Kubernetes API at {self.server} unreachable (delete lease): {e}") from e

@@ -65,6 +65,7 @@ def run_values(
     files: Mapping[str, str],
     image: str | None,
     prometheus_url: str | None = None,
+    heartbeat: tuple[str, int] | None = None,
 ) -> dict[str, object]:
     """The values that make charts/loadctl one run of `plan` (user --values files go underneath)."""
     total = sum(len(name) + len(content.encode()) for name, content in files.items())
@@ -100,6 +101,8 @@ def run_values(
         values["run"]["userClasses"] = list(plan.user_classes)
     if plan.probes:  # the master pod's probes sidecar; only names of credential variables in here
         values["run"]["probes"] = [probe.model_dump(mode="json") for probe in plan.probes]
+    if heartbeat is not None:  # (Lease name, seconds): the master stops the load when it goes stale
+        values["run"]["heartbeat"] = {"lease": heartbeat[0], "timeoutSeconds": heartbeat[1]}
     if image:
         values["image"] = image_values(image)
     if prometheus_url:

@@ -21,7 +21,8 @@ import pytest
 
 from controller.backends.k8s import LOCUST_FILE_DESTINATIONS, K8sBackend
 from controller.backends.options import K8sOptions
-from controller.errors import InfraError
+from controller.errors import InfraError, RunSkipped
+from controller.k8s.lease import Holding, lease_body
 from controller.k8s.master_files import MasterFiles
 from controller.k8s.release import COMPONENT_LABEL, RUN_LABEL, VERDICT_ANNOTATION
 from controller.models import RunPlan, Stage
@@ -29,6 +30,7 @@ from controller.prom.server import PrometheusServer
 from controller.rundir import EXCEPTIONS_CSV, LOCUST_HTML, RunDir
 from controller.runs import final_scrape_timeout
 from locust_workers.contract import LOCUST_FILE_NAMES, LOCUST_FILES_PATH
+from tests.unit.lease_store import LeaseStore
 
 Obj = dict[str, Any]
 RUN_ID = "unit-k8s"
@@ -61,15 +63,13 @@ def oom_killed(name: str, part: str) -> Obj:
 
 
 @dataclass
-class FakeCluster:
-    """A namespace in memory: pods and jobs by name; every mutating call is recorded."""
+class FakeCluster(LeaseStore):
+    """A namespace in memory: pods, jobs and Leases by name; every mutating call is recorded."""
 
-    namespace: str = "loadtest"
     kubeconfig: Path | None = None
     context: str | None = None
     pod_objects: dict[str, Obj] = field(default_factory=dict)
     job_objects: dict[str, Obj] = field(default_factory=dict)
-    other_master_jobs: list[Obj] = field(default_factory=list)
     existing: set[tuple[str, str]] = field(default_factory=set)
     # each watch_pods() call plays the next change (what the kubelet would have done meanwhile)
     on_watch: list[Callable[[FakeCluster], None]] = field(default_factory=list)
@@ -81,11 +81,6 @@ class FakeCluster:
 
     def check_namespace(self) -> None:
         self.calls.append(("check_namespace",))
-
-    def master_jobs(self) -> list[Obj]:
-        return self.other_master_jobs + [
-            j for j in self.job_objects.values() if j["metadata"]["name"].endswith("master")
-        ]
 
     def exists(self, kind: str, name: str) -> bool:
         return (kind, name) in self.existing
@@ -266,7 +261,8 @@ def test_a_run_deploys_follows_reads_its_totals_and_uninstalls(tmp_path):
     w.backend.deploy()
     assert w.helm.calls == [("install", RELEASE)]
     assert w.backend.prometheus_url == PROMETHEUS
-    assert w.events.lines[:3] == [
+    assert w.events.lines[:4] == [
+        ("note", f"holding Lease loadtest/{w.backend.lease.name} for target 127.0.0.1:8000"),
         ("note", f"helm install {RELEASE} in namespace loadtest"),
         ("progress", "pods: master Pending, workers 0/2 running"),
         ("progress", "pods: master ready, workers 2/2 running"),
@@ -392,14 +388,32 @@ def test_keep_on_fail_uninstalls_a_release_that_did_not_fail(tmp_path):
     assert w.helm.calls[-1] == ("uninstall", RELEASE)
 
 
-def test_another_live_run_in_the_namespace_stops_deploy_before_installing(tmp_path):
+def test_another_run_holding_the_target_stops_deploy_before_installing(tmp_path):
     w = world(tmp_path)
-    w.cluster.other_master_jobs = [_obj("Job", "lt-other-master", "master", {"active": 1})]
-    w.cluster.other_master_jobs[0]["metadata"]["labels"][RUN_LABEL] = "other"
-    with pytest.raises(InfraError, match="namespace loadtest is held by run other"):
+    name = w.backend.lease.name
+    w.cluster.create_lease(lease_body(name, holder="other", now=time.time()))
+    with pytest.raises(InfraError, match="is held by run other .*nothing was installed"):
         w.backend.deploy()
     w.backend.teardown(verdict="error")
     assert w.helm.calls == [] and w.cluster.closed
+    assert Holding.of(w.cluster.leases[name]).holder == "other"  # not ours to release
+
+
+def test_a_scheduled_run_skips_while_another_run_holds_the_target(tmp_path):
+    w = world(tmp_path, in_cluster=True)
+    w.cluster.create_lease(lease_body(w.backend.lease.name, holder="other", now=time.time()))
+    with pytest.raises(RunSkipped, match="held by run other"):
+        w.backend.deploy()
+
+
+def test_the_run_holds_its_targets_lease_tells_the_master_and_releases_it(tmp_path):
+    w = world(tmp_path)
+    w.backend.deploy()
+    name = w.backend.lease.name
+    assert Holding.of(w.cluster.leases[name]).holder == RUN_ID
+    assert w.helm.values["run"]["heartbeat"] == {"lease": name, "timeoutSeconds": 30}
+    w.backend.teardown(verdict="pass")
+    assert name not in w.cluster.leases
 
 
 # -- Locust's own files, fetched from the master (as the port-forward's MasterFiles reaches them) ----

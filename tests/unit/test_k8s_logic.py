@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.backends.k8s import busy_runs, referenced_secrets
+from controller.backends.k8s import referenced_secrets
 from controller.errors import InputError
 from controller.k8s.helm import deep_merge
 from controller.k8s.inventory import format_age, job_state, parse_time, run_rows
@@ -255,16 +255,6 @@ def master_job(run_id, *conditions, created="2026-11-25T12:00:00Z", annotations=
             "active": 1,
         },
     }
-
-
-def test_only_unfinished_runs_of_others_hold_the_namespace():
-    jobs = [
-        master_job("old", "Complete"),
-        master_job("live"),
-        master_job("me"),
-        master_job("broken", "Failed"),
-    ]
-    assert busy_runs(jobs, own_run_id="me") == ["live"]
 
 
 def test_referenced_secrets_cover_env_from_secret_env_and_pull_secrets():

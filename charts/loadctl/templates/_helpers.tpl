@@ -207,6 +207,14 @@ Environment every Locust process of the run reads (locust_workers/plugin.py).
   value: {{ .Values.run.finalScrapeTimeoutSeconds | toString | quote }}
 - name: LOADCTL_LOCUST_FILES_TIMEOUT
   value: {{ .Values.run.locustFilesTimeoutSeconds | toString | quote }}
+{{- with .Values.run.heartbeat }}
+{{- if .lease }}
+- name: LOADCTL_HEARTBEAT_LEASE
+  value: {{ .lease | quote }}
+- name: LOADCTL_HEARTBEAT_TIMEOUT
+  value: {{ .timeoutSeconds | int | quote }}
+{{- end }}
+{{- end }}
 {{- end }}
 
 {{/*
