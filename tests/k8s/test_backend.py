@@ -176,9 +176,6 @@ def test_teardown_all_removes_a_release_left_by_a_killed_controller(cluster):
     assert helm(*args).returncode == 0
     connection = ["--kubeconfig", str(cluster.plane.kubeconfig), "-n", cluster.namespace]
     eventually(lambda: "running" in run_loadctl(["ls", *connection]).stdout, what="the orphan to run")
-    # another run in the same namespace is refused while the orphan holds it
-    refused = run_loadctl(cluster.run_args("k8s-second"), timeout=120)
-    assert refused.returncode == 3 and "is held by run orphan" in output(refused)
     removed = run_loadctl(["teardown", *connection, "--all"])
     assert removed.returncode == 0, output(removed)
     assert "removed 1 run(s)" in removed.stdout

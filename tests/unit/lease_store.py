@@ -38,7 +38,9 @@ class LeaseStore:
 
     def replace_lease(self, name: str, body: Obj) -> Obj:
         current = self.leases.get(name)
-        if current is None or current["metadata"]["resourceVersion"] != body["metadata"].get("resourceVersion"):
+        if current is None or current["metadata"]["resourceVersion"] != body["metadata"].get(
+            "resourceVersion"
+        ):
             raise LeaseConflict("409 Conflict")
         self.writes.append(("replace", name))
         return self._stored(body)

@@ -82,7 +82,9 @@ def test_a_held_target_waits_then_names_the_holder(monkeypatch):
     keeper(store, "run-a").acquire(wait_s=0, progress=print)
     notes: list[str] = []
     started = time.monotonic()
-    with pytest.raises(LockHeld, match="target t.test is held by run run-a since .*Lease loadtest/loadctl-target-t-test-"):
+    with pytest.raises(
+        LockHeld, match=r"target t\.test is held by run run-a since .*Lease loadtest/loadctl-target-t-test-"
+    ):
         keeper(store, "run-b").acquire(wait_s=0.3, progress=notes.append)
     assert time.monotonic() - started >= 0.3
     assert notes and "waiting up to" in notes[0]
