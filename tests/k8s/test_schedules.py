@@ -103,6 +103,17 @@ NEEDED = [
     ("delete", "secrets", "", ""),
     ("create", "configmaps", "", ""),
     ("create", "services", "", ""),
+    # one run per target: its Lease (controller/k8s/lease.py)
+    ("get", "leases", "coordination.k8s.io", ""),
+    ("create", "leases", "coordination.k8s.io", ""),
+    ("update", "leases", "coordination.k8s.io", ""),
+    ("delete", "leases", "coordination.k8s.io", ""),
+    # each run release's Role + RoleBinding letting its master read that Lease (the heartbeat);
+    # RBAC escalation prevention limits what they can grant to what this account holds
+    ("create", "roles", "rbac.authorization.k8s.io", ""),
+    ("create", "rolebindings", "rbac.authorization.k8s.io", ""),
+    ("delete", "roles", "rbac.authorization.k8s.io", ""),
+    ("delete", "rolebindings", "rbac.authorization.k8s.io", ""),
 ]
 
 
@@ -120,7 +131,10 @@ def test_the_schedules_service_account_can_run_loads_in_its_namespace_only(clust
         ("create", "pods", "", "exec"),
         ("get", "pods", "", "log"),  # pod logs go with the release; the controller never reads them
         ("delete", "pods", "", ""),
-        ("create", "roles", "rbac.authorization.k8s.io", ""),
+        # never more than it holds: no escalate/bind, which would lift the escalation check
+        ("escalate", "roles", "rbac.authorization.k8s.io", ""),
+        ("bind", "roles", "rbac.authorization.k8s.io", ""),
+        ("bind", "clusterroles", "rbac.authorization.k8s.io", ""),
         ("update", "serviceaccounts", "", ""),
     ]:
         assert not access(k8s_client, user, cluster.namespace, verb, resource, group, sub), (
@@ -196,7 +210,7 @@ def test_an_in_cluster_run_as_the_schedules_account_runs_end_to_end(cluster):
     assert cluster.leftovers() == []
 
 
-def test_a_scheduled_run_skips_while_another_run_holds_the_namespace(cluster):
+def test_a_scheduled_run_skips_while_another_run_holds_the_target(cluster):
     env = as_service_account(cluster, install_schedules(cluster))
     first = cluster.tmp / "first.log"
     with open(first, "w") as out:
@@ -214,7 +228,8 @@ def test_a_scheduled_run_skips_while_another_run_holds_the_namespace(cluster):
             holder.wait(timeout=120)
     text = done.stdout + done.stderr
     assert done.returncode == 0, text
-    assert "run skipped, no load sent" in text and "held by run k8s-holder" in text
+    assert "run skipped, no load sent" in text and "is held by run k8s-holder" in text
+    assert "Lease " in text and "loadctl-target-127-0-0-1-" in text
     run = json.loads((cluster.results / "k8s-skipped" / "run.json").read_text())
     assert run["verdict"] == "skipped" and "held by run k8s-holder" in run["reason"]
     assert "helm install lt-k8s-skipped" not in text
