@@ -8,6 +8,9 @@ user class weights, how long the master waits for a final scrape (and
 serves Locust's own files, locust_files.py), and
 two knobs (worker report interval, the cap on distinct request names).
 
+The heartbeat (heartbeat.py, k8s only): the master stops the test when the controller stops
+renewing its Lease.
+
 The locustfile's own verdict (locustfile_end.py): the exit code its quitting hook asked for and a
 stop of its own, exported by the master for the controller's verdict.
 

@@ -392,7 +392,7 @@ def test_another_run_holding_the_target_stops_deploy_before_installing(tmp_path)
     w = world(tmp_path)
     name = w.backend.lease.name
     w.cluster.create_lease(lease_body(name, holder="other", now=time.time()))
-    with pytest.raises(InfraError, match="is held by run other .*nothing was installed"):
+    with pytest.raises(InfraError, match=r"is held by run other .*nothing was installed"):
         w.backend.deploy()
     w.backend.teardown(verdict="error")
     assert w.helm.calls == [] and w.cluster.closed
