@@ -204,6 +204,7 @@ def test_gates_eval_with_a_bad_gate_file(tmp_path):
         (["-n", "loadtest"], "--namespace"),
         (["--in-cluster"], "--in-cluster"),
         (["--timeout", "1m"], "--timeout"),
+        (["--wait-for-lock", "1m"], "--wait-for-lock"),
         (["--prometheus", "http://127.0.0.1:9090"], "--prometheus"),
         (["--backend", "local", "--image", "loadctl:1"], "--image"),
     ],
@@ -211,6 +212,13 @@ def test_gates_eval_with_a_bad_gate_file(tmp_path):
 def test_k8s_flags_without_the_k8s_backend_are_refused(tmp_path, flags, named):
     done = run_loadctl([*ADHOC_RUN, "--results-dir", str(tmp_path / "results"), *flags])
     assert_input_error(done, tmp_path, named, "only with --backend k8s, not with --backend local")
+
+
+def test_a_bad_wait_for_lock_is_an_input_error_before_connecting(tmp_path):
+    env = {**os.environ, "KUBECONFIG": str(tmp_path / "nope.yaml")}
+    args = [*ADHOC_RUN, "--results-dir", str(tmp_path / "results"), "--backend", "k8s"]
+    done = run_loadctl([*args, "--wait-for-lock", "soon"], env=env)
+    assert_input_error(done, tmp_path, "command line: --wait-for-lock:")
 
 
 def test_a_k8s_run_with_a_missing_kubeconfig_is_an_input_error(tmp_path):

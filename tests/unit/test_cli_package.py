@@ -124,6 +124,7 @@ def test_the_k8s_only_flags_are_the_k8s_option_groups():
         "ready_timeout",
         "users_per_worker",
         "values_files",
+        "wait_for_lock",
     ]
 
 
