@@ -136,10 +136,10 @@ def lease_body(name: str, *, holder: str, now: float, resource_version: str | No
 
 def held_message(target: str, lease: str, namespace: str, holding: Holding, *, now: float) -> str:
     since = f" since {micro_time(holding.acquired_at)[:19]}Z" if holding.acquired_at else ""
-    left = max(0.0, (holding.renewed_at or now) + holding.duration_s - now)
+    ago = max(0.0, now - (holding.renewed_at or now))
     return (
-        f"target {target} is held by run {holding.holder}{since} (Lease {namespace}/{lease}; "
-        f"expires {left:.0f}s after its holder stops renewing it)"
+        f"target {target} is held by run {holding.holder}{since} (Lease {namespace}/{lease}, "
+        f"renewed {ago:.0f}s ago; a holder that stops renewing loses it after {holding.duration_s:.0f}s)"
     )
 
 
