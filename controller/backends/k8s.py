@@ -14,10 +14,11 @@ locust:   through the port-forward, the master serves Locust's own CSVs and HTML
 teardown: without those files, reads the run's stats back from Prometheus (the master's own CSVs
           die with its pod; a port-forward's Prometheus dies here too), then `helm uninstall
           --wait`, unless --keep-on-fail and the verdict is fail; last, releases the Lease.
-The target's Lease (controller/k8s/lease.py) is renewed from a thread for the whole run; the
-master reads it as its heartbeat and stops the load when it goes stale (locust_workers/heartbeat.py).
 collect:  writes Locust's files (stats_source "locust"), else the stats read back from
           Prometheus as stats.csv and failures.csv (stats_source "prometheus").
+
+The target's Lease (controller/k8s/lease.py) is renewed from a thread for the whole run; the
+master reads it as its heartbeat and stops the load when it goes stale (locust_workers/heartbeat.py).
 
 The cluster and Helm come in as collaborators (ClusterApi, HelmApi): the factory passes the real
 ones (controller/k8s/cluster.py, helm.py), unit tests small in-memory fakes.
