@@ -630,6 +630,8 @@ def test_schedules_render_cronjobs_with_a_namespaced_role():
             *gates,
             "--results-dir",
             "/opt/loadctl/results",
+            "--values",  # controller.runValues (test_controller_role.py)
+            "/etc/loadctl/run-values/values.yaml",
             *values["controller"]["extraArgs"],
         ]
     assert binding["roleRef"] == {
@@ -649,13 +651,20 @@ def test_schedules_render_cronjobs_with_a_namespaced_role():
     assert not any("*" in key for key in granted)
     assert granted[("batch", "jobs")] == {"get", "list", "watch", "create", "delete", "patch"}
     assert granted[("", "pods")] == {"get", "list", "watch"}
-    assert granted[("", "serviceaccounts")] == {"get"}
     assert granted[("", "pods/portforward")] == {"create"}
     for resource in ("services", "configmaps", "secrets"):
         assert granted[("", resource)] == {"get", "list", "watch", "create", "update", "patch", "delete"}
     assert granted[("", "events")] == {"get", "list", "watch"}
-    for resource in ("servicemonitors", "podmonitors", "prometheusrules"):
-        assert granted[("monitoring.coreos.com", resource)] == {"get", "list", "create", "patch", "delete"}
+    # only what controller.runValues makes the run releases render (test_controller_role.py)
+    assert {r for g, r in granted if g == "monitoring.coreos.com"} == {"servicemonitors"}
+    assert granted[("monitoring.coreos.com", "servicemonitors")] == {
+        "get",
+        "list",
+        "create",
+        "patch",
+        "delete",
+    }
+    assert ("", "serviceaccounts") not in granted
     # the controller never reads pod logs (they go with the release) nor execs into pods
     assert not any(resource in ("pods/exec", "pods/log") for _, resource in granted)
 
