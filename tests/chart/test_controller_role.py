@@ -234,5 +234,5 @@ def test_the_values_config_map_name_fits_the_longest_release_name(tmp_path):
     (config_map,) = run_values_config_maps(objects)
     name = config_map["metadata"]["name"]
     assert len(name) <= 63 and name.endswith("-run-values"), name
-    container, pod = controller_container(objects)
+    _, pod = controller_container(objects)
     assert {"name": "run-values", "configMap": {"name": name}} in pod["volumes"]

@@ -26,15 +26,19 @@ from tests.support import CHART, DEMO_LOCUSTFILE, LOADCTL, helm, run_loadctl
 SCHEDULE_RELEASE = "nightly"
 
 
-def install_schedules(cluster: Cluster) -> str:
-    """The chart with one schedule and no run; returns the controller's ServiceAccount name."""
+def install_schedules(cluster: Cluster, run_values: dict[str, object] | None = None) -> str:
+    """The chart with one schedule and no run (its run releases get `run_values`: the chart's
+    controller.runValues); returns the controller's ServiceAccount name."""
+    controller: dict[str, object] = {"prometheusUrl": cluster.prometheus_url}
+    if run_values:
+        controller["runValues"] = run_values
     values = cluster.tmp / "schedules.yaml"
     values.write_text(
         yaml.safe_dump(
             {
                 "run": {"enabled": False},
                 "schedules": [{"name": "nightly", "cron": "0 2 * * *", "profile": "peak"}],
-                "controller": {"prometheusUrl": cluster.prometheus_url},
+                "controller": controller,
             }
         )
     )
@@ -68,6 +72,7 @@ def access(
     resource: str,
     group: str = "",
     subresource: str = "",
+    name: str = "",
 ) -> bool:
     review = {
         "apiVersion": "authorization.k8s.io/v1",
@@ -81,6 +86,7 @@ def access(
                 "resource": resource,
                 "group": group,
                 "subresource": subresource,
+                "name": name,
             },
         },
     }
@@ -98,7 +104,6 @@ NEEDED = [
     ("get", "pods", "", ""),
     ("create", "pods", "", "portforward"),
     ("list", "events", "", ""),
-    ("get", "serviceaccounts", "", ""),
     ("create", "secrets", "", ""),
     ("delete", "secrets", "", ""),
     ("create", "configmaps", "", ""),
@@ -136,6 +141,12 @@ def test_the_schedules_service_account_can_run_loads_in_its_namespace_only(clust
         ("bind", "roles", "rbac.authorization.k8s.io", ""),
         ("bind", "clusterroles", "rbac.authorization.k8s.io", ""),
         ("update", "serviceaccounts", "", ""),
+        # what only controller.runValues turns on (test_the_schedules_service_account_can_run_...)
+        ("get", "serviceaccounts", "", ""),
+        ("create", "servicemonitors", "monitoring.coreos.com", ""),
+        ("create", "podmonitors", "monitoring.coreos.com", ""),
+        ("create", "prometheusrules", "monitoring.coreos.com", ""),
+        ("create", "networkpolicies", "networking.k8s.io", ""),
     ]:
         assert not access(k8s_client, user, cluster.namespace, verb, resource, group, sub), (
             verb,
@@ -148,6 +159,26 @@ def test_the_schedules_service_account_can_run_loads_in_its_namespace_only(clust
         ("list", "clusterroles", "rbac.authorization.k8s.io"),
     ]:
         assert not access(k8s_client, user, None, verb, resource, group), (verb, resource)
+
+
+def test_the_schedules_service_account_can_run_what_its_run_values_enable_and_no_more(cluster, k8s_client):
+    """No monitoring CRDs are installed here: a SubjectAccessReview answers for any resource."""
+    account = install_schedules(
+        cluster, {"serviceMonitor": {"enabled": True}, "run": {"serviceAccountName": "runner"}}
+    )
+    user = f"system:serviceaccount:{cluster.namespace}:{account}"
+    group = "monitoring.coreos.com"
+    assert access(k8s_client, user, cluster.namespace, "create", "servicemonitors", group)
+    assert access(k8s_client, user, cluster.namespace, "delete", "servicemonitors", group)
+    assert not access(k8s_client, user, "default", "create", "servicemonitors", group)
+    for resource in ("podmonitors", "prometheusrules"):
+        assert not access(k8s_client, user, cluster.namespace, "create", resource, group), resource
+    assert not access(k8s_client, user, cluster.namespace, "create", "networkpolicies", "networking.k8s.io")
+    # the pre-flight reads the run pods' ServiceAccount: that one, nothing else of its kind
+    sa = ("get", "serviceaccounts", "", "")
+    assert access(k8s_client, user, cluster.namespace, *sa, name="runner")
+    assert not access(k8s_client, user, cluster.namespace, *sa, name=account)
+    assert not access(k8s_client, user, cluster.namespace, *sa)
 
 
 def as_service_account(cluster: Cluster, account: str) -> dict[str, str]:
