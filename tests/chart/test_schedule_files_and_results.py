@@ -68,8 +68,9 @@ def test_each_schedule_runs_its_test_from_files_a_configmap_or_the_image():
     assert set(pods) == set(schedules)
 
     # files: rendered into a ConfigMap of its own, mounted read-only, the profile named inside it
-    (config_map,) = of_kind(objects, "ConfigMap")
-    assert config_map["metadata"]["name"] == "lt-loadctl-nightly-soak-files"
+    config_maps = {c["metadata"]["name"]: c for c in of_kind(objects, "ConfigMap")}
+    assert set(config_maps) == {"lt-loadctl-nightly-soak-files", "loadctl-policy"}  # and the policy's
+    config_map = config_maps["lt-loadctl-nightly-soak-files"]
     assert config_map["metadata"]["labels"]["loadctl.io/schedule"] == "nightly-soak"
     assert config_map["data"] == schedules["nightly-soak"]["files"]
     volumes, mounts = volumes_and_mounts(pods["nightly-soak"])
@@ -152,7 +153,7 @@ def test_the_mounted_profile_finds_its_locustfile_and_gates_beside_it(tmp_path):
     """The controller's own check of the files as the pod sees them: a kubelet's configMap volume
     (links through ..data), the profile's relative paths resolved against its folder."""
     objects = rendered("shared")
-    (config_map,) = of_kind(objects, "ConfigMap")
+    (config_map,) = [c for c in of_kind(objects, "ConfigMap") if c["metadata"]["name"].endswith("-files")]
     mounted = tmp_path / "schedule"
     write_configmap_volume(mounted, config_map["data"])
     profile = args_of(cronjob_pods(objects)["nightly-soak"])[1].replace(MOUNTED, str(mounted))
