@@ -57,7 +57,7 @@ def write_profile(root: Path, target: str) -> Path:
     profile = root / f"{PROFILE}.yaml"
     profile.write_text(
         f"name: {PROFILE}\nlocustfile: {DEMO_LOCUSTFILE}\nhost: {target}\nworkers: 1\ngates: {gates}\n"
-        "users: 4\nspawn_rate: 4\nduration: 5s\n"
+        "users: 4\nspawn_rate: 4\nduration: 8s\n"  # 8 s: the gates need 3 scrapes or more
     )
     return profile
 
