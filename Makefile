@@ -34,18 +34,21 @@ WITH_K8S = scripts/ensure-tool.sh openssl openssl OPENSSL_BIN \
 	&& assets=$$(scripts/ensure-k8s.sh) && LOADCTL_K8S_ASSETS=$$assets
 
 test: setup
+	@scripts/ensure-tool.sh prometheus-pushgateway prometheus-pushgateway PUSHGATEWAY_BIN  # run history tests
 	@scripts/ensure-tool.sh redis-server redis-server REDIS_SERVER_BIN
 	@scripts/ensure-tool.sh chromium chromium CHROMIUM_BIN  # opens report.html headless
 	@scripts/ensure-postgres.sh
 	@$(WITH_K8S) $(VENV)/bin/pytest -q
 
 test-k8s: setup  ## only tests/k8s, against the loopback control plane
+	@scripts/ensure-tool.sh prometheus-pushgateway prometheus-pushgateway PUSHGATEWAY_BIN  # run history tests
 	@$(WITH_K8S) $(VENV)/bin/pytest -q tests/k8s
 
 test-unit: setup
 	$(VENV)/bin/pytest -q tests/unit
 
 test-integration: setup
+	@scripts/ensure-tool.sh prometheus-pushgateway prometheus-pushgateway PUSHGATEWAY_BIN  # run history tests
 	@scripts/ensure-tool.sh redis-server redis-server REDIS_SERVER_BIN
 	@scripts/ensure-tool.sh chromium chromium CHROMIUM_BIN  # opens report.html headless
 	@scripts/ensure-postgres.sh

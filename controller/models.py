@@ -482,6 +482,15 @@ class Peak(_Frozen):
     final: float | None = None  # the last value before the load ended
 
 
+class PushedSummary(_Frozen):
+    """Where `loadctl run --pushgateway` pushed the run's summary (controller/pushgateway), and whether
+    it got there: a failed push is a warning, never a change of verdict."""
+
+    url: str  # the group's URL: <pushgateway>/metrics/job/loadctl/run_id/<run_id>
+    pushed: bool
+    error: str | None = None
+
+
 class RunRecord(_Frozen):
     """run.json: what happened in one run, enough to query its Prometheus data again later."""
 
@@ -531,3 +540,4 @@ class RunRecord(_Frozen):
     # Every host the run's users reach (--host, or each class's own); the locustfile's own shape
     hosts: tuple[str, ...] = ()
     shape: UserShape | None = None
+    pushgateway: PushedSummary | None = None  # None: no --pushgateway

@@ -44,8 +44,34 @@ def target(expr: str, legend: str = "", *, instant: bool = False) -> prometheus.
     return query.instant() if instant else query.range()
 
 
+def board(*, uid: str, title: str, description: str) -> dashboard_builders.Dashboard:
+    """A dashboard with the data source variable, 5 s refresh and the link to the other boards."""
+    return (
+        dashboard_builders.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags([TAG, "locust", "load-testing"])
+        .editable()
+        .tooltip(dashboard.DashboardCursorSync.CROSSHAIR)
+        .refresh(REFRESH)
+        .time("now-30m", "now")
+        .timezone(common.TimeZoneBrowser)
+        .with_variable(
+            dashboard_builders.DatasourceVariable("datasource").label("Data source").type("prometheus")
+        )
+        .link(
+            dashboard_builders.DashboardLink("loadctl dashboards")
+            .type(dashboard.DashboardLinkType.DASHBOARDS)
+            .tags([TAG])
+            .as_dropdown(True)
+            .include_vars(True)
+            .keep_time(True)
+        )
+    )
+
+
 def base(*, uid: str, title: str, description: str) -> dashboard_builders.Dashboard:
-    """A dashboard with the data source and run variables, 5 s refresh and the runs' annotations."""
+    """A board of one run: the run variable, and the run's annotations."""
     run_variable = (
         dashboard_builders.QueryVariable("run_id")
         .label("Run")
@@ -64,30 +90,7 @@ def base(*, uid: str, title: str, description: str) -> dashboard_builders.Dashbo
         .icon_color("rgba(0, 211, 255, 1)")
         .target(dashboard_builders.AnnotationTarget().type("tags").tags([TAG, "run_id:$run_id"]).limit(100))
     )
-    return (
-        dashboard_builders.Dashboard(title)
-        .uid(uid)
-        .description(description)
-        .tags([TAG, "locust", "load-testing"])
-        .editable()
-        .tooltip(dashboard.DashboardCursorSync.CROSSHAIR)
-        .refresh(REFRESH)
-        .time("now-30m", "now")
-        .timezone(common.TimeZoneBrowser)
-        .with_variable(
-            dashboard_builders.DatasourceVariable("datasource").label("Data source").type("prometheus")
-        )
-        .with_variable(run_variable)
-        .annotation(events)
-        .link(
-            dashboard_builders.DashboardLink("loadctl dashboards")
-            .type(dashboard.DashboardLinkType.DASHBOARDS)
-            .tags([TAG])
-            .as_dropdown(True)
-            .include_vars(True)
-            .keep_time(True)
-        )
-    )
+    return board(uid=uid, title=title, description=description).with_variable(run_variable).annotation(events)
 
 
 def _legend() -> common_builders.VizLegendOptions:

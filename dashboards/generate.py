@@ -20,7 +20,7 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from controller.errors import LoadctlError
 from controller.gates.load import load_gate_file
-from dashboards import load_overview, system_under_test
+from dashboards import load_overview, runs_over_time, system_under_test
 from dashboards.common import finish, relative
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +39,7 @@ def generate(gates: Path = GATES) -> dict[str, str]:
     return {
         f"{load_overview.UID}.json": render(load_overview.build(gate_file, gates_source=source).build()),
         f"{system_under_test.UID}.json": render(system_under_test.build().build()),
+        f"{runs_over_time.UID}.json": render(runs_over_time.build().build()),
     }
 
 

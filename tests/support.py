@@ -18,7 +18,7 @@ import yaml
 from controller.k8s.helm import find_tool
 from controller.models import RunRecord
 from controller.processes import ManagedProcess, free_port, wait_until
-from controller.prom.server import serve_run_tsdb
+from controller.prom.server import PrometheusServer, serve_run_tsdb
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOADCTL = str(Path(sys.executable).parent / "loadctl")
@@ -137,3 +137,62 @@ def helm_render(*value_files: Path, release: str = "lt", sets: tuple[str, ...] =
     done = helm(*args)
     assert done.returncode == 0, done.stderr
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+# --- a Pushgateway, and a Prometheus that scrapes it (the run history's real parts) ----------------
+
+PUSHGATEWAY_ENV = "PUSHGATEWAY_BIN"  # the Makefile's set-up: scripts/ensure-tool.sh prometheus-pushgateway
+
+
+@contextmanager
+def pushgateway_server(root: Path, *, port: int | None = None) -> Iterator[str]:
+    """A real Pushgateway (Debian package prometheus-pushgateway) on a free loopback port, its log and
+    persistence file under `root`; yields its base URL, stopped by PID on exit."""
+    binary = find_tool("prometheus-pushgateway", PUSHGATEWAY_ENV)
+    port = port or free_port()
+    argv = [
+        binary,
+        f"--web.listen-address=127.0.0.1:{port}",
+        f"--persistence.file={root / 'pushgateway.data'}",  # not the package's /var/lib default
+        "--web.enable-admin-api",  # tests may wipe it between cases (PUT /api/v1/admin/wipe)
+    ]
+    root.mkdir(parents=True, exist_ok=True)
+    process = ManagedProcess("pushgateway", argv, log_path=root / "pushgateway.log")
+    try:
+        url = f"http://127.0.0.1:{port}"
+        if not wait_until(lambda: _healthy(f"{url}/-/ready"), timeout=15, watch=[process]):
+            raise AssertionError(f"pushgateway did not become ready: {process.log_tail()}")
+        yield url
+    finally:
+        process.stop(timeout=10)
+
+
+def pushgateway_scrape_config(pushgateway_url: str, *, interval: str = "1s") -> dict[str, Any]:
+    """Prometheus' config for a Pushgateway as batch jobs use one: honor_labels keeps the pushed job
+    and run_id instead of the scrape's own."""
+    return {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "scrape_configs": [
+            {
+                "job_name": "pushgateway",
+                "honor_labels": True,
+                "static_configs": [{"targets": [pushgateway_url.removeprefix("http://")]}],
+            }
+        ],
+    }
+
+
+@contextmanager
+def prometheus_scraping_pushgateway(root: Path, pushgateway_url: str) -> Iterator[PrometheusServer]:
+    """A real Prometheus scraping `pushgateway_url` every second (honor_labels: true), under `root`."""
+    server = PrometheusServer(
+        config=pushgateway_scrape_config(pushgateway_url),
+        config_path=root / "prometheus.yml",
+        data_dir=root / "tsdb",
+        log_path=root / "prometheus.log",
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

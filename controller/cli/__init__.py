@@ -1,7 +1,7 @@
 """The `loadctl` command line. Thin: parse flags, build models and options, call runs.
 
 Each command lives with the options it alone uses: run.py (run, validate), prometheus.py, compare.py,
-report.py, gates.py, grafana.py, k8s.py (ls, teardown), profiles.py; the options several commands
+report.py, gates.py, grafana.py, k8s.py (ls, teardown), profiles.py, history.py; the options several commands
 share are spelled once in options.py, and everything is printed through render.py's one console. `main` is the
 console script: every way out of it is an exit code and at most one line on stderr.
 """
@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from controller.cli import compare, gates, grafana, k8s, profiles, prometheus, report, run
+from controller.cli import compare, gates, grafana, history, k8s, profiles, prometheus, report, run
 from controller.crash import report_crash
 from controller.errors import EXIT_INPUT, EXIT_INTERRUPTED, LoadctlError
 
@@ -33,6 +33,7 @@ cli.add_command(k8s.teardown)
 cli.add_command(compare.compare)
 cli.add_command(report.report)
 cli.add_command(profiles.profiles)
+cli.add_command(history.history)
 
 
 def _error(message: str) -> None:

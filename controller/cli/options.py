@@ -29,6 +29,9 @@ Decorator = Callable[[Command], Command]
 # The same two environment variables for `run --grafana-*` and `grafana push`
 GRAFANA_URL_ENV = "LOADCTL_GRAFANA_URL"
 GRAFANA_TOKEN_ENV_ENV = "LOADCTL_GRAFANA_TOKEN_ENV"  # names the variable that holds the token
+# `run --pushgateway` (controller/pushgateway); the chart's CronJobs set both (templates/cronjob.yaml)
+PUSHGATEWAY_URL_ENV = "LOADCTL_PUSHGATEWAY_URL"
+SCHEDULE_ENV = "LOADCTL_SCHEDULE"  # the schedule's name: the pushed summary's `schedule` label
 
 
 def option_group(options: Sequence[Decorator], build: Callable[..., object], *, into: str) -> Decorator:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,8 @@ from controller.cli.k8s import k8s_options
 from controller.cli.options import (
     BACKEND_ONLY_FLAGS,
     LOCUST_ARGS_EPILOG,
+    PUSHGATEWAY_URL_ENV,
+    SCHEDULE_ENV,
     GrafanaFlags,
     K8sConnection,
     K8sDeployFlags,
@@ -32,7 +35,7 @@ from controller.cli.options import (
 from controller.cli.render import ConsoleEvents, console, print_outcome, warn
 from controller.errors import InfraError, InputError
 from controller.locustfile_check import inspect_locustfile, locusts_locustfile
-from controller.models import RunPlan, hide_secret_values
+from controller.models import RunPlan, RunRecord, hide_secret_values
 from controller.profiles import (
     build_plan,
     load_profile,
@@ -41,6 +44,7 @@ from controller.profiles import (
     sizing_warning,
     worker_sizing,
 )
+from controller.pushgateway.push import check_pushgateway_url, push_run
 from controller.rundir import EXCEPTIONS_CSV, FAILURES_CSV, STATS_CSV, STATS_HISTORY_CSV, RunDir
 
 
@@ -208,6 +212,14 @@ def refuse_on_k8s(plan: RunPlan) -> None:
     metavar="FILE",
     help="Also copy Locust's HTML report to FILE.",
 )
+@click.option(
+    "--pushgateway",
+    "pushgateway_url",
+    envvar=PUSHGATEWAY_URL_ENV,
+    metavar="URL",
+    help="After the verdict, push the run's summary to this Prometheus Pushgateway "
+    "(job=loadctl, one group per run_id); a failed push is a warning.",
+)
 def run(
     positionals: tuple[str, ...],
     backend: str,
@@ -217,6 +229,7 @@ def run(
     grafana: GrafanaFlags,
     csv_prefix: Path | None,
     html_file: Path | None,
+    pushgateway_url: str | None,
 ) -> None:
     """Run PROFILE (a YAML path, or a name: ./profiles/NAME.yaml, else a shipped one); flags override it."""
     from controller.backends.factory import create_backend
@@ -230,6 +243,7 @@ def run(
     if backend == "k8s":
         refuse_on_k8s(plan)
     _warn_if_workers_are_short(plan)
+    pushgateway = check_pushgateway_url(pushgateway_url) if pushgateway_url else None
     # every flag is checked before anything is deployed: Grafana's first, then the cluster's
     observer = run_annotator(plan, grafana)
     plan = plan.model_copy(
@@ -244,12 +258,28 @@ def run(
     record = execute(
         plan, backend=create_backend(plan, options, ConsoleEvents()), console=console, observer=observer
     )
+    if pushgateway is not None:
+        record = push_summary(record, run_dir=plan.run_dir, url=pushgateway)
     print_outcome(record, run_dir=plan.run_dir)
     for path in copy_locust_outputs(
         plan.run_dir, csv_prefix=csv_prefix and csv_prefix.resolve(), html=html_file and html_file.resolve()
     ):
         console.print(f"copied {path}", highlight=False)
     sys.exit(record.exit_code)
+
+
+def push_summary(record: RunRecord, *, run_dir: Path, url: str) -> RunRecord:
+    """The run's summary to the Pushgateway (after the verdict, which it never changes)."""
+    pushed = push_run(
+        record,
+        run_dir=run_dir,
+        url=url,
+        schedule=os.environ.get(SCHEDULE_ENV, ""),
+        warn=lambda m: console.print(f"[yellow]warning: {m}[/]", highlight=False),
+    )
+    if pushed.pushgateway is not None and pushed.pushgateway.pushed:
+        console.print(f"summary pushed to {pushed.pushgateway.url}", highlight=False)
+    return pushed
 
 
 @click.command()

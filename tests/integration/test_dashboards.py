@@ -20,7 +20,7 @@ import pytest
 from controller.prom.config import empty_config
 from controller.prom.server import PrometheusServer
 from dashboards import generate as generator
-from dashboards import load_overview, system_under_test
+from dashboards import load_overview, runs_over_time, system_under_test
 from tests.support import CHART, REPO_ROOT
 
 # the generator checks the gate files' PromQL with promtool; the queries run in a real Prometheus
@@ -29,6 +29,9 @@ pytestmark = pytest.mark.integration
 # Grafana's variables, as a test substitutes them: any run id and window parse the same way.
 VARIABLES = {
     "$run_id": "dashboards-test",
+    "$profile": ".*",  # runs over time: All
+    "$schedule": ".*",
+    "$gate": ".*",
     "$__rate_interval": "30s",
     "$__interval": "5s",
     "$__range": "5m",
@@ -77,7 +80,11 @@ def lines(*values: float, color: str = "red") -> list[tuple[float | None, str]]:
 
 
 def test_the_committed_json_is_what_the_generator_produces(generated):
-    assert set(generated) == {"loadctl-load-overview.json", "loadctl-system-under-test.json"}
+    assert set(generated) == {
+        "loadctl-load-overview.json",
+        "loadctl-system-under-test.json",
+        "loadctl-runs-over-time.json",
+    }
     stale = generator.out_of_date(generated)
     assert not stale, f"run `python -m dashboards.generate`: {[str(p) for p in stale]}"
     for directory in (REPO_ROOT / "dashboards", CHART / "dashboards"):
@@ -136,6 +143,25 @@ def test_every_panel_has_queries_of_this_run(generated, name):
     assert events["target"]["tags"] == ["loadctl", "run_id:$run_id"]
 
 
+def test_runs_over_time_selects_the_pushed_runs_by_profile_and_schedule(generated):
+    """The history board has no run variable: every selector picks the pushed runs (job="loadctl")
+    of the chosen profiles and schedules; the panels its data test reads: test_run_history.py."""
+    board = boards(generated)[f"{runs_over_time.UID}.json"]
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert set(variables) == {"datasource", "profile", "schedule", "gate"}
+    for name in ("profile", "schedule", "gate"):
+        assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*"
+    titles = [panel["title"] for panel in panels(board)]
+    assert {"Verdicts", "Runs", "Response time p95 and p99 per run", "Error ratio per run"} <= set(titles)
+    assert {"Requests/s per run", "Gate $gate"} <= set(titles)
+    for panel in panels(board):
+        assert panel["targets"], f"{panel['title']}: no query"
+        for expr in exprs(panel):
+            selectors = re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*\{[^}]*\}", expr)
+            wanted = ('job="loadctl"', 'profile=~"$profile"', 'schedule=~"$schedule"')
+            assert selectors and all(all(w in s for w in wanted) for s in selectors), (panel["title"], expr)
+
+
 def test_the_load_overview_has_the_panels_sres_watch(generated):
     panels_ = by_title(boards(generated)["loadctl-load-overview.json"])
     want = {
@@ -183,7 +209,7 @@ def test_the_system_under_test_board_shows_pool_crawler_redis_processes_probes(g
 
 
 def contract_names(path: Path, prefix: str) -> set[str]:
-    return set(re.findall(rf"\b({prefix}[a-z_]+)\{{", path.read_text()))
+    return set(re.findall(rf"\b({prefix}[a-z0-9_]+)\{{", path.read_text()))
 
 
 def test_every_metric_is_in_a_contract(generated):
@@ -196,6 +222,8 @@ def test_every_metric_is_in_a_contract(generated):
         | set(re.findall(r'"(demo_[a-z_]+)"', demo_metrics))
         # the demo profile's http_json probe exports the crawler's per-domain figures
         | set(re.findall(r"^\s+(crawler_domain_[a-z_]+):", demo_profile, re.M))
+        # the summary `loadctl run --pushgateway` pushes (runs over time)
+        | contract_names(REPO_ROOT / "controller" / "pushgateway" / "summary.py", "loadctl_run_")
     )
     for board in boards(generated).values():
         for panel in panels(board):

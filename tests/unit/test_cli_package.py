@@ -62,6 +62,7 @@ def test_every_command_is_registered():
         "compare",
         "gates",
         "grafana",
+        "history",
         "ls",
         "profiles",
         "prometheus",
