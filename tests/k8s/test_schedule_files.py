@@ -6,22 +6,33 @@ lets the real PV controller bind it. A Job is created from the CronJob's jobTemp
 create job --from=cronjob/...` does, instead of waiting for the cron minute: the real Job
 controller and scheduler place its pod, and the local kubelet runs its `loadctl run
 /etc/loadctl/schedule/<profile> --backend k8s --in-cluster` as the schedule's ServiceAccount, which
-installs the run's release, whose master and worker pods the same kubelet runs.
+installs the run's release, whose master and worker pods the same kubelet runs. Each run pushes
+its summary to a real Pushgateway (controller.pushgateway.url) that a real Prometheus scrapes.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from controller.prom import client as prom
+from controller.prom.server import PrometheusServer
 from tests.k8s.controlplane import eventually
 from tests.k8s.harness import IMAGE, Cluster
-from tests.support import CHART, DEMO_LOCUSTFILE, REPO_ROOT, helm
+from tests.support import (
+    CHART,
+    DEMO_LOCUSTFILE,
+    REPO_ROOT,
+    helm,
+    prometheus_scraping_pushgateway,
+    pushgateway_server,
+)
 
 RELEASE = "nightly"
 SCHEDULE = "soak"
@@ -50,7 +61,44 @@ def gates(*rules: str) -> str:
     return "version: 1\nname: nightly\nwindow: run\ngates:\n" + "".join(f"  - {r}\n" for r in rules)
 
 
-def schedule_values(cluster: Cluster, files: dict[str, str]) -> Path:
+@dataclass
+class RunHistory:
+    """The Pushgateway the schedule pushes to and the Prometheus that scrapes it."""
+
+    pushgateway: str
+    prometheus: PrometheusServer
+
+    def pushed(self, run_id: str) -> dict[str, float]:
+        """The run's pushed series as Prometheus holds them: metric{verdict or gate} -> value."""
+
+        def found() -> dict[str, float] | None:
+            with self.prometheus.client() as client:
+                samples = prom.query(
+                    client=client, promql=f'{{__name__=~"loadctl_run_.*",job="loadctl",run_id="{run_id}"}}'
+                )
+            named = {}
+            for sample in samples:
+                labels = sample.labels
+                key = labels["__name__"] + "".join(
+                    f"{{{labels[k]}}}" for k in ("verdict", "gate") if k in labels
+                )
+                named[key] = sample.value
+                assert labels.get("schedule") == SCHEDULE, labels
+            return named if "loadctl_run_requests_total" in named else None
+
+        return eventually(found, what=f"run {run_id} in Prometheus via the Pushgateway", timeout=30)
+
+
+@pytest.fixture
+def run_history(tmp_path: Path) -> Iterator[RunHistory]:
+    with (
+        pushgateway_server(tmp_path / "pushgateway") as url,
+        prometheus_scraping_pushgateway(tmp_path / "history-prometheus", url) as prometheus,
+    ):
+        yield RunHistory(url, prometheus)
+
+
+def schedule_values(cluster: Cluster, files: dict[str, str], pushgateway: str) -> Path:
     values = {
         "run": {"enabled": False},
         "schedules": [
@@ -60,6 +108,7 @@ def schedule_values(cluster: Cluster, files: dict[str, str]) -> Path:
         "results": {"persistence": {"enabled": True, "storageClassName": "manual", "size": "1Gi"}},
         "controller": {
             "prometheusUrl": cluster.prometheus_url,
+            "pushgateway": {"url": pushgateway},
             # the test's image name and ports (harness.py) reach the run through a file of the schedule
             "extraArgs": ["--image", IMAGE, "--values", f"{MOUNTED}/run-values.yaml"],
         },
@@ -69,10 +118,10 @@ def schedule_values(cluster: Cluster, files: dict[str, str]) -> Path:
     return path
 
 
-def deploy(cluster: Cluster, command: str, files: dict[str, str]) -> None:
+def deploy(cluster: Cluster, command: str, files: dict[str, str], pushgateway: str) -> None:
     kubeconfig = str(cluster.plane.kubeconfig)
     args = [command, RELEASE, str(CHART), "-n", cluster.namespace, "--kubeconfig", kubeconfig]
-    done = helm(*args, "-f", str(schedule_values(cluster, files)))
+    done = helm(*args, "-f", str(schedule_values(cluster, files, pushgateway)))
     assert done.returncode == 0, done.stderr
     assert "PodSecurity" not in done.stderr, done.stderr
 
@@ -155,7 +204,7 @@ def run_once(cluster: Cluster, volume: Path, job: str) -> dict[str, Any]:
 
 
 def test_a_schedule_with_files_runs_end_to_end_and_keeps_its_results_on_the_volume(
-    cluster: Cluster, results_volume: Path
+    cluster: Cluster, results_volume: Path, run_history: RunHistory
 ) -> None:
     files = {
         "soak.yaml": profile(cluster, users=2),
@@ -163,7 +212,7 @@ def test_a_schedule_with_files_runs_end_to_end_and_keeps_its_results_on_the_volu
         "gates.yaml": gates("{name: some_load, metric: rps, min: 0.1}"),
         "run-values.yaml": cluster.values_file.read_text(),
     }
-    deploy(cluster, "install", files)
+    deploy(cluster, "install", files, run_history.pushgateway)
     eventually(lambda: claim_phase(cluster) == "Bound", what=f"claim {CLAIM} bound", timeout=60)
 
     first = run_once(cluster, results_volume, "soak-manual-1")
@@ -175,6 +224,11 @@ def test_a_schedule_with_files_runs_end_to_end_and_keeps_its_results_on_the_volu
     assert gate_names == ["some_load"]
     assert not (REPO_ROOT / "results" / first["run_id"]).exists()  # on the volume, not in the image root
     assert cluster.leftovers() == []
+    assert first["pushgateway"]["pushed"] is True, first["pushgateway"]
+    pushed = run_history.pushed(first["run_id"])
+    assert pushed["loadctl_run_verdict{pass}"] == 1 and pushed["loadctl_run_exit_code"] == 0
+    assert pushed["loadctl_run_requests_total"] == first["requests"]
+    assert pushed["loadctl_run_gate_threshold{some_load}"] == 0.1
 
     # new files, same CronJob: the next run mounts the ConfigMap as it is now
     generation = cluster.batch.read_namespaced_cron_job(CRONJOB, cluster.namespace).metadata.generation
@@ -182,7 +236,7 @@ def test_a_schedule_with_files_runs_end_to_end_and_keeps_its_results_on_the_volu
     files["gates.yaml"] = gates(
         "{name: more_load, metric: rps, min: 0.1}", "{name: few_errors, metric: error_rate, max: 0.5}"
     )
-    deploy(cluster, "upgrade", files)
+    deploy(cluster, "upgrade", files, run_history.pushgateway)
     assert (
         cluster.batch.read_namespaced_cron_job(CRONJOB, cluster.namespace).metadata.generation == generation
     )
@@ -194,6 +248,9 @@ def test_a_schedule_with_files_runs_end_to_end_and_keeps_its_results_on_the_volu
     gate_names = [g["name"] for g in json.loads((second["dir"] / "gates.json").read_text())["gates"]]
     assert gate_names == ["more_load", "few_errors"]
     assert (first["dir"] / "run.json").is_file()  # the first night's results are still there
+    # the second night is a second group beside the first: the runs-over-time view has both
+    assert "loadctl_run_gate_value{few_errors}" in run_history.pushed(second["run_id"])
+    assert run_history.pushed(first["run_id"])["loadctl_run_requests_total"] == first["requests"]
     assert cluster.leftovers() == []
     # no controller pod left running: both ended with their Jobs
     pods = cluster.core.list_namespaced_pod(
