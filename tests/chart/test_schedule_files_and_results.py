@@ -96,6 +96,12 @@ def test_each_schedule_runs_its_test_from_files_a_configmap_or_the_image():
     for pod in pods.values():
         assert "annotations" not in pod["metadata"]
 
+    # every night reports to the Pushgateway, labelled with its schedule
+    pushgateway = shared_values()["controller"]["pushgateway"]["url"]
+    for name, pod in pods.items():
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+        assert env["LOADCTL_PUSHGATEWAY_URL"] == pushgateway and env["LOADCTL_SCHEDULE"] == name
+
 
 def test_every_schedule_writes_its_results_to_the_kept_claim():
     objects = rendered("shared")
