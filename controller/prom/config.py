@@ -8,10 +8,14 @@ import yaml
 
 from controller.chart import rules_file
 from controller.models import ScrapeTarget
+from controller.prom.rules import render_rules
 
 EXPORTER_JOB = "loadctl-exporter"
 PROBES_JOB = "loadctl-probes"
 SCRAPE_INTERVAL_S = 1
+# the rules rendered for the run's scrape interval, written next to prometheus.yml (Prometheus reads
+# a relative rule_files path from the config file's folder)
+RULES_FILE_NAME = "loadctl.rules.yaml"
 
 
 def scrape_config(
@@ -49,9 +53,14 @@ def scrape_config(
         job["honor_labels"] = True
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "rule_files": [str(rules_file())],
+        "rule_files": [RULES_FILE_NAME],
         "scrape_configs": jobs,
     }
+
+
+def rules_text(interval_s: int = SCRAPE_INTERVAL_S) -> str:
+    """The content of RULES_FILE_NAME: the chart's rules file with windows for `interval_s` scrapes."""
+    return render_rules(rules_file().read_text(), scrape_interval_s=interval_s)
 
 
 def empty_config() -> dict[str, Any]:

@@ -15,7 +15,7 @@ from controller.errors import InfraError, InputError
 from controller.models import ScrapeTarget
 from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom import client as prom
-from controller.prom.config import dump, scrape_config
+from controller.prom.config import RULES_FILE_NAME, SCRAPE_INTERVAL_S, dump, rules_text, scrape_config
 from controller.rundir import RunDir, write_atomic
 
 PROMETHEUS_ENV = "PROMETHEUS_BIN"
@@ -45,13 +45,17 @@ class PrometheusServer:
         log_path: Path,
         port: int | None = None,
         binary: str | None = None,
+        rules: str | None = None,
     ) -> None:
+        """`rules`: the text written to RULES_FILE_NAME when the config's rule_files names it;
+        default rules_text() (windows for SCRAPE_INTERVAL_S, the interval scrape_config defaults to)."""
         self.binary = binary or find_prometheus()
         self.data_dir = data_dir
         self.config_path = config_path
         self.log_path = log_path
         self.port = port or free_port()
         self.config = config
+        self.rules = rules
         self.process: ManagedProcess | None = None
 
     @property
@@ -76,6 +80,9 @@ class PrometheusServer:
 
     def _start_once(self, ready_timeout: float) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if RULES_FILE_NAME in self.config.get("rule_files", ()):
+            rules = self.rules if self.rules is not None else rules_text(SCRAPE_INTERVAL_S)
+            write_atomic(self.config_path.with_name(RULES_FILE_NAME), text=rules)
         write_atomic(self.config_path, text=dump(self.config))
         argv = [
             self.binary,

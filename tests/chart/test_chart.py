@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from controller.gates.load import find_promtool
+from controller.prom.rules import render_rules
 from tests.support import CHART, REPO_ROOT, helm, helm_render
 
 pytestmark = pytest.mark.integration
@@ -774,7 +775,8 @@ def test_monitoring_scenario(tmp_path):
     # the rules of charts/loadctl/rules/loadctl.rules.yaml (the local Prometheus' too), for this run only
     this_run = f'run_id="{values["run"]["id"]}"'
     rules_file = (CHART / "rules" / "loadctl.rules.yaml").read_text()
-    shared = yaml.safe_load(rules_file.replace('run_id!=""', this_run))
+    interval = values.get("prometheusRule", {}).get("scrapeIntervalSeconds", 30)
+    shared = yaml.safe_load(render_rules(rules_file.replace(ALL_RUNS, this_run), scrape_interval_s=interval))
     names = [g["name"] for g in rule["spec"]["groups"]]
     assert names == [f"{RELEASE}-loadctl.rules", f"{RELEASE}-loadctl.alerts"]
     assert [g["rules"] for g in rule["spec"]["groups"]] == [g["rules"] for g in shared["groups"]]
@@ -857,6 +859,35 @@ def test_prometheus_rules_pass_promtool(tmp_path, run_enabled):
         [find_promtool(), "check", "rules", str(rules_file)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+RUNBOOKS = "https://example.com/loadctl/README.md"
+ALL_RUNS = 'run_id!=""'
+
+
+@pytest.mark.parametrize(("interval_s", "window"), [(30, "2m"), (15, "1m"), (5, "30s")])
+def test_prometheus_rule_windows_follow_the_scrape_interval(interval_s, window):
+    """The chart's window is controller/prom/rules.py's, so the rules tested with promtool at 1 s and
+    30 s samples (tests/integration/test_rules.py) are the ones a cluster gets."""
+    sets = ("prometheusRule.enabled=true", f"prometheusRule.scrapeIntervalSeconds={interval_s}",
+            f"prometheusRule.runbookBaseUrl={RUNBOOKS}")  # fmt: skip
+    (rule,) = of_kind(render(SCENARIOS["schedules"], sets=sets), "PrometheusRule")
+    template = (CHART / "rules" / "loadctl.rules.yaml").read_text()
+    expected = yaml.safe_load(render_rules(template, scrape_interval_s=interval_s, runbooks=RUNBOOKS))
+    assert [g["rules"] for g in rule["spec"]["groups"]] == [g["rules"] for g in expected["groups"]]
+    rules = [r for g in rule["spec"]["groups"] for r in g["rules"]]
+    text = yaml.safe_dump(rule)
+    assert f"[{window}]" in text and "__" not in text
+    assert re.findall(r"\[(\w+)\]", text) and set(re.findall(r"\[(\w+)\]", text)) == {window}
+    alerts = [r for r in rules if "alert" in r]
+    assert {r["for"] for r in alerts} == {"1m", window}
+    assert all(r["annotations"]["runbook_url"].startswith(f"{RUNBOOKS}#") for r in alerts)
+
+
+def test_prometheus_rule_scrape_interval_must_be_a_positive_integer():
+    sets = ["run.enabled=false", "prometheusRule.enabled=true", "prometheusRule.scrapeIntervalSeconds=0"]
+    done = helm("template", "x", str(CHART), *[arg for item in sets for arg in ("--set", item)])
+    assert done.returncode != 0 and "scrapeIntervalSeconds" in done.stderr
 
 
 # one point per pushed run (controller/pushgateway), no run variable: dashboards/runs_over_time.py
