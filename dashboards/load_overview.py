@@ -117,6 +117,15 @@ def build(gates: GateFile, *, gates_source: str) -> Dashboard:
         )
         .with_panel(
             graph(
+                "Errors by endpoint and status",
+                "Failed requests per second of each endpoint (name) by HTTP status or exception "
+                "class: which endpoint fails, and how.",
+                [target(f"sum by (name, status) ({FAILURES})", "{{name}} {{status}}")],
+                unit="reqps",
+            )
+        )
+        .with_panel(
+            graph(
                 "Error ratio",
                 "Failed / all requests, by endpoint and in all.",
                 [target(error_ratio("name"), "{{name}}"), target(error_ratio(), "all")],

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
-from dashboards.common import base, graph, rate, row, selector, target, timeline
+from dashboards.common import RUN, base, graph, rate, row, selector, target, timeline
 
 UID = "loadctl-system-under-test"
 TITLE = "loadctl / System under test"
+
+
+# The http_json family has no fixed names (one gauge per configured field): every series with a
+# probe label that is not one of the probes' own loadctl_* families.
+HTTP_JSON_GAUGES = f'max by (__name__, probe, domain) ({{{RUN},probe!="",__name__!~"loadctl_.*"}})'
 
 
 def by_probe(metric: str) -> str:
@@ -32,27 +37,34 @@ def build() -> Dashboard:
                 "crawler's per-domain health, Redis and processes sampled by the run's probes."
             ),
         )
-        .with_row(row("Pool"))
+        .with_row(row("PostgreSQL"))
         .with_panel(
             graph(
-                "Pool slots",
-                "The demo target's generation worker pool: slots busy, configured, and requests "
-                "waiting for one (demo_pool_*).",
+                "Connections by state",
+                "Client backends of each postgres probe by state (active, idle, idle in "
+                "transaction, ...; loadctl_postgres_connections).",
                 [
-                    target(pool_in_use, "{{pool}} in use"),
-                    target(pool_size, "{{pool}} size"),
-                    target(f"sum by (pool) ({selector('demo_pool_queued')})", "{{pool}} queued"),
+                    target(
+                        f"max by (probe, state) ({selector('loadctl_postgres_connections')})",
+                        "{{probe}} {{state}}",
+                    )
                 ],
-                width=12,
             )
         )
         .with_panel(
             graph(
                 "Pool utilisation",
-                "Busy slots / configured slots.",
-                [target(f"{pool_in_use} / {pool_size}", "{{pool}}")],
+                "Connections / the probe's pool_size (max_connections when no pool_size is set): "
+                "near 100 % requests start queueing for a connection.",
+                [target(by_probe("loadctl_postgres_pool_utilization_ratio"), "{{probe}}")],
                 unit="percentunit",
-                width=12,
+            )
+        )
+        .with_panel(
+            graph(
+                "Waiting locks",
+                "Lock requests not granted (pg_locks): above 0 for long is contention.",
+                [target(by_probe("loadctl_postgres_locks_waiting"), "{{probe}}")],
             )
         )
         .with_row(row("Crawler domains"))
@@ -137,6 +149,16 @@ def build() -> Dashboard:
                 width=12,
             )
         )
+        .with_row(row("HTTP JSON gauges"))
+        .with_panel(
+            graph(
+                "HTTP JSON gauges",
+                "Every gauge an http_json probe exports (its configured field names; the crawler "
+                "domain gauges above among them): one series per gauge, probe and label.",
+                [target(HTTP_JSON_GAUGES, "{{__name__}} {{probe}} {{domain}}")],
+                width=24,
+            )
+        )
         .with_row(row("Probes"))
         .with_panel(
             timeline(
@@ -145,6 +167,29 @@ def build() -> Dashboard:
                 "(loadctl_probe_up; the run goes on either way).",
                 by_probe("loadctl_probe_up"),
                 "{{probe}}",
+            )
+        )
+        .with_row(row("Demo target pool (example)"))
+        .with_panel(
+            graph(
+                "Pool slots",
+                "The demo target's generation worker pool: slots busy, configured, and requests "
+                "waiting for one (demo_pool_*).",
+                [
+                    target(pool_in_use, "{{pool}} in use"),
+                    target(pool_size, "{{pool}} size"),
+                    target(f"sum by (pool) ({selector('demo_pool_queued')})", "{{pool}} queued"),
+                ],
+                width=12,
+            )
+        )
+        .with_panel(
+            graph(
+                "Pool utilisation",
+                "Busy slots / configured slots.",
+                [target(f"{pool_in_use} / {pool_size}", "{{pool}}")],
+                unit="percentunit",
+                width=12,
             )
         )
     )

@@ -136,7 +136,8 @@ def test_every_panel_has_queries_of_this_run(generated, name):
         for expr in exprs(panel):
             assert 'run_id="$run_id"' in expr, (panel["title"], expr)
             # every selector of the query selects the run: count selectors against run matchers
-            selectors = re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*\{[^}]*\}", expr)
+            # (a bare {...} too: the generic http_json panel selects by label, not by name)
+            selectors = re.findall(r"(?:[a-zA-Z_:][a-zA-Z0-9_:]*)?\{[^}]*\}", expr)
             assert selectors and all('run_id="$run_id"' in s for s in selectors), (panel["title"], expr)
     # the run's events, as `loadctl run` annotates them (controller/grafana/annotations.py)
     (events,) = board["annotations"]["list"]
@@ -205,7 +206,21 @@ def test_the_system_under_test_board_shows_pool_crawler_redis_processes_probes(g
         "loadctl_process_cpu_percent",
         "loadctl_process_resident_memory_bytes",
         "loadctl_probe_up",
+        "loadctl_postgres_connections",
+        "loadctl_postgres_pool_utilization_ratio",
+        "loadctl_postgres_locks_waiting",
     }
+    rows = [panel["title"] for panel in board["panels"] if panel["type"] == "row"]
+    assert rows[0] == "PostgreSQL" and rows[-1] == "Demo target pool (example)", rows
+    generic = [e for panel in panels(board) if panel["title"] == "HTTP JSON gauges" for e in exprs(panel)]
+    assert generic and '__name__!~"loadctl_.*"' in generic[0] and "{{__name__}}" in json.dumps(board)
+
+
+def test_errors_by_endpoint_and_status_on_the_load_overview(generated):
+    board = boards(generated)["loadctl-load-overview.json"]
+    (panel,) = [p for p in panels(board) if p["title"] == "Errors by endpoint and status"]
+    (expr,) = exprs(panel)
+    assert expr.startswith("sum by (name, status) (rate(locust_request_failures_total{"), expr
 
 
 def contract_names(path: Path, prefix: str) -> set[str]:

@@ -2,7 +2,8 @@
 
 A short `loadctl run` of the demo profile, with its probes (the crawler's JSON stats page through
 http_json, the demo target's process), against the demo target; the demo target uses no Redis, so
-the profile also gets a redis probe of a redis-server this test starts and sends lookups to. The
+the profile also gets a redis probe of a redis-server this test starts and sends lookups to, and a
+postgres probe of a real PostgreSQL server (test_probes.py's, started the same way). The
 harvest rate limit is tight so that some requests fail (429) and the failure panels have data.
 Then the run's tsdb is served by a real Prometheus (as `loadctl prometheus` does), Grafana's
 variables are filled in ($run_id, $__rate_interval, ...) and every query of every panel runs over
@@ -25,12 +26,14 @@ import yaml
 from controller.processes import ManagedProcess, free_port, wait_until
 from dashboards import runs_over_time
 from dashboards.generate import generate
+from tests.integration.test_probes import postgres  # noqa: F401 (a fixture: the run's PostgreSQL)
 from tests.support import DEMO_LOCUSTFILE, REPO_ROOT, demo_server, run_loadctl, served_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RUN_ID = "dashboards-data"
 REDIS_ENV = "LOADCTL_TEST_REDIS_URL"
+PG_ENV = "LOADCTL_TEST_PG_DSN"
 # A 1 s scrape interval: Grafana would make $__rate_interval at least 4 scrapes long.
 VARIABLES = {"$run_id": RUN_ID, "$__rate_interval": "10s", "$__interval": "1s", "$__range": "1m"}
 
@@ -80,7 +83,7 @@ def cache_traffic(url: str, stop: threading.Event) -> None:
 
 
 def demo_profile(target: str, root: Path) -> Path:
-    """profiles/demo.yaml, shortened, with its probes and one more: redis."""
+    """profiles/demo.yaml, shortened, with its probes and two more: redis and postgres."""
     profile: dict[str, Any] = yaml.safe_load((REPO_ROOT / "profiles" / "demo.yaml").read_text())
     profile["gates"] = "none"  # verdicts are not what this test is about (its 429s would fail it)
     profile.update(
@@ -96,6 +99,7 @@ def demo_profile(target: str, root: Path) -> Path:
     profile["probes"] = [
         *profile.get("probes", []),
         {"name": "cache", "type": "redis", "url_env": REDIS_ENV, "interval": "1s"},
+        {"name": "db", "type": "postgres", "dsn_env": PG_ENV, "pool_size": 20, "interval": "1s"},
     ]
     path = root / "dashboards-data.yaml"
     path.write_text(yaml.safe_dump(profile, sort_keys=False))
@@ -103,12 +107,16 @@ def demo_profile(target: str, root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> dict[str, Any]:
+def finished_run(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_url: str,
+    postgres: str,  # noqa: F811 (the fixture imported above)
+) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("dashboards-run")
     # 11 users split 5/4/1/1: one harvest user, whose caller soon runs out of tokens (429)
     with demo_server(root / "target.log", "--harvest-rate-per-minute", "6", "--harvest-burst", "1") as target:
         profile = demo_profile(target, root)
-        env = {**os.environ, "DEMO_PORT": target.rsplit(":", 1)[1], REDIS_ENV: redis_url}
+        env = {**os.environ, "DEMO_PORT": target.rsplit(":", 1)[1], REDIS_ENV: redis_url, PG_ENV: postgres}
         stop = threading.Event()
         traffic = threading.Thread(target=cache_traffic, args=(redis_url, stop), daemon=True)
         traffic.start()
