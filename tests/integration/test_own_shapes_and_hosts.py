@@ -25,8 +25,9 @@ class Reader(HttpUser):
 
 class Phased(LoadTestShape):
     stages = [
-        {{"duration": 6, "users": 2, "spawn_rate": 2, "phase": "warm"}},
-        {{"duration": 14, "users": 4, "spawn_rate": 4, "phase": "steady"}},
+        # warm is 9 s: a gate needs 3 scrapes of its window, and a loaded machine loses one or two
+        {{"duration": 9, "users": 2, "spawn_rate": 2, "phase": "warm"}},
+        {{"duration": 17, "users": 4, "spawn_rate": 4, "phase": "steady"}},
     ]
 
     def tick(self):
@@ -187,8 +188,8 @@ def test_an_own_shape_with_named_phases_is_judged_by_phase(tmp_path):
     run = record(tmp_path / "results", "phased")
     assert [p["phase"] for p in run["phases"]] == ["warm", "steady"]
     warm, steady = run["phases"]
-    assert 5 <= warm["end"] - warm["start"] <= 7.5 and 7 <= steady["end"] - steady["start"] <= 9.5
-    assert run["planned_duration_s"] == 14 and run["shape"]["phases"] == ["warm", "steady"]
+    assert 8 <= warm["end"] - warm["start"] <= 10.5 and 7 <= steady["end"] - steady["start"] <= 9.5
+    assert run["planned_duration_s"] == 17 and run["shape"]["phases"] == ["warm", "steady"]
     assert run["host"] is None and run["hosts"] == [f"http://127.0.0.1:{port}"]
     gates = json.loads((tmp_path / "results" / "phased" / "gates.json").read_text())
     windows = {g["name"]: (g["window"]["name"], g["verdict"]) for g in gates["gates"]}
