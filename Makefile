@@ -35,6 +35,7 @@ WITH_K8S = scripts/ensure-tool.sh openssl openssl OPENSSL_BIN \
 
 test: setup
 	@scripts/ensure-tool.sh prometheus-pushgateway prometheus-pushgateway PUSHGATEWAY_BIN  # run history tests
+	@scripts/ensure-prometheus3.sh >/dev/null  # tests/prom_versions.py: suites run on 2.x and 3.x
 	@scripts/ensure-tool.sh redis-server redis-server REDIS_SERVER_BIN
 	@scripts/ensure-tool.sh chromium chromium CHROMIUM_BIN  # opens report.html headless
 	@scripts/ensure-postgres.sh
@@ -49,6 +50,7 @@ test-unit: setup
 
 test-integration: setup
 	@scripts/ensure-tool.sh prometheus-pushgateway prometheus-pushgateway PUSHGATEWAY_BIN  # run history tests
+	@scripts/ensure-prometheus3.sh >/dev/null  # tests/prom_versions.py: suites run on 2.x and 3.x
 	@scripts/ensure-tool.sh redis-server redis-server REDIS_SERVER_BIN
 	@scripts/ensure-tool.sh chromium chromium CHROMIUM_BIN  # opens report.html headless
 	@scripts/ensure-postgres.sh

@@ -23,8 +23,6 @@ first sample where that status has failed. Otherwise every series starts at S wi
 from __future__ import annotations
 
 import math
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,8 +34,9 @@ from pathlib import Path
 import httpx
 
 from controller.models import PhaseWindow, RunRecord
+from controller.prom.binaries import find_promtool
 from controller.prom.config import empty_config
-from controller.prom.server import PROMETHEUS_ENV, PrometheusServer
+from controller.prom.server import PrometheusServer
 
 # Upper bounds of the latency buckets (seconds); every Traffic.latency has one count per bound.
 LE: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5, 1.0, math.inf)
@@ -381,22 +380,6 @@ def openmetrics(runs: Sequence[SyntheticRun]) -> str:
 
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
-
-
-def find_promtool() -> str:
-    """promtool next to $PROMETHEUS_BIN, else on PATH."""
-    explicit = os.environ.get(PROMETHEUS_ENV)
-    if explicit:
-        beside = Path(explicit).parent / "promtool"
-        if os.access(beside, os.X_OK):
-            return str(beside)
-    found = shutil.which("promtool")
-    if not found:
-        raise RuntimeError(
-            "promtool not found (looked next to $PROMETHEUS_BIN and on PATH): it is needed to build "
-            "the known-data TSDB; run `make setup` or install Prometheus"
-        )
-    return found
 
 
 def build_tsdb(openmetrics_text: str, tsdb_dir: Path) -> Path:

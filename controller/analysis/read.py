@@ -58,7 +58,7 @@ from controller.gates.models import GateFile
 from controller.models import AnalysisSettings, PhaseWindow, Stage
 from controller.prom.client import query, query_range, query_samples, query_value
 from controller.prom.health import users_peak_query, worker_cpu_peak_query, workers_missing_query
-from controller.prom.queries import range_s
+from controller.prom.queries import keep_after, range_s, samples_between
 
 
 def read_window(*, client: httpx.Client, run_id: str, segment: Segment, run_end: float) -> WindowFigures:
@@ -326,9 +326,8 @@ def read_pool_samples(
     *, client: httpx.Client, selector: str, over: str | None, start: float, end: float
 ) -> dict[str, Labelled]:
     """The raw samples of `selector` in (start, end], summed over the label `over`."""
-    promql = f"{selector}[{range_s(start, end)}] @ {end:.3f}"
-    found = query_samples(client=client, promql=promql)
-    return summed_over(((s.labels, s.points) for s in found), over)
+    found = query_samples(client=client, promql=samples_between(selector, start, end))
+    return summed_over(((s.labels, keep_after(start, s.points)) for s in found), over)
 
 
 def read_peaks_over_load(

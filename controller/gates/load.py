@@ -5,9 +5,7 @@ Every error is one line naming the file and the gate: `gates/x.yaml: gates[2] (s
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -20,6 +18,7 @@ from controller.errors import InfraError, InputError
 from controller.gates.compile import compile_gate
 from controller.gates.models import GateFile
 from controller.inputs import error_message, field_path, load_yaml_mapping
+from controller.prom.binaries import find_promtool
 
 
 def gate_label(name: object, index: int) -> str:
@@ -49,18 +48,6 @@ def parse_gate_file(data: dict[str, Any], *, source: str) -> GateFile:
         if first["type"] == "literal_error" and loc[-1:] == ("metric",):
             message = f"unknown metric {first.get('input')!r}; {message}"
         raise InputError(message, source=source, field=field) from e
-
-
-def find_promtool() -> str:
-    prometheus = os.environ.get("PROMETHEUS_BIN")
-    if prometheus:
-        sibling = Path(prometheus).with_name("promtool")
-        if os.access(sibling, os.X_OK):
-            return str(sibling)
-    found = shutil.which("promtool")
-    if not found:
-        raise InfraError("promtool not found on PATH (it comes with Prometheus): run `make setup`")
-    return found
 
 
 def check_promql(gate_file: GateFile, *, source: str, data: dict[str, Any]) -> None:

@@ -61,6 +61,19 @@ def range_s(start: float, end: float) -> str:
     return f"{max(1, round(end - start))}s"
 
 
+def samples_between(selector: str, start: float, end: float) -> str:
+    """A range vector of `selector`'s raw samples in (start, end], to the millisecond. Prometheus 3
+    made ranges left-open, (t - r, t], which is exactly this; 2.x's are closed, [t - r, t], so the
+    caller drops a sample at `start` itself (keep_after). A range rounded to whole seconds would
+    lose, on 3.x, a sample sitting exactly on its start."""
+    return f"{selector}[{max(1, round((end - start) * 1000))}ms] @ {end:.3f}"
+
+
+def keep_after(start: float, points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
+    """`points` after `start`: samples_between()'s result the same on Prometheus 2.x and 3.x."""
+    return tuple(point for point in points if point[0] > start)
+
+
 def _lookback(planned_s: float) -> str:
     return f"[{run_lookback_s(planned_s)}s]"
 

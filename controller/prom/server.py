@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,22 +14,10 @@ from controller.errors import InfraError, InputError
 from controller.models import ScrapeTarget
 from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom import client as prom
+from controller.prom.binaries import find_prometheus
 from controller.prom.config import RULES_FILE_NAME, SCRAPE_INTERVAL_S, dump, rules_text, scrape_config
+from controller.prom.tsdb_copy import copy_tsdb, tsdb_in_use
 from controller.rundir import RunDir, write_atomic
-
-PROMETHEUS_ENV = "PROMETHEUS_BIN"
-
-
-def find_prometheus() -> str:
-    explicit = os.environ.get(PROMETHEUS_ENV)
-    if explicit:
-        if not os.access(explicit, os.X_OK):
-            raise InfraError(f"{PROMETHEUS_ENV}={explicit} is not an executable file")
-        return explicit
-    found = shutil.which("prometheus")
-    if not found:
-        raise InfraError("prometheus not found on PATH: run `make setup` or set PROMETHEUS_BIN")
-    return found
 
 
 class PrometheusServer:
@@ -147,11 +134,15 @@ def serve_run_tsdb(
             f"no {folder.tsdb.name}/ directory: not a loadctl run directory", source=str(run_dir)
         )
     config_path, log_path = folder.served_prometheus(label)
-    server = PrometheusServer(
-        config=empty_config(), config_path=config_path, data_dir=folder.tsdb, log_path=log_path, port=port
-    )
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    with tempfile.TemporaryDirectory(prefix="loadctl-tsdb-") as scratch:
+        data_dir = folder.tsdb
+        if tsdb_in_use(data_dir):  # served elsewhere right now (Prometheus 3 locks it): serve a copy
+            data_dir = copy_tsdb(data_dir, Path(scratch) / "tsdb")
+        server = PrometheusServer(
+            config=empty_config(), config_path=config_path, data_dir=data_dir, log_path=log_path, port=port
+        )
+        try:
+            server.start()
+            yield server
+        finally:
+            server.stop()

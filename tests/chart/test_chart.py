@@ -20,7 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from controller.gates.load import find_promtool
+from controller.prom.binaries import find_promtool
 from controller.prom.rules import render_rules
 from tests.support import CHART, REPO_ROOT, helm, helm_render
 

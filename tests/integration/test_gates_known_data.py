@@ -38,6 +38,7 @@ from controller.gates.runner import Target, evaluate_gates
 from controller.processes import free_port
 from controller.prom.client import query
 from controller.prom.timeline import read_timeline
+from tests.prom_versions import PrometheusBuild
 from tests.promdata import Phase, SyntheticRun, Traffic, build_tsdb, openmetrics, serve_tsdb, start_time
 
 pytestmark = pytest.mark.integration
@@ -144,8 +145,10 @@ BASE = baseline_run(T0 - 3600)
 
 
 @pytest.fixture(scope="module")
-def main_prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    """known-main and known-staged in one TSDB, served by a real Prometheus."""
+def main_prom(
+    tmp_path_factory: pytest.TempPathFactory, prometheus_version: PrometheusBuild
+) -> Iterator[httpx.Client]:
+    """known-main and known-staged in one TSDB, served by a real Prometheus (2.x, then 3.x)."""
     root = tmp_path_factory.mktemp("known-main")
     build_tsdb(openmetrics([MAIN, STAGED]), root / "tsdb")
     with serve_tsdb(root / "tsdb", root) as client:
@@ -153,7 +156,9 @@ def main_prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client
 
 
 @pytest.fixture(scope="module")
-def base_prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+def base_prom(
+    tmp_path_factory: pytest.TempPathFactory, prometheus_version: PrometheusBuild
+) -> Iterator[httpx.Client]:
     root = tmp_path_factory.mktemp("known-base")
     build_tsdb(openmetrics([BASE]), root / "tsdb")
     with serve_tsdb(root / "tsdb", root) as client:
@@ -222,14 +227,15 @@ def test_known_data_reads_back_as_the_run_record(main_prom):
 SEARCH = 'locust_requests_total{run_id="known-main", name="search"}'
 
 
-def test_increase_over_a_phase_is_the_exact_counter_difference(main_prom):
-    """The premise of every exact value below: samples on both edges, no extrapolation."""
+def test_increase_over_a_phase_is_the_exact_counter_difference(main_prom, prometheus_version):
+    """The premise of every exact value below: the counter difference, no extrapolation.
+    Prometheus 3 made range selectors left-open: the sample on the range's start edge is out."""
     steady_end = T0 + 180
     [count] = query(
         client=main_prom,
         promql=f"count_over_time({SEARCH}[120s] @ {steady_end})",
     )
-    assert count.value == 121  # both edges are in the range
+    assert count.value == (121 if prometheus_version.major == 2 else 120)
     [increase] = query(
         client=main_prom,
         promql=f"increase({SEARCH}[120s] @ {steady_end})",

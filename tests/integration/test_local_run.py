@@ -1,4 +1,5 @@
-"""A real local run: loadctl starts Prometheus, a Locust master and 2 workers against the demo target.
+"""A real local run: loadctl starts Prometheus, a Locust master and 2 workers against the demo target,
+once with Prometheus 2.x and once with 3.x.
 
 Afterwards the run's kept TSDB is served by a real Prometheus and compared with Locust's own
 CSVs: request and failure counts equal per name and status, p95/p99 within 5 %.
@@ -18,6 +19,7 @@ import pytest
 
 from controller.processes import free_port
 from controller.prom.client import query, query_value
+from tests.prom_versions import PrometheusBuild
 from tests.support import LOADCTL, REPO_ROOT, demo_server, run_loadctl, served_run, wait_for
 
 pytestmark = pytest.mark.integration
@@ -41,8 +43,9 @@ gates:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    root = tmp_path_factory.mktemp("run")
+def finished_run(tmp_path_factory: pytest.TempPathFactory, prometheus_version: PrometheusBuild) -> dict:
+    """The run, and every test on it, once on Prometheus 2.x and once on 3.x."""
+    root = tmp_path_factory.mktemp(f"run-prometheus{prometheus_version.major}")
     with demo_server(
         root / "target.log", "--harvest-rate-per-minute", "30", "--harvest-burst", "5"
     ) as target:

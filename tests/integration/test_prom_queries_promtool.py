@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import yaml
 
-from controller.gates.load import find_promtool
+from controller.prom.binaries import find_promtool
 from controller.prom.queries import (
     final_quantile_query,
     final_totals_query,

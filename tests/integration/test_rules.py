@@ -1,11 +1,11 @@
 """The Prometheus rules file (charts/loadctl/rules/loadctl.rules.yaml) with the real promtool.
 
 promtool's own rule unit tests (tests/rules/loadctl.rules.test.yaml) give every recording rule a
-value and every alert a firing and a quiet case; they run here with `promtool test rules`, on the
-rules and the tests both rendered for 1 s samples (the local Prometheus) and 30 s samples
-(kube-prometheus-stack's default). Besides: the unit tests cover every rule, every selector reads
-`run_id!=""` (the chart narrows exactly that string to one run), every alert has a runbook in the
-README, and the local Prometheus of a run loads and evaluates the file.
+value and every alert a firing and a quiet case; they run here with `promtool test rules` of
+Prometheus 2.x and 3.x, on the rules and the tests both rendered for 1 s samples (the local
+Prometheus) and 30 s samples (kube-prometheus-stack's default). Besides: the unit tests cover every
+rule, every selector reads `run_id!=""` (the chart narrows exactly that string to one run), every
+alert has a runbook in the README, and the local Prometheus of a run loads and evaluates the file.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from controller.chart import rules_file
-from controller.gates.load import find_promtool
 from controller.processes import wait_until
+from controller.prom.binaries import find_promtool
 from controller.prom.config import RULES_FILE_NAME, rules_text, scrape_config
 from controller.prom.rules import RUNBOOKS_TOKEN, WINDOW_TOKEN, prom_duration, rule_window_s
 from controller.prom.server import PrometheusServer
@@ -55,7 +55,7 @@ def rules() -> list[dict[str, Any]]:
     return [rule for group in yaml.safe_load(text)["groups"] for rule in group["rules"]]
 
 
-def render_rule_tests(template: str, *, interval_s: int, rules_path: str) -> str:
+def render_rule_tests(template: str, *, interval_s: int, rules_path: str, promtool_major: int = 2) -> str:
     """tests/rules/loadctl.rules.test.yaml for samples every `interval_s` (its header lists the tokens)."""
 
     def number(value: float) -> str:
@@ -68,14 +68,19 @@ def render_rule_tests(template: str, *, interval_s: int, rules_path: str) -> str
         if name == "samples":
             return str(int(arg) // interval_s)
         return {"interval": f"{interval_s}s", "window": prom_duration(rule_window_s(interval_s)),
-                "rules": rules_path}[name]  # fmt: skip
+                "rules": rules_path,
+                "fuzzy": "fuzzy_compare: true" if promtool_major >= 3 else ""}[name]  # fmt: skip
 
     return re.sub(r"<<(\w+)(?::([\d.]+))?>>", token, template)
 
 
-def run_rule_tests(folder: Path, *, interval_s: int, rules: str) -> subprocess.CompletedProcess[str]:
+def run_rule_tests(
+    folder: Path, *, interval_s: int, rules: str, promtool_major: int
+) -> subprocess.CompletedProcess[str]:
     (folder / "rules.yaml").write_text(rules)
-    tests = render_rule_tests(RULE_TESTS.read_text(), interval_s=interval_s, rules_path="rules.yaml")
+    tests = render_rule_tests(
+        RULE_TESTS.read_text(), interval_s=interval_s, rules_path="rules.yaml", promtool_major=promtool_major
+    )
     (folder / "rules.test.yaml").write_text(tests)
     return subprocess.run(
         [find_promtool(), "test", "rules", "rules.test.yaml"],
@@ -106,7 +111,7 @@ def test_the_local_prometheus_and_the_chart_use_the_same_file(tmp_path):
 
 
 @pytest.mark.parametrize("interval_s", SAMPLE_INTERVALS_S)
-def test_promtool_check_rules(tmp_path, interval_s):
+def test_promtool_check_rules(tmp_path, interval_s, prometheus_version):
     rendered = tmp_path / "rules.yaml"
     rendered.write_text(rules_text(interval_s))
     done = promtool("check", "rules", str(rendered))
@@ -115,8 +120,10 @@ def test_promtool_check_rules(tmp_path, interval_s):
 
 
 @pytest.mark.parametrize("interval_s", SAMPLE_INTERVALS_S)
-def test_promtool_rule_unit_tests_pass(tmp_path, interval_s):
-    done = run_rule_tests(tmp_path, interval_s=interval_s, rules=rules_text(interval_s))
+def test_promtool_rule_unit_tests_pass(tmp_path, interval_s, prometheus_version):
+    done = run_rule_tests(
+        tmp_path, interval_s=interval_s, rules=rules_text(interval_s), promtool_major=prometheus_version.major
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout
 
@@ -181,7 +188,7 @@ def test_every_selector_reads_run_id_so_the_chart_can_select_one_run(rule):
         assert ALL_RUNS in matchers, f"{name}{matchers} lacks {ALL_RUNS}"
 
 
-def test_a_runs_prometheus_loads_and_evaluates_the_rules(tmp_path):
+def test_a_runs_prometheus_loads_and_evaluates_the_rules(tmp_path, prometheus_version):
     config = scrape_config(run_id="rules-test", exporter_address="127.0.0.1:9")  # nothing to scrape
     server = PrometheusServer(
         config=config,
