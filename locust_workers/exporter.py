@@ -34,8 +34,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 from locust_workers.contract import (
     DEFAULT_MAX_NAMES,
@@ -157,13 +159,66 @@ class ClassicLatency:
 
     def __call__(self, name: str, documentation: str, series: Mapping[LabelValues, Times]) -> Metric:
         bounds = list(self.bounds_ms)
-        labels = [_le(b / 1000) for b in bounds]
-        family = HistogramMetricFamily(name, documentation, labels=["run_id", "name", "method"])
+        rows = []
         for label_values, (times, total_ms) in sorted(series.items()):
-            cumulative = cumulative_counts(times, bounds)
-            buckets = [*zip(labels, cumulative, strict=True), ("+Inf", sum(times.values()))]
-            family.add_metric(list(label_values), buckets, sum_value=total_ms / 1000)
-        return family
+            rows.append(
+                (label_values, cumulative_counts(times, bounds), sum(times.values()), total_ms / 1000)
+            )
+        return ClassicHistogram(name, documentation, tuple(_le(b / 1000) for b in bounds), rows)
+
+
+HistogramRow = tuple[LabelValues, list[int], int, float]  # labels, cumulative counts, count, sum
+
+
+class ClassicHistogram(Metric):
+    """A histogram family that writes its own text-format lines (text()): prometheus_client's
+    encoders take ~20 us per sample, and the buckets are most of a run's samples (a second per
+    scrape at 200 names). Generic encoders still get `samples`, built when they ask."""
+
+    def __init__(self, name: str, documentation: str, le: tuple[str, ...], rows: list[HistogramRow]) -> None:
+        super().__init__(name, documentation, "histogram")
+        self.le = le
+        self.rows = rows
+
+    @property
+    def samples(self) -> list[Sample]:
+        out = []
+        for (run_id, name, method), cumulative, count, total in self.rows:
+            labels = {"run_id": run_id, "name": name, "method": method}
+            for le, value in [*zip(self.le, cumulative, strict=True), ("+Inf", count)]:
+                out.append(Sample(self.name + "_bucket", {**labels, "le": le}, value))
+            out.append(Sample(self.name + "_count", labels, count))
+            out.append(Sample(self.name + "_sum", labels, total))
+        return out
+
+    @samples.setter
+    def samples(self, _value: list[Sample]) -> None:
+        pass  # Metric.__init__ sets [] ; the rows are the samples
+
+    def text(self) -> str:
+        """The family in Prometheus' text format 0.0.4, as generate_latest would write it."""
+        name = self.name
+        lines = [f"# HELP {name} {_help(self.documentation)}\n# TYPE {name} histogram\n"]
+        suffixes = [f'le="{le}"}} ' for le in (*self.le, "+Inf")]
+        for (run_id, label_name, method), cumulative, count, total in self.rows:
+            labels = f'method="{_escape(method)}",name="{_escape(label_name)}",run_id="{_escape(run_id)}"'
+            bucket = f"{name}_bucket{{{labels},"
+            lines.extend(
+                f"{bucket}{suffix}{value}\n"
+                for suffix, value in zip(suffixes, [*cumulative, count], strict=True)
+            )
+            lines.append(
+                f"{name}_count{{{labels}}} {count}\n{name}_sum{{{labels}}} {floatToGoString(total)}\n"
+            )
+        return "".join(lines)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
 class LocustCollector(Collector):

@@ -26,13 +26,23 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.exposition import choose_encoder, generate_latest, gzip_accepted
 from prometheus_client.registry import Collector
 
-from locust_workers.exporter import LocustCollector, StatsSnapshot
+from locust_workers.exporter import ClassicHistogram, LocustCollector, StatsSnapshot
 
 MAX_AGE_S = 5.0
+# Every Prometheus accepts the text format; the classic histograms write it themselves (fast_text)
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 RunOffLoop = Callable[[Callable[[], bytes]], bytes]
+
+
+def fast_text(collector: Collector) -> bytes:
+    """Text format 0.0.4: the classic histograms' own lines, prometheus_client's for the rest."""
+    families = list(collector.collect())
+    others = [f for f in families if not isinstance(f, ClassicHistogram)]
+    texts = [f.text().encode() for f in families if isinstance(f, ClassicHistogram)]
+    return generate_latest(_Families(others)) + b"".join(texts)
 
 
 def run_here(render: Callable[[], bytes]) -> bytes:
@@ -58,11 +68,15 @@ class CachedExposition:
         collector: LocustCollector,
         *,
         run_off_loop: RunOffLoop = run_here,
+        negotiate: bool = False,
         max_age_s: float = MAX_AGE_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.collector = collector
         self.run_off_loop = run_off_loop
+        # False: always fast_text. True: prometheus_client's content negotiation (OpenMetrics...),
+        # for families the text format cannot carry (a native histogram)
+        self.negotiate = negotiate
         self.max_age_s = max_age_s
         self.clock = clock
         self.renders = 0  # how many scrapes built the families (tests, benchmark)
@@ -78,7 +92,10 @@ class CachedExposition:
         if environ.get("REQUEST_METHOD") != "GET":
             start_response("405 Method Not Allowed", [("Allow", "GET")])
             return [b"use GET\n"]
-        encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+        if self.negotiate:
+            encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+        else:
+            encoder, content_type = fast_text, TEXT_CONTENT_TYPE
         gzipped = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", ""))
         body = self.body(encoder, content_type, gzipped=gzipped)
         headers = [("Content-Type", content_type)] + ([("Content-Encoding", "gzip")] if gzipped else [])
