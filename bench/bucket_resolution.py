@@ -28,13 +28,15 @@ from locust.stats import bucket_response_time, calculate_response_time_percentil
 
 from locust_workers.histogram import (
     RESOLUTIONS,
+    Resolution,
     bucket_bounds_ms,
     cumulative_counts,
     error_bound_ms,
     quantile_from_buckets,
 )
 
-EXTRA_TOLERANCES = (0.1, 0.25, 0.5)  # between the named resolutions, to show the curve
+# between the named resolutions, to show the curve
+EXTRA = (Resolution(0.1, 1.0), Resolution(0.25, 1.0), Resolution(0.5, 1.0))
 QUANTILES = (0.95, 0.99)
 HEADER = (
     "| resolution | buckets per series | bound (worst case) | p95 vs Locust | p99 vs Locust"
@@ -64,8 +66,8 @@ def key_at_rank(rounded: dict[int, int], rank: float) -> int:
     return max(rounded)
 
 
-def errors(tolerance: float, cases: list[tuple[list[float], dict[int, int]]]) -> dict[str, list[float]]:
-    bounds = bucket_bounds_ms(tolerance)
+def errors(resolution: Resolution, cases: list[tuple[list[float], dict[int, int]]]) -> dict[str, list[float]]:
+    bounds = bucket_bounds_ms(resolution)
     out: dict[str, list[float]] = {f"{kind}{q}": [] for kind in ("locust", "exact") for q in QUANTILES}
     out["beyond"] = []
     for raw, rounded in cases:
@@ -79,7 +81,7 @@ def errors(tolerance: float, cases: list[tuple[list[float], dict[int, int]]]) ->
                 out[f"locust{q}"].append(abs(ours - locust) / locust)
             out[f"exact{q}"].append(abs(ours - exact) / exact)
             at_rank = key_at_rank(rounded, q * total)
-            out["beyond"].append(float(abs(ours - at_rank) > error_bound_ms(at_rank, tolerance)))
+            out["beyond"].append(float(abs(ours - at_rank) > error_bound_ms(at_rank, resolution)))
     return out
 
 
@@ -91,22 +93,23 @@ def main() -> int:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     cases = [sample(rng, args.samples) for _ in range(args.distributions)]
-    names = {tolerance: name for name, tolerance in RESOLUTIONS.items()}
-    tolerances = sorted({*RESOLUTIONS.values(), *EXTRA_TOLERANCES})
+    names = {resolution: name for name, resolution in RESOLUTIONS.items()}
+    resolutions = sorted({*RESOLUTIONS.values(), *EXTRA})
     print(
         f"{args.distributions} lognormal distributions x {args.samples} samples; relative error median / max"
     )
     print(HEADER)
     print("|---|---|---|---|---|---|---|---|")
-    for tolerance in tolerances:
-        found = errors(tolerance, cases)
-        buckets = len(bucket_bounds_ms(tolerance)) + 1  # + le="+Inf"
+    for resolution in resolutions:
+        found = errors(resolution, cases)
+        buckets = len(bucket_bounds_ms(resolution)) + 1  # + le="+Inf"
         cells = [
             f"{100 * statistics.median(found[key]):.1f} % / {100 * max(found[key]):.1f} %"
             for key in ("locust0.95", "locust0.99", "exact0.95", "exact0.99")
         ]
-        label = f"`{names[tolerance]}`" if tolerance in names else f"(tolerance {tolerance})"
-        bound = f"{100 * tolerance:.0f} % or 1 ms"
+        label = f"`{names[resolution]}`" if resolution in names else f"(tolerance {resolution.tolerance})"
+        floor = f" or {resolution.floor_ms:g} ms" if resolution.floor_ms else ""
+        bound = f"{100 * resolution.tolerance:.0f} %{floor}"
         print(f"| {label} | {buckets} | {bound} | {' | '.join(cells)} | {int(sum(found['beyond']))} |")
     return 0
 

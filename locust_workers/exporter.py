@@ -40,6 +40,7 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from locust_workers.contract import (
+    DEFAULT_LATENCY_BUCKETS,
     DEFAULT_MAX_NAMES,
     FAILED_RESPONSE_TIME_SECONDS,
     LOCUSTFILE_STOP_TIMESTAMP_SECONDS,
@@ -57,7 +58,7 @@ from locust_workers.contract import (
     WORKER_STATES,
     WORKERS,
 )
-from locust_workers.histogram import DEFAULT_RESOLUTION, bucket_bounds_ms, cumulative_counts, tolerance_of
+from locust_workers.histogram import bucket_bounds_ms, cumulative_counts, resolution_of
 from locust_workers.shapes import current_phase, phase_starts
 
 if TYPE_CHECKING:
@@ -232,7 +233,7 @@ class LocustCollector(Collector):
         run_id: str,
         profile: str,
         max_names: int = DEFAULT_MAX_NAMES,
-        latency_buckets: str = DEFAULT_RESOLUTION,
+        latency_buckets: str = DEFAULT_LATENCY_BUCKETS,
         custom: CustomTotals | None = None,
         failed: FailedTimes | None = None,
         locustfile_end: LocustfileEnd | None = None,
@@ -244,7 +245,7 @@ class LocustCollector(Collector):
         self.run_id = run_id
         self.profile = profile
         self.max_names = max_names
-        self.bounds_ms = bucket_bounds_ms(tolerance_of(latency_buckets))
+        self.bounds_ms = bucket_bounds_ms(resolution_of(latency_buckets))
         self.latency: LatencyFamily = ClassicLatency(tuple(self.bounds_ms))
         self.test_started_at: float | None = None
         self.test_stopped_at: float | None = None

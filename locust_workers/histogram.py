@@ -4,10 +4,11 @@ Locust keeps response times rounded to about two significant digits (stats.bucke
 whole ms below 100 ms, 10 ms steps below 1 s, 100 ms below 10 s, 1 s above). Its percentile is
 always one of those keys. Prometheus' histogram_quantile interpolates linearly inside the bucket
 that holds the rank, so for a key k inside bucket (a, b] the answer lies in (a, b] and is off by at
-most b - a. Choosing every bucket so that (b - a) <= max(tolerance * (smallest key in it), 1 ms)
-bounds the error by max(tolerance * k, 1 ms) for every key up to the last bound (the 1 ms floor is
-Locust's own resolution below 100 ms). Where a single key step is wider than that (100 ms, 1 s and
-10 s at tolerances below 10 %), the key gets a narrow bucket of its own just below it.
+most b - a. Choosing every bucket so that (b - a) <= max(tolerance * (smallest key in it), floor)
+bounds the error by max(tolerance * k, floor) for every key up to the last bound (a 1 ms floor is
+Locust's own resolution below 100 ms; `fine` has none). Where a single key step is wider than
+that (1-24 ms without a floor; 100 ms, 1 s and 10 s at tolerances below 10 %), the key gets a
+narrow bucket of its own just below it.
 
 That bound is the worst case (all samples on one key). On a spread of latencies the samples fill
 each bucket and linear interpolation lands much closer: `make bench-buckets` measures both, and
@@ -21,29 +22,37 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 from functools import cache
+from typing import NamedTuple
 
 from locust_workers.contract import DEFAULT_LATENCY_BUCKETS, LATENCY_BUCKETS
 
-# contract.LATENCY_BUCKETS' names (the profile's `latency_buckets`, the chart's run.latencyBuckets)
-# -> tolerance. `standard`: 38 buckets with +Inf, p95/p99 typically ~2 % off (README "Latency buckets").
-RESOLUTIONS = dict(zip(LATENCY_BUCKETS, (0.04, 0.4, 0.8), strict=True))
-DEFAULT_RESOLUTION = DEFAULT_LATENCY_BUCKETS
-DEFAULT_TOLERANCE = RESOLUTIONS[DEFAULT_RESOLUTION]
+
+class Resolution(NamedTuple):
+    tolerance: float  # a bucket's width at most this share of the smallest key in it...
+    floor_ms: float  # ...or this many ms, when that is more
+
+
+# contract.LATENCY_BUCKETS' names (the profile's `latency_buckets`, the chart's run.latencyBuckets).
+# `fine` gives every key below 25 ms a bucket of its own (no floor): the former 327-bucket layout.
+# `standard`: 38 buckets with +Inf, p95/p99 typically ~2 % off (README "Latency buckets").
+RESOLUTIONS = dict(
+    zip(LATENCY_BUCKETS, (Resolution(0.04, 0.0), Resolution(0.4, 1.0), Resolution(0.8, 1.0)), strict=True)
+)
+DEFAULT_RESOLUTION = RESOLUTIONS[DEFAULT_LATENCY_BUCKETS]
 DEFAULT_MAX_MS = 120_000
-FLOOR_MS = 1.0
 
 
-def tolerance_of(resolution: str) -> float:
-    """The tolerance of a resolution name; ValueError naming the choices otherwise."""
+def resolution_of(name: str) -> Resolution:
+    """The resolution of a name; ValueError naming the choices otherwise."""
     try:
-        return RESOLUTIONS[resolution]
+        return RESOLUTIONS[name]
     except KeyError:
-        raise ValueError(f"'{resolution}' is not one of {', '.join(RESOLUTIONS)}") from None
+        raise ValueError(f"'{name}' is not one of {', '.join(RESOLUTIONS)}") from None
 
 
-def error_bound_ms(locust_ms: float, tolerance: float = DEFAULT_TOLERANCE) -> float:
+def error_bound_ms(locust_ms: float, resolution: Resolution = DEFAULT_RESOLUTION) -> float:
     """How far histogram_quantile may be from Locust's percentile `locust_ms` (<= the last bound)."""
-    return max(tolerance * locust_ms, FLOOR_MS)
+    return max(resolution.tolerance * locust_ms, resolution.floor_ms)
 
 
 def locust_keys(max_ms: int = DEFAULT_MAX_MS) -> list[int]:
@@ -54,20 +63,21 @@ def locust_keys(max_ms: int = DEFAULT_MAX_MS) -> list[int]:
 
 
 @cache
-def _bounds(tolerance: float, max_ms: int) -> tuple[float, ...]:
+def _bounds(resolution: Resolution, max_ms: int) -> tuple[float, ...]:
+    tolerance = resolution.tolerance
     keys = locust_keys(max_ms)
     bounds: list[float] = [float(keys[0])]  # le=0 holds the 0 ms key exactly
     lower = float(keys[0])
     first: int | None = None  # smallest key in the open bucket (lower, upper]
     upper = lower
     for key in keys[1:]:
-        if first is not None and (key - lower) <= error_bound_ms(first, tolerance):
+        if first is not None and (key - lower) <= error_bound_ms(first, resolution):
             upper = float(key)
             continue
         if first is not None:
             bounds.append(upper)
             lower = upper
-        if (key - lower) > error_bound_ms(key, tolerance):
+        if (key - lower) > error_bound_ms(key, resolution):
             # one key step is already too coarse here: give this key a narrow bucket below it
             lower = round(key * (1 - tolerance / 2), 6)
             bounds.append(lower)
@@ -76,9 +86,11 @@ def _bounds(tolerance: float, max_ms: int) -> tuple[float, ...]:
     return tuple(bounds)
 
 
-def bucket_bounds_ms(tolerance: float = DEFAULT_TOLERANCE, max_ms: int = DEFAULT_MAX_MS) -> list[float]:
+def bucket_bounds_ms(
+    resolution: Resolution = DEFAULT_RESOLUTION, max_ms: int = DEFAULT_MAX_MS
+) -> list[float]:
     """Upper bounds (ms, ascending) for which every Locust key's quantile is within error_bound_ms."""
-    return list(_bounds(tolerance, max_ms))
+    return list(_bounds(resolution, max_ms))
 
 
 def cumulative_counts(response_times: Mapping[float, int], bounds_ms: list[float]) -> list[int]:

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from controller.processes import free_port
-from locust_workers.histogram import bucket_bounds_ms, tolerance_of
+from locust_workers.histogram import bucket_bounds_ms, resolution_of
 from tests.support import REPO_ROOT, run_loadctl
 
 pytestmark = pytest.mark.integration
@@ -186,7 +186,7 @@ def test_rps_is_every_request_locust_counted_over_the_gates_window(spread):
 
 def bucket_slack(locust_ms: float) -> float:
     """How far histogram_quantile can be from a Locust key: the width of the bucket holding it."""
-    bounds = bucket_bounds_ms(tolerance_of(BUCKETS))
+    bounds = bucket_bounds_ms(resolution_of(BUCKETS))
     index = bisect_left(bounds, locust_ms)
     return locust_ms - (bounds[index - 1] if index else 0.0)
 

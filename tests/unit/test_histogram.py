@@ -17,7 +17,7 @@ from locust_workers.histogram import (
     error_bound_ms,
     locust_keys,
     quantile_from_buckets,
-    tolerance_of,
+    resolution_of,
 )
 
 from locust.stats import bucket_response_time, calculate_response_time_percentile  # isort: skip
@@ -27,18 +27,18 @@ def test_every_resolution_the_contract_names_has_a_tolerance():
     assert tuple(RESOLUTIONS) == LATENCY_BUCKETS
     assert DEFAULT_LATENCY_BUCKETS in RESOLUTIONS
     with pytest.raises(ValueError, match="fine, standard, coarse"):
-        tolerance_of("medium")
+        resolution_of("medium")
 
 
 @pytest.mark.parametrize("resolution", LATENCY_BUCKETS)
 def test_bounds_ascend_and_cover_locust_keys(resolution):
-    bounds = bucket_bounds_ms(tolerance_of(resolution))
+    bounds = bucket_bounds_ms(resolution_of(resolution))
     assert bounds == sorted(set(bounds))
     assert bounds[0] == 0 and bounds[-1] == locust_keys()[-1]
 
 
 def test_coarser_resolutions_have_fewer_buckets_and_the_default_is_bounded():
-    sizes = [len(bucket_bounds_ms(tolerance_of(r))) for r in LATENCY_BUCKETS]
+    sizes = [len(bucket_bounds_ms(resolution_of(r))) for r in LATENCY_BUCKETS]
     assert sizes == sorted(sizes, reverse=True)
     assert len(bucket_bounds_ms()) + 1 <= 40  # with le="+Inf": the series per (name, method)
 
@@ -51,13 +51,13 @@ def test_keys_match_locusts_rounding():
 
 @pytest.mark.parametrize("resolution", LATENCY_BUCKETS)
 def test_every_key_is_recovered_within_the_bound(resolution):
-    tolerance = tolerance_of(resolution)
-    bounds = bucket_bounds_ms(tolerance)
+    chosen = resolution_of(resolution)
+    bounds = bucket_bounds_ms(chosen)
     for key in locust_keys():
         cumulative = cumulative_counts({key: 50}, bounds)
         for q in (0.5, 0.95, 0.99):
             value = quantile_from_buckets(q, bounds, cumulative, 50)
-            assert abs(value - key) <= error_bound_ms(key, tolerance), (key, q, value)
+            assert abs(value - key) <= error_bound_ms(key, chosen), (key, q, value)
 
 
 def key_at_rank(times: dict[int, int], rank: float) -> int:
@@ -80,19 +80,19 @@ def key_at_rank(times: dict[int, int], rank: float) -> int:
     seed=st.integers(min_value=0, max_value=2**32 - 1),
 )
 def test_any_distribution_stays_within_the_resolutions_bound(resolution, median_ms, sigma, samples, q, seed):
-    tolerance = tolerance_of(resolution)
+    chosen = resolution_of(resolution)
     rng = random.Random(seed)
     times: dict[int, int] = {}
     for _ in range(samples):
         key = bucket_response_time(rng.lognormvariate(math.log(median_ms), sigma))
         times[key] = times.get(key, 0) + 1
-    bounds = bucket_bounds_ms(tolerance)
+    bounds = bucket_bounds_ms(chosen)
     ours = quantile_from_buckets(q, bounds, cumulative_counts(times, bounds), samples)
     expected = key_at_rank(times, q * samples)
     if expected > DEFAULT_MAX_MS:  # beyond the last bound Prometheus answers that bound
         assert ours == bounds[-1]
         return
-    assert abs(ours - expected) <= error_bound_ms(expected, tolerance)
+    assert abs(ours - expected) <= error_bound_ms(expected, chosen)
     # Locust's percentile is that key, or the next one when q*n ends exactly on a key's last sample
     locust = calculate_response_time_percentile(times, samples, q)
     keys = sorted(times)
