@@ -76,6 +76,13 @@ bench-worker-capacity: setup  ## users of the shipped scenario one worker carrie
 	@scripts/ensure-tool.sh nginx nginx-light NGINX_BIN
 	$(PY) -m bench.worker_capacity $(ARGS)
 
+.PHONY: bench-buckets bench-exporter
+bench-buckets: setup  ## latency buckets per series vs p95/p99 error, per resolution (README: Latency buckets)
+	$(PY) bench/bucket_resolution.py $(ARGS)
+
+bench-exporter: setup  ## series, bytes and build time of one exporter scrape at 10/50/200 request names
+	$(PY) bench/exporter_cost.py $(ARGS)
+
 chart-readme: setup  ## charts/loadctl/README.md from values.yaml's `## --` comments
 	$(PY) scripts/chart_readme.py
 

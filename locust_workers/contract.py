@@ -40,6 +40,11 @@ FINAL_SCRAPE_TIMEOUT_ENV = "LOADCTL_FINAL_SCRAPE_TIMEOUT"  # seconds the master 
 # Seconds the master serves Locust's own files after the load until the controller fetched them
 # (LOCUST_FILES_PATH); 0: none are served and the master does not wait.
 LOCUST_FILES_TIMEOUT_ENV = "LOADCTL_LOCUST_FILES_TIMEOUT"
+# The latency histograms' bucket resolution, one of LATENCY_BUCKETS (the profile's latency_buckets,
+# the chart's run.latencyBuckets): each name's tolerance and error bound are in histogram.py
+LATENCY_BUCKETS_ENV = "LOADCTL_LATENCY_BUCKETS"
+LATENCY_BUCKETS = ("fine", "standard", "coarse")
+DEFAULT_LATENCY_BUCKETS = "standard"
 # Knobs a user may set in the environment (the chart: extraEnv); nothing sets them by default:
 WORKER_REPORT_INTERVAL_ENV = "LOADCTL_WORKER_REPORT_INTERVAL"  # seconds between a worker's stats reports
 MAX_NAMES_ENV = "LOADCTL_MAX_NAMES"  # distinct `name` label values per metric before `__other__`
@@ -85,11 +90,12 @@ class ProcessSettings:
     locust_files_timeout_s: float
     worker_report_interval_s: float
     max_names: int
+    latency_buckets: str
 
 
 def settings_from_env(environ: Mapping[str, str]) -> ProcessSettings:
     """The settings from `environ`, defaults for what is unset; ValueError for a value that is not
-    a number (or, for the weights, not JSON)."""
+    a number (or, for the weights, not JSON; for the buckets, not one of LATENCY_BUCKETS)."""
     return ProcessSettings(
         run_id=environ.get(RUN_ID_ENV, DEFAULT_RUN_ID),
         profile=environ.get(PROFILE_ENV, DEFAULT_PROFILE),
@@ -102,7 +108,14 @@ def settings_from_env(environ: Mapping[str, str]) -> ProcessSettings:
             environ.get(WORKER_REPORT_INTERVAL_ENV, DEFAULT_WORKER_REPORT_INTERVAL_S)
         ),
         max_names=int(environ.get(MAX_NAMES_ENV, DEFAULT_MAX_NAMES)),
+        latency_buckets=_latency_buckets(environ.get(LATENCY_BUCKETS_ENV) or DEFAULT_LATENCY_BUCKETS),
     )
+
+
+def _latency_buckets(value: str) -> str:
+    if value not in LATENCY_BUCKETS:
+        raise ValueError(f"{LATENCY_BUCKETS_ENV}={value!r} is not one of {', '.join(LATENCY_BUCKETS)}")
+    return value
 
 
 # --------------------------------------------------------------------------- metrics
@@ -375,6 +388,7 @@ def run_env(
     exporter_port: int = EXPORTER_PORT,
     final_scrape_timeout_s: float = DEFAULT_FINAL_SCRAPE_TIMEOUT_S,
     locust_files_timeout_s: float = DEFAULT_LOCUST_FILES_TIMEOUT_S,
+    latency_buckets: str = DEFAULT_LATENCY_BUCKETS,
 ) -> dict[str, str]:
     """The environment every Locust process of the run gets (on top of the inherited one)."""
     return {
@@ -389,6 +403,7 @@ def run_env(
         USER_WEIGHTS_ENV: compact_json(dict(user_weights)),
         FINAL_SCRAPE_TIMEOUT_ENV: str(_json_number(final_scrape_timeout_s)),
         LOCUST_FILES_TIMEOUT_ENV: str(_json_number(locust_files_timeout_s)),
+        LATENCY_BUCKETS_ENV: latency_buckets,
     }
 
 

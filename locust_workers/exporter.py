@@ -9,7 +9,8 @@ It works with any locustfile: plugin.py registers it, the user's file does not i
 Metric contract (names and labels are relied on by gates and dashboards):
   locust_requests_total{run_id,name,method}                 counter, every request
   locust_request_failures_total{run_id,name,method,status}  counter; status = HTTP code or exception class
-  locust_response_time_seconds{run_id,name,method}          histogram (see histogram.py for buckets)
+  locust_response_time_seconds{run_id,name,method}          histogram (see histogram.py for buckets:
+                                                            their resolution is LATENCY_BUCKETS_ENV)
   locust_failed_response_time_seconds{run_id,name,method}   histogram of failed requests alone, same buckets
                                                             (failed_times.py): successful = all - failed
   locust_users{run_id}, locust_workers{run_id,state}, locust_worker_cpu_percent{run_id,worker}
@@ -29,13 +30,17 @@ from __future__ import annotations
 import re
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 from locust_workers.contract import (
+    DEFAULT_LATENCY_BUCKETS,
     DEFAULT_MAX_NAMES,
     FAILED_RESPONSE_TIME_SECONDS,
     LOCUSTFILE_STOP_TIMESTAMP_SECONDS,
@@ -53,7 +58,7 @@ from locust_workers.contract import (
     WORKER_STATES,
     WORKERS,
 )
-from locust_workers.histogram import bucket_bounds_ms, cumulative_counts
+from locust_workers.histogram import bucket_bounds_ms, cumulative_counts, resolution_of
 from locust_workers.shapes import current_phase, phase_starts
 
 if TYPE_CHECKING:
@@ -122,8 +127,104 @@ def _label(class_name: str) -> str:
     return _NOT_WORD.sub("_", class_name)[:STATUS_MAX_CHARS] or UNKNOWN_STATUS
 
 
+@dataclass(frozen=True)
+class StatsSnapshot:
+    """Copies of what the request families are built from, taken on Locust's event loop in one go
+    (no greenlet switch in between: consistent, and a worker report cannot change it half-read).
+    Building and encoding the families from it can then run in another OS thread."""
+
+    taken_at: float
+    version: tuple[Any, ...]
+    entries: list[tuple[tuple[str, str], int, dict[float, int], float]]
+    errors: list[tuple[str, str, object, int]]
+    failed: dict[tuple[str, str], tuple[dict[int, int], float]] | None
+    other: list[Metric]  # the small families (runner gauges, custom metrics), built on the loop
+
+
+class LatencyFamily(Protocol):
+    """Builds one latency metric family from {labels: ({rounded ms: count}, total ms)}: the one
+    switch between the classic histogram and another encoding (a native histogram)."""
+
+    def __call__(self, name: str, documentation: str, series: Mapping[LabelValues, Times]) -> Metric: ...
+
+
+LabelValues = tuple[str, str, str]  # run_id, name, method
+Times = tuple[dict[float, int], float]
+
+
+@dataclass(frozen=True)
+class ClassicLatency:
+    """A classic histogram with histogram.py's buckets (one series per bucket, name and method)."""
+
+    bounds_ms: tuple[float, ...]
+
+    def __call__(self, name: str, documentation: str, series: Mapping[LabelValues, Times]) -> Metric:
+        bounds = list(self.bounds_ms)
+        rows = []
+        for label_values, (times, total_ms) in sorted(series.items()):
+            rows.append(
+                (label_values, cumulative_counts(times, bounds), sum(times.values()), total_ms / 1000)
+            )
+        return ClassicHistogram(name, documentation, tuple(_le(b / 1000) for b in bounds), rows)
+
+
+HistogramRow = tuple[LabelValues, list[int], int, float]  # labels, cumulative counts, count, sum
+
+
+class ClassicHistogram(Metric):
+    """A histogram family that writes its own text-format lines (text()): prometheus_client's
+    encoders take ~20 us per sample, and the buckets are most of a run's samples (a second per
+    scrape at 200 names). Generic encoders still get `samples`, built when they ask."""
+
+    def __init__(self, name: str, documentation: str, le: tuple[str, ...], rows: list[HistogramRow]) -> None:
+        super().__init__(name, documentation, "histogram")
+        self.le = le
+        self.rows = rows
+
+    @property
+    def samples(self) -> list[Sample]:
+        out = []
+        for (run_id, name, method), cumulative, count, total in self.rows:
+            labels = {"run_id": run_id, "name": name, "method": method}
+            for le, value in [*zip(self.le, cumulative, strict=True), ("+Inf", count)]:
+                out.append(Sample(self.name + "_bucket", {**labels, "le": le}, value))
+            out.append(Sample(self.name + "_count", labels, count))
+            out.append(Sample(self.name + "_sum", labels, total))
+        return out
+
+    @samples.setter
+    def samples(self, _value: list[Sample]) -> None:
+        pass  # Metric.__init__ sets [] ; the rows are the samples
+
+    def text(self) -> str:
+        """The family in Prometheus' text format 0.0.4, as generate_latest would write it."""
+        name = self.name
+        lines = [f"# HELP {name} {_help(self.documentation)}\n# TYPE {name} histogram\n"]
+        suffixes = [f'le="{le}"}} ' for le in (*self.le, "+Inf")]
+        for (run_id, label_name, method), cumulative, count, total in self.rows:
+            labels = f'method="{_escape(method)}",name="{_escape(label_name)}",run_id="{_escape(run_id)}"'
+            bucket = f"{name}_bucket{{{labels},"
+            lines.extend(
+                f"{bucket}{suffix}{value}\n"
+                for suffix, value in zip(suffixes, [*cumulative, count], strict=True)
+            )
+            lines.append(
+                f"{name}_count{{{labels}}} {count}\n{name}_sum{{{labels}}} {floatToGoString(total)}\n"
+            )
+        return "".join(lines)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
 class LocustCollector(Collector):
-    """Yields metric families from `environment.runner.stats` at scrape time."""
+    """Yields metric families from `environment.runner.stats`: snapshot() on the event loop, then
+    families(snapshot) anywhere (exposition.py does that in an OS thread and caches the result)."""
 
     def __init__(
         self,
@@ -132,6 +233,7 @@ class LocustCollector(Collector):
         run_id: str,
         profile: str,
         max_names: int = DEFAULT_MAX_NAMES,
+        latency_buckets: str = DEFAULT_LATENCY_BUCKETS,
         custom: CustomTotals | None = None,
         failed: FailedTimes | None = None,
         locustfile_end: LocustfileEnd | None = None,
@@ -143,85 +245,117 @@ class LocustCollector(Collector):
         self.run_id = run_id
         self.profile = profile
         self.max_names = max_names
-        self.bounds_ms = bucket_bounds_ms()
-        self._bucket_labels = [_le(b / 1000) for b in self.bounds_ms]
+        self.bounds_ms = bucket_bounds_ms(resolution_of(latency_buckets))
+        self.latency: LatencyFamily = ClassicLatency(tuple(self.bounds_ms))
         self.test_started_at: float | None = None
         self.test_stopped_at: float | None = None
         self.last_scrape_at = 0.0
+        self.reports = 0  # worker reports received: custom metrics and failed times come with them
+        environment.events.worker_report.add_listener(self._on_report)
+
+    def _on_report(self, **_kw: Any) -> None:
+        self.reports += 1
 
     def collect(self) -> Iterator[Metric]:
+        snapshot = self.snapshot()
+        if snapshot is not None:
+            yield from self.families(snapshot)
+            self.last_scrape_at = snapshot.taken_at
+
+    def version(self) -> tuple[Any, ...] | None:
+        """Changes whenever the numbers a scrape shows change (cheap: no copies), None without a
+        runner. Worker reports move the totals; the rest are the run's own moments."""
         runner = self.environment.runner
         if runner is None:
-            return
-        entries = list(runner.stats.entries.items())
-        allowed = self._bounded_names(name for (name, _method), _entry in entries)
-        yield from self._request_metrics(entries, allowed)
-        if self.failed is not None:
-            yield self._failed_latency_metric(allowed)
-        yield self._failure_metric(list(runner.stats.errors.values()), allowed)
-        yield from self._runner_metrics(runner)
+            return None
+        total = runner.stats.total
+        end = self.locustfile_end
+        return (
+            self.reports,
+            total.num_requests,
+            total.num_failures,
+            total.last_request_timestamp,
+            len(runner.stats.entries),
+            len(runner.stats.errors),
+            runner.state,
+            runner.user_count,
+            current_phase(self.environment.shape_class),
+            self.test_started_at,
+            self.test_stopped_at,
+            None if end is None else (end.exit_code, end.stopped_at),
+        )
+
+    def snapshot(self) -> StatsSnapshot | None:
+        """Everything a scrape shows, copied: runs on the event loop and must not yield to it."""
+        version = self.version()
+        runner = self.environment.runner
+        if version is None:
+            return None
+        entries = [
+            (key, entry.num_requests, dict(entry.response_times), entry.total_response_time)
+            for key, entry in list(runner.stats.entries.items())
+        ]
+        errors = [
+            (e.name, e.method or "", e.error, e.occurrences) for e in list(runner.stats.errors.values())
+        ]
+        other = list(self._runner_metrics(runner))
         if self.custom is not None:
-            yield from self.custom.metric_families(self.run_id)
+            other += self.custom.metric_families(self.run_id)
         if self.locustfile_end is not None:
-            yield from self._locustfile_end_metrics(self.locustfile_end)
-        self.last_scrape_at = time.time()
+            other += self._locustfile_end_metrics(self.locustfile_end)
+        failed = self.failed.totals() if self.failed is not None else None
+        return StatsSnapshot(time.time(), version, entries, errors, failed, other)
+
+    def families(self, snapshot: StatsSnapshot) -> list[Metric]:
+        """The metric families of a snapshot; reads nothing else, so any thread may call it."""
+        allowed = self._bounded_names(name for (name, _method), *_rest in snapshot.entries)
+        out = self._request_metrics(snapshot.entries, allowed)
+        if snapshot.failed is not None:
+            out.append(self._failed_latency_metric(snapshot.failed, allowed))
+        out.append(self._failure_metric(snapshot.errors, allowed))
+        return out + snapshot.other
 
     def _bounded_names(self, names: Any) -> set[str]:
         # Raw URLs as names would make series unbounded; past the cap, fold them into one name.
         return set(sorted(set(names))[: self.max_names])
 
-    def _request_metrics(self, entries: list[tuple[Any, Any]], allowed: set[str]) -> Iterator[Metric]:
+    def _request_metrics(self, entries: list[Any], allowed: set[str]) -> list[Metric]:
         labels = ["run_id", "name", "method"]
         requests = CounterMetricFamily(REQUESTS_TOTAL, "Requests sent, failed or not.", labels=labels)
-        latency = HistogramMetricFamily(RESPONSE_TIME_SECONDS, "Response time of requests.", labels=labels)
-        folded: dict[tuple[str, str], tuple[int, dict[float, int], float]] = {}
-        for (name, method), entry in entries:
-            key = (name if name in allowed else OTHER_NAME, method or "")
-            count, times, total = folded.get(key, (0, {}, 0.0))
-            merged = dict(times)
-            for value, n in entry.response_times.items():
-                merged[value] = merged.get(value, 0) + n
-            folded[key] = (count + entry.num_requests, merged, total + entry.total_response_time)
-        for (name, method), (count, times, total_ms) in sorted(folded.items()):
-            label_values = [self.run_id, name, method]
-            requests.add_metric(label_values, count)
-            cumulative = cumulative_counts(times, self.bounds_ms)
-            observed = sum(times.values())
-            buckets = [*zip(self._bucket_labels, cumulative, strict=True), ("+Inf", observed)]
-            latency.add_metric(label_values, buckets, sum_value=total_ms / 1000)
-        yield requests
-        yield latency
+        counts: dict[LabelValues, int] = {}
+        series: dict[LabelValues, Times] = {}
+        for (name, method), num_requests, times, total_ms in entries:
+            key = (self.run_id, name if name in allowed else OTHER_NAME, method or "")
+            counts[key] = counts.get(key, 0) + num_requests
+            _merge_into(series, key, times, total_ms)
+        for key, count in sorted(counts.items()):
+            requests.add_metric(list(key), count)
+        return [requests, self.latency(RESPONSE_TIME_SECONDS, "Response time of requests.", series)]
 
-    def _failed_latency_metric(self, allowed: set[str]) -> Metric:
-        assert self.failed is not None
-        family = HistogramMetricFamily(
+    def _failed_latency_metric(
+        self, failed: Mapping[tuple[str, str], tuple[Mapping[Any, int], float]], allowed: set[str]
+    ) -> Metric:
+        series: dict[LabelValues, Times] = {}
+        for (name, method), (failed_times, total_ms) in failed.items():
+            _merge_into(
+                series, (self.run_id, name if name in allowed else OTHER_NAME, method), failed_times, total_ms
+            )
+        return self.latency(
             FAILED_RESPONSE_TIME_SECONDS,
             f"Response time of failed requests (also counted in {RESPONSE_TIME_SECONDS}).",
-            labels=["run_id", "name", "method"],
+            series,
         )
-        folded: dict[tuple[str, str], tuple[dict[float, int], float]] = {}
-        for (name, method), (failed_times, total_ms) in self.failed.totals().items():
-            key = (name if name in allowed else OTHER_NAME, method)
-            merged, total = folded.get(key, ({}, 0.0))
-            for value, n in failed_times.items():
-                merged[value] = merged.get(value, 0) + n
-            folded[key] = (merged, total + total_ms)
-        for (name, method), (times, total_ms) in sorted(folded.items()):
-            cumulative = cumulative_counts(times, self.bounds_ms)
-            buckets = [*zip(self._bucket_labels, cumulative, strict=True), ("+Inf", sum(times.values()))]
-            family.add_metric([self.run_id, name, method], buckets, sum_value=total_ms / 1000)
-        return family
 
-    def _failure_metric(self, errors: list[Any], allowed: set[str]) -> Metric:
+    def _failure_metric(self, errors: list[tuple[str, str, object, int]], allowed: set[str]) -> Metric:
         family = CounterMetricFamily(
             REQUEST_FAILURES_TOTAL,
             "Failed requests by HTTP status or exception.",
             labels=["run_id", "name", "method", "status"],
         )
         totals: dict[tuple[str, str, str], int] = defaultdict(int)
-        for error in errors:
-            name = error.name if error.name in allowed else OTHER_NAME
-            totals[(name, error.method or "", failure_status(error.error))] += error.occurrences
+        for error_name, method, error, occurrences in errors:
+            name = error_name if error_name in allowed else OTHER_NAME
+            totals[(name, method, failure_status(error))] += occurrences
         for (name, method, status), count in sorted(totals.items()):
             family.add_metric([self.run_id, name, method, status], count)
         return family
@@ -295,6 +429,20 @@ class LocustCollector(Collector):
 
 
 _STOPPED_STATES = ("stopping", "stopped", "cleanup")  # locust.runners.STATE_STOPPING, ...
+
+
+def _merge_into(
+    series: dict[LabelValues, Times], key: LabelValues, times: Mapping[Any, int], total_ms: float
+) -> None:
+    # names past the cap fold into one series: their times add up
+    if key not in series:
+        series[key] = (dict(times), total_ms)
+        return
+    merged, total = series[key]
+    merged = dict(merged)
+    for value, n in times.items():
+        merged[value] = merged.get(value, 0) + n
+    series[key] = (merged, total + total_ms)
 
 
 def _runner_phase(state: str) -> str:

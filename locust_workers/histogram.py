@@ -1,12 +1,18 @@
-"""Latency histogram buckets that keep Prometheus percentiles within a few percent of Locust's.
+"""Latency histogram buckets whose resolution is a setting, with a stated error bound per setting.
 
 Locust keeps response times rounded to about two significant digits (stats.bucket_response_time:
 whole ms below 100 ms, 10 ms steps below 1 s, 100 ms below 10 s, 1 s above). Its percentile is
 always one of those keys. Prometheus' histogram_quantile interpolates linearly inside the bucket
 that holds the rank, so for a key k inside bucket (a, b] the answer lies in (a, b] and is off by at
-most b - a. Choosing every bucket so that (b - a) <= tolerance * (smallest key in it) bounds the
-relative error by `tolerance` for every key. Where a single key step is already wider than that
-(1-19 ms, 100-190 ms, 1-1.9 s, 10-19 s), the key gets a narrow bucket of its own just below it.
+most b - a. Choosing every bucket so that (b - a) <= max(tolerance * (smallest key in it), floor)
+bounds the error by max(tolerance * k, floor) for every key up to the last bound (a 1 ms floor is
+Locust's own resolution below 100 ms; `fine` has none). Where a single key step is wider than
+that (1-24 ms without a floor; 100 ms, 1 s and 10 s at tolerances below 10 %), the key gets a
+narrow bucket of its own just below it.
+
+That bound is the worst case (all samples on one key). On a spread of latencies the samples fill
+each bucket and linear interpolation lands much closer: `make bench-buckets` measures both, and
+README "Latency buckets" has the table the default below was chosen from.
 
 All pure: no Locust import, so the bounds can be checked without a run.
 """
@@ -15,9 +21,38 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
+from functools import cache
+from typing import NamedTuple
 
-DEFAULT_TOLERANCE = 0.04
+from locust_workers.contract import DEFAULT_LATENCY_BUCKETS, LATENCY_BUCKETS
+
+
+class Resolution(NamedTuple):
+    tolerance: float  # a bucket's width at most this share of the smallest key in it...
+    floor_ms: float  # ...or this many ms, when that is more
+
+
+# contract.LATENCY_BUCKETS' names (the profile's `latency_buckets`, the chart's run.latencyBuckets).
+# `fine` gives every key below 25 ms a bucket of its own (no floor): the former 327-bucket layout.
+# `standard`: 38 buckets with +Inf, p95/p99 typically ~2 % off (README "Latency buckets").
+RESOLUTIONS = dict(
+    zip(LATENCY_BUCKETS, (Resolution(0.04, 0.0), Resolution(0.4, 1.0), Resolution(0.8, 1.0)), strict=True)
+)
+DEFAULT_RESOLUTION = RESOLUTIONS[DEFAULT_LATENCY_BUCKETS]
 DEFAULT_MAX_MS = 120_000
+
+
+def resolution_of(name: str) -> Resolution:
+    """The resolution of a name; ValueError naming the choices otherwise."""
+    try:
+        return RESOLUTIONS[name]
+    except KeyError:
+        raise ValueError(f"'{name}' is not one of {', '.join(RESOLUTIONS)}") from None
+
+
+def error_bound_ms(locust_ms: float, resolution: Resolution = DEFAULT_RESOLUTION) -> float:
+    """How far histogram_quantile may be from Locust's percentile `locust_ms` (<= the last bound)."""
+    return max(resolution.tolerance * locust_ms, resolution.floor_ms)
 
 
 def locust_keys(max_ms: int = DEFAULT_MAX_MS) -> list[int]:
@@ -27,27 +62,35 @@ def locust_keys(max_ms: int = DEFAULT_MAX_MS) -> list[int]:
     return sorted(k for k in keys if k <= max_ms)
 
 
-def bucket_bounds_ms(tolerance: float = DEFAULT_TOLERANCE, max_ms: int = DEFAULT_MAX_MS) -> list[float]:
-    """Upper bounds (ms, ascending) for which every Locust key's quantile is within `tolerance`."""
+@cache
+def _bounds(resolution: Resolution, max_ms: int) -> tuple[float, ...]:
+    tolerance = resolution.tolerance
     keys = locust_keys(max_ms)
     bounds: list[float] = [float(keys[0])]  # le=0 holds the 0 ms key exactly
     lower = float(keys[0])
     first: int | None = None  # smallest key in the open bucket (lower, upper]
     upper = lower
     for key in keys[1:]:
-        if first is not None and (key - lower) <= tolerance * first:
+        if first is not None and (key - lower) <= error_bound_ms(first, resolution):
             upper = float(key)
             continue
         if first is not None:
             bounds.append(upper)
             lower = upper
-        if (key - lower) > tolerance * key:
+        if (key - lower) > error_bound_ms(key, resolution):
             # one key step is already too coarse here: give this key a narrow bucket below it
             lower = round(key * (1 - tolerance / 2), 6)
             bounds.append(lower)
         first, upper = key, float(key)
     bounds.append(upper)
-    return bounds
+    return tuple(bounds)
+
+
+def bucket_bounds_ms(
+    resolution: Resolution = DEFAULT_RESOLUTION, max_ms: int = DEFAULT_MAX_MS
+) -> list[float]:
+    """Upper bounds (ms, ascending) for which every Locust key's quantile is within error_bound_ms."""
+    return list(_bounds(resolution, max_ms))
 
 
 def cumulative_counts(response_times: Mapping[float, int], bounds_ms: list[float]) -> list[int]:

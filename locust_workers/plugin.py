@@ -6,7 +6,8 @@ and profile (labels), where the master serves /metrics, the stage table (when se
 defines the run's shape; unset when the locustfile has its own shape, whose phases this file notes),
 user class weights, how long the master waits for a final scrape (and
 serves Locust's own files, locust_files.py), and
-two knobs (worker report interval, the cap on distinct request names).
+three knobs (worker report interval, the cap on distinct request names, the latency buckets'
+resolution).
 
 The heartbeat (heartbeat.py, k8s only): the master stops the test when the controller stops
 renewing its Lease.
@@ -37,11 +38,11 @@ import locust.runners
 from gevent.pywsgi import WSGIServer
 from locust import events
 from locust.runners import WorkerRunner
-from prometheus_client import CollectorRegistry, make_wsgi_app
 
 from locust_workers.contract import STAGES_ENV, ProcessSettings, settings_from_env
 from locust_workers.custom_totals import CustomTotals, merge_worker_reports
 from locust_workers.exporter import LocustCollector
+from locust_workers.exposition import CachedExposition
 from locust_workers.failed_times import FailedTimes, record_failures
 from locust_workers.failed_times import merge_worker_reports as merge_failed_times
 from locust_workers.failed_times import ship_with_worker_reports as ship_failed_times
@@ -116,15 +117,16 @@ def _on_init(environment, **_kwargs) -> None:
         run_id=settings.run_id,
         profile=settings.profile,
         max_names=max_names,
+        latency_buckets=settings.latency_buckets,
         custom=totals,
         failed=failed,
         locustfile_end=locustfile_end,
     )
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
+    # Families are built in gevent's thread pool (a real OS thread), cached per stats change:
+    # the loop keeps receiving reports and heartbeats while a scrape is encoded (exposition.py)
+    app = CachedExposition(collector, run_off_loop=gevent.get_hub().threadpool.apply)
     # Locust's own files, for a master whose disk the controller cannot read (a pod): LOCUST_FILES_PATH
     files = LocustFiles() if settings.locust_files_timeout_s > 0 else None
-    app = make_wsgi_app(registry)
     address = (settings.exporter_host, settings.exporter_port)
     server = WSGIServer(address, files.wrap(app) if files else app, log=None, error_log=logger)
     server.start()  # fails loudly (OSError) if the port is taken: better than a run without metrics

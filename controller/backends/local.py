@@ -34,6 +34,7 @@ def locust_env(plan: RunPlan, *, exporter_port: int, base: dict[str, str] | None
             user_weights=plan.user_weights,
             exporter_host="127.0.0.1",
             exporter_port=exporter_port,
+            latency_buckets=plan.latency_buckets,
         )
     )
     return env

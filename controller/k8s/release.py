@@ -91,6 +91,7 @@ def run_values(
                 for s in plan.stages
             ],
             "userWeights": dict(plan.user_weights),
+            "latencyBuckets": plan.latency_buckets,
             "locustfile": plan.locustfile.name,
             "files": dict(files),
         }

@@ -4,8 +4,8 @@ In a cluster the master's own CSVs live on an emptyDir that disappears with its 
 restricted ServiceAccount may not exec into it. The exporter's counters and histograms hold the
 same totals, so the rows are rebuilt from Prometheus with Locust's column names (report.md reads
 them unchanged); the backend writes them through controller/rundir.py. Percentiles come from
-histogram buckets: within 4 % of Locust's (histogram.py); min, max and content size are not
-exported and stay empty.
+histogram buckets (any layout: `le` is read from the series), within the bound of the run's
+latency_buckets (histogram.py); min, max and content size are not exported and stay empty.
 """
 
 from __future__ import annotations

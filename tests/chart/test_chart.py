@@ -460,6 +460,7 @@ def test_master_and_worker_jobs(scenario):
         assert json.loads(env["LOADCTL_USER_WEIGHTS"]) == run["userWeights"]
         assert float(env["LOADCTL_FINAL_SCRAPE_TIMEOUT"]) == run["finalScrapeTimeoutSeconds"]
         assert float(env["LOADCTL_LOCUST_FILES_TIMEOUT"]) == run["locustFilesTimeoutSeconds"]
+        assert env["LOADCTL_LATENCY_BUCKETS"] == run["latencyBuckets"]
         assert env["PYTHONUNBUFFERED"] == env["PYTHONDONTWRITEBYTECODE"] == "1"
         assert env["HOME"] == "/tmp"
         for item in values["secretEnv"]:

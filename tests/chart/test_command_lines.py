@@ -17,6 +17,7 @@ from controller.backends.k8s import CHART_FINAL_SCRAPE_TIMEOUT_S
 from controller.k8s.release import release_name, run_values
 from controller.models import RunPlan, Stage
 from locust_workers.contract import (
+    DEFAULT_LATENCY_BUCKETS,
     EXPECT_WORKERS_MAX_WAIT_S,
     EXPORTER_PORT,
     PROBES_PORT,
@@ -86,6 +87,7 @@ def test_the_chart_defaults_are_the_contracts():
     assert run["exporterPort"] == EXPORTER_PORT
     assert run["probesPort"] == PROBES_PORT
     assert run["expectWorkersMaxWait"] == EXPECT_WORKERS_MAX_WAIT_S
+    assert run["latencyBuckets"] == DEFAULT_LATENCY_BUCKETS
     # the k8s backend waits for the final scrape as long as the chart's master does
     assert run["finalScrapeTimeoutSeconds"] == CHART_FINAL_SCRAPE_TIMEOUT_S
 

@@ -6,7 +6,8 @@ Two short `loadctl run`s with one worker:
            exactly one request of the run fails (HTTP 500). The gates over `run` must equal
            stats.csv / failures.csv exactly (requests, failures, a status count); rps within 1 %;
            p50/p95/p99 within 2 % of Locust's percentiles (or, where the exporter's buckets are
-           coarser than 2 %, within the bucket that holds Locust's value: histogram.py).
+           coarser than 2 %, within the bucket that holds Locust's value: histogram.py). The
+           profile asks for `latency_buckets: fine`, so the setting reaches the master too.
            `failures max: 0` and `error_rate max: 0` must see the single failure and fail the run.
   refused  a loopback port nobody listens on: every request fails fast. p95 and rps gates judge
            successful requests by default and fail; with `outcome: all` they pass as before.
@@ -27,7 +28,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from controller.processes import free_port
-from locust_workers.histogram import bucket_bounds_ms
+from locust_workers.histogram import bucket_bounds_ms, resolution_of
 from tests.support import REPO_ROOT, run_loadctl
 
 pytestmark = pytest.mark.integration
@@ -92,13 +93,16 @@ def sleeper() -> Iterator[str]:
         server.server_close()
 
 
+BUCKETS = "fine"  # the accuracy gates can have: their bound is the bucket (4 %)
+
+
 def loadctl_run(root: Path, name: str, *, locustfile: Path, host: str, gates: str, users: int, duration: str):
     (root / f"{name}-gates.yaml").write_text(gates)
     profile = root / f"{name}.yaml"
     profile.write_text(
         f"name: {name}\nlocustfile: {locustfile}\nhost: {host}\nworkers: 1\n"
         f"gates: {root / f'{name}-gates.yaml'}\n"
-        f"users: {users}\nspawn_rate: {users}\nduration: {duration}\n"
+        f"users: {users}\nspawn_rate: {users}\nduration: {duration}\nlatency_buckets: {BUCKETS}\n"
     )
     done = run_loadctl(
         ["run", str(profile), "--run-id", name, "--results-dir", str(root / "results")], timeout=120
@@ -182,7 +186,7 @@ def test_rps_is_every_request_locust_counted_over_the_gates_window(spread):
 
 def bucket_slack(locust_ms: float) -> float:
     """How far histogram_quantile can be from a Locust key: the width of the bucket holding it."""
-    bounds = bucket_bounds_ms()
+    bounds = bucket_bounds_ms(resolution_of(BUCKETS))
     index = bisect_left(bounds, locust_ms)
     return locust_ms - (bounds[index - 1] if index else 0.0)
 

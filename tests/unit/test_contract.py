@@ -17,6 +17,7 @@ from controller.models import Stage
 from locust_workers import contract
 from locust_workers.contract import (
     DEFAULT_FINAL_SCRAPE_TIMEOUT_S,
+    DEFAULT_LATENCY_BUCKETS,
     DEFAULT_MAX_NAMES,
     DEFAULT_WORKER_REPORT_INTERVAL_S,
     EXPECT_WORKERS_MAX_WAIT_S,
@@ -133,6 +134,7 @@ def test_what_the_controller_writes_is_what_the_plugin_reads():
         exporter_port=9999,
         final_scrape_timeout_s=15.0,
         locust_files_timeout_s=60.0,
+        latency_buckets="fine",
     )
     assert env["PYTHONUNBUFFERED"] == "1"
     assert env["LOADCTL_USER_WEIGHTS"] == '{"A":3,"B":1}'  # toJson's order and spacing
@@ -148,6 +150,7 @@ def test_what_the_controller_writes_is_what_the_plugin_reads():
     assert read.user_weights == {"A": 3, "B": 1}
     assert read.final_scrape_timeout_s == 15.0
     assert env["LOADCTL_LOCUST_FILES_TIMEOUT"] == "60" and read.locust_files_timeout_s == 60.0
+    assert env["LOADCTL_LATENCY_BUCKETS"] == read.latency_buckets == "fine"
 
 
 def test_defaults_when_nothing_is_set():
@@ -163,6 +166,8 @@ def test_defaults_when_nothing_is_set():
     assert read.locust_files_timeout_s == 0.0  # a local master serves no files and never waits for a fetch
     assert read.worker_report_interval_s == DEFAULT_WORKER_REPORT_INTERVAL_S
     assert read.max_names == DEFAULT_MAX_NAMES
+    assert read.latency_buckets == DEFAULT_LATENCY_BUCKETS == "standard"
+    assert settings_from_env({"LOADCTL_LATENCY_BUCKETS": ""}).latency_buckets == DEFAULT_LATENCY_BUCKETS
     assert json.loads(run_env(run_id="r", profile="p", stages=[StageRow(1, 1, 1)], user_weights={},
                               exporter_host="h")["LOADCTL_EXPORTER_PORT"]) == EXPORTER_PORT  # fmt: skip
 
@@ -172,6 +177,13 @@ def test_user_knobs_are_read():
         {"LOADCTL_WORKER_REPORT_INTERVAL": "3", "LOADCTL_MAX_NAMES": "300", "LOADCTL_USER_WEIGHTS": ""}
     )
     assert (read.worker_report_interval_s, read.max_names, read.user_weights) == (3.0, 300, {})
+
+
+def test_an_unknown_bucket_resolution_is_named():
+    with pytest.raises(
+        ValueError, match="LOADCTL_LATENCY_BUCKETS='medium' is not one of fine, standard, coarse"
+    ):
+        settings_from_env({"LOADCTL_LATENCY_BUCKETS": "medium"})
 
 
 def test_the_probe_process_command_line():

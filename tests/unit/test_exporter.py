@@ -163,3 +163,90 @@ def test_failed_times_travel_in_worker_reports():
     }
     assert not master.merge([["a", "GET", "not a list", 1.0]])  # malformed: skipped, nothing added
     assert master.totals()[("a", "GET")][0] == {12: 2, 730: 1}
+
+
+def families_by_sample(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def served(app, accept: str = "") -> tuple[dict, bytes]:
+    headers: dict = {}
+
+    def start_response(status, header_list):
+        headers.update(header_list, status=status)
+
+    body = b"".join(app({"REQUEST_METHOD": "GET", "HTTP_ACCEPT": accept}, start_response))
+    return headers, body
+
+
+@pytest.mark.parametrize("resolution", ["fine", "standard", "coarse"])
+def test_the_served_text_equals_prometheus_clients_encoding_of_the_same_families(env, resolution):
+    from locust_workers.exposition import CachedExposition
+
+    for i in range(400):
+        fire(env, 'odd "name"\\ with\nnewline', (i * 37) % 900 + 0.3)
+        fire(env, "search", 3 + i % 50, ConnectionRefusedError(111, "refused") if i % 9 == 0 else None)
+    collector = LocustCollector(env, run_id="r1", profile="p", latency_buckets=resolution)
+    headers, body = served(CachedExposition(collector))
+    assert headers["status"] == "200 OK" and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    ours, generic = families_by_sample(body.decode()), families_by_sample(generate_latest(registry).decode())
+    assert ours == generic
+    buckets = [
+        k for k in ours if k[0] == "locust_response_time_seconds_bucket" and ("name", "search") in k[1]
+    ]
+    assert len(buckets) == len(collector.bounds_ms) + 1  # and +Inf
+
+
+def test_the_families_are_built_once_per_stats_version_and_away_from_the_caller(env):
+    from locust_workers.exposition import CachedExposition
+
+    fire(env, "search", 10)
+    collector = LocustCollector(env, run_id="r1", profile="p")
+    rendered_in: list[str] = []
+
+    def off_loop(render):
+        rendered_in.append("pool")
+        return render()
+
+    app = CachedExposition(collector, run_off_loop=off_loop)
+    first = served(app)[1]
+    assert served(app)[1] == first and rendered_in == ["pool"]  # unchanged stats: the cached answer
+    assert collector.last_scrape_at > 0  # served numbers are the current ones: a scrape happened
+    fire(env, "search", 20)
+    second = served(app)[1]
+    assert rendered_in == ["pool", "pool"]
+    count = families_by_sample(second.decode())
+    key = ("locust_requests_total", (("method", "GET"), ("name", "search"), ("run_id", "r1")))
+    assert count[key] == 2
+
+
+def test_a_cached_answer_is_rebuilt_after_its_maximum_age(env):
+    from locust_workers.exposition import CachedExposition
+
+    now = [100.0]
+    collector = LocustCollector(env, run_id="r1", profile="p")
+    app = CachedExposition(collector, max_age_s=5.0, clock=lambda: now[0])
+    served(app)
+    now[0] += 4
+    served(app)
+    assert app.renders == 1
+    now[0] += 2
+    served(app)
+    assert app.renders == 2
+
+
+def test_negotiation_serves_openmetrics_when_asked_and_switched_on(env):
+    from locust_workers.exposition import CachedExposition
+
+    fire(env, "search", 10)
+    collector = LocustCollector(env, run_id="r1", profile="p")
+    accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"
+    headers, body = served(CachedExposition(collector, negotiate=True), accept)
+    assert headers["Content-Type"].startswith("application/openmetrics-text") and body.endswith(b"# EOF\n")
+    assert served(CachedExposition(collector), accept)[0]["Content-Type"].startswith("text/plain")

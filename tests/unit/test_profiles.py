@@ -61,6 +61,7 @@ def write(tmp_path: Path, body: str, name: str = "p.yaml") -> Path:
         ("name: x\nhost: 'http://a b'\n", "host", "is not a target like"),
         ("name: x\nworkers: 0\n", "workers", "between 1 and 1024"),
         ("name: x\nuser_weights: {A: 0}\n", "user_weights.A", "greater than or equal to 1"),
+        ("name: x\nlatency_buckets: medium\n", "latency_buckets", "one of fine, standard, coarse"),
         (
             "name: x\nscrape_targets:\n  - {name: t, url: 'not a url'}\n",
             "scrape_targets[0].url",
@@ -305,6 +306,21 @@ def test_the_analysis_slices_reach_the_plan_default_ten(tmp_path):
     sliced = tmp_path / "sliced.yaml"
     sliced.write_text(body + "analysis: {slices: 3}\n")
     assert build_plan(load_profile(sliced, env={}), profile_file=sliced, run_id="t").analysis.slices == 3
+
+
+def test_the_latency_buckets_reach_the_plan_and_the_locust_processes(tmp_path):
+    from controller.backends.local import locust_env
+
+    body = "name: x\nlocustfile: load.py\nhost: http://h\nusers: 1\nduration: 1m\n"
+    (tmp_path / "load.py").write_text("")
+    plain = write(tmp_path, body)
+    assert (
+        build_plan(load_profile(plain, env={}), profile_file=plain, run_id="t").latency_buckets == "standard"
+    )
+    fine = tmp_path / "fine.yaml"
+    fine.write_text(body + "latency_buckets: fine\n")
+    plan = build_plan(load_profile(fine, env={}), profile_file=fine, run_id="t")
+    assert locust_env(plan, exporter_port=1, base={})["LOADCTL_LATENCY_BUCKETS"] == "fine"
 
 
 @pytest.mark.parametrize("name", ["staged", "stress"])

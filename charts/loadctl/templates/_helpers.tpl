@@ -207,6 +207,8 @@ Environment every Locust process of the run reads (locust_workers/plugin.py).
   value: {{ .Values.run.finalScrapeTimeoutSeconds | toString | quote }}
 - name: LOADCTL_LOCUST_FILES_TIMEOUT
   value: {{ .Values.run.locustFilesTimeoutSeconds | toString | quote }}
+- name: LOADCTL_LATENCY_BUCKETS
+  value: {{ .Values.run.latencyBuckets | quote }}
 {{- with .Values.run.heartbeat }}
 {{- if .lease }}
 - name: LOADCTL_HEARTBEAT_LEASE
