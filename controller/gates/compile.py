@@ -185,10 +185,13 @@ def compile_scrape_counts(*, run_id: str, segments: Sequence[Segment]) -> tuple[
     """Per segment: how many scrapes of the run's request counters fall inside it.
 
     A segment with fewer than MIN_SCRAPES cannot be judged: its start and end values would come
-    from scrapes outside it. A query with no answer means no scrape at all.
+    from scrapes outside it. A query with no answer means no scrape at all. A scrape exactly at the
+    start counts (it is the start value), so the range is 1 ms longer: Prometheus 3's ranges are
+    left-open and would leave it out, where 2.x's closed ones take it in.
     """
+    counters = f"{REQUESTS}{run_selector(run_id)}"
     return tuple(
-        f"max(count_over_time({REQUESTS}{run_selector(run_id)}[{_duration(end - start)}] @ {end:.3f}))"
+        f"max(count_over_time({counters}[{_duration(end - start + 0.001)}] @ {end:.3f}))"
         for start, end in segments
     )
 

@@ -27,6 +27,7 @@ from controller.gates.evaluate import GateReport
 from controller.gates.models import GateFile
 from controller.gates.runner import Target, evaluate_gates
 from controller.models import PhaseWindow
+from tests.prom_versions import PrometheusBuild
 from tests.promdata import build_tsdb, le_label, serve_tsdb, start_time
 from tests.support import run_record
 
@@ -108,8 +109,9 @@ RECORD = run_record(
 
 
 @pytest.fixture(scope="module")
-def exact(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    root = tmp_path_factory.mktemp("exact")
+def exact(tmp_path_factory: pytest.TempPathFactory, prometheus_version: PrometheusBuild) -> Iterator[Target]:
+    """On Prometheus 2.x, then 3.x."""
+    root = tmp_path_factory.mktemp(f"exact-prometheus{prometheus_version.major}")
     build_tsdb(openmetrics_text(), root / "tsdb")
     with serve_tsdb(root / "tsdb", root) as client:
         yield Target(client, RECORD)

@@ -155,8 +155,8 @@ def test_compile_sums_segments_and_substitutes_promql():
         'max_over_time(x{run_id="r"}[130500ms]) + 100.000 - 230.500'
     )
     assert compile_scrape_counts(run_id="r", segments=segs) == (
-        'max(count_over_time(locust_requests_total{run_id="r"}[60000ms] @ 160.000))',
-        'max(count_over_time(locust_requests_total{run_id="r"}[30500ms] @ 230.500))',
+        'max(count_over_time(locust_requests_total{run_id="r"}[60001ms] @ 160.000))',
+        'max(count_over_time(locust_requests_total{run_id="r"}[30501ms] @ 230.500))',
     )
 
 
