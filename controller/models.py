@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from controller.sizing import MAX_WORKERS
-from locust_workers.contract import DEFAULT_LATENCY_BUCKETS, LATENCY_BUCKETS, parse_duration
+from locust_workers.contract import DEFAULT_LATENCY_BUCKETS, LATENCY_BUCKETS, GateThreshold, parse_duration
 from locust_workers.probes.config import ProbeList
 
 PHASE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
@@ -393,6 +393,9 @@ class RunPlan(_Frozen):
     latency_buckets: str = DEFAULT_LATENCY_BUCKETS
     gates: Path | None = None
     gates_opt_out: bool = False  # `gates: none`: not judged at all (never silently: it is explicit)
+    # The gate file's absolute bounds, set once it is validated (runs.execute): the master publishes
+    # them (loadctl_gate_threshold) for the dashboards' lines.
+    gate_thresholds: tuple[GateThreshold, ...] = ()
     scrape_targets: tuple[ScrapeTarget, ...] = ()
     probes: ProbeList = ()
     skip_if_alerts: tuple[str, ...] = ()

@@ -44,6 +44,7 @@ from controller.gates.compile import WindowError, window_segments
 from controller.gates.evaluate import GateReport, GateResult, judge, with_results
 from controller.gates.models import GateFile
 from controller.gates.runner import Target, evaluate_gates
+from controller.gates.thresholds import gate_thresholds
 from controller.models import OVERRUN_GRACE_S, Peak, PhaseWindow, RunPlan, RunRecord
 from controller.preflight import Checked, check_pods_see_it, check_run, claim_run_dir
 from controller.progress import Snapshot, format_snapshot, read_snapshot
@@ -335,6 +336,8 @@ def execute(
     checked = preflight(plan, backend=backend.name)
     gate_file = checked.gate_file
     plan = plan.model_copy(update={"locust_config": checked.locust_config})
+    if gate_file is not None:  # the master publishes them: the dashboards draw this run's own lines
+        backend.plan = backend.plan.model_copy(update={"gate_thresholds": gate_thresholds(gate_file)})
     followed = Followed()
     for line in start_lines(plan):
         console.print(line, highlight=False)

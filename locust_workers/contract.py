@@ -48,6 +48,9 @@ DEFAULT_LATENCY_BUCKETS = "standard"
 # Knobs a user may set in the environment (the chart: extraEnv); nothing sets them by default:
 WORKER_REPORT_INTERVAL_ENV = "LOADCTL_WORKER_REPORT_INTERVAL"  # seconds between a worker's stats reports
 MAX_NAMES_ENV = "LOADCTL_MAX_NAMES"  # distinct `name` label values per metric before `__other__`
+# The run's gate thresholds (encode_gate_thresholds), set on the master by the controller: the
+# exporter publishes them as GATE_THRESHOLD so dashboards draw the run's own lines. Unset: none.
+GATE_THRESHOLDS_ENV = "LOADCTL_GATE_THRESHOLDS"
 
 # The run's heartbeat (locust_workers/heartbeat.py), set by the chart from run.heartbeat on the
 # master: the Lease the controller renews (controller/k8s/lease.py), and how long the master lets it
@@ -138,12 +141,64 @@ TEST_STOP_TIMESTAMP_SECONDS = "locust_test_stop_timestamp_seconds"
 PROCESS_EXIT_CODE = "locust_process_exit_code"  # {run_id, message}
 LOCUSTFILE_STOP_TIMESTAMP_SECONDS = "locust_locustfile_stop_timestamp_seconds"  # {run_id, caller, message}
 CUSTOM_PREFIX = "locust_custom_"  # the locustfile's own metrics (metrics.py)
+# Each absolute bound of the run's gate file (gate_thresholds.py), in the gate's own unit (latency
+# gates in ms, ratios as fractions): {run_id, gate, metric ("" for a promql gate), bound: max|min,
+# severity: fail|warn}. Constant over the run.
+GATE_THRESHOLD = "loadctl_gate_threshold"
 
 # The `name` label of every request name (and custom metric name) past the cap of MAX_NAMES_ENV.
 OTHER_NAME = "__other__"
 # The `state` label values of locust_workers (Locust's worker states, "spawning" for its "hatching").
 WORKER_STATES = ("ready", "spawning", "running", "stopped", "missing")
 WORKER_MISSING = "missing"  # a worker the master lost (no heartbeat)
+
+# --------------------------------------------------------------------------- gate thresholds
+
+
+@dataclass(frozen=True)
+class GateThreshold:
+    """One absolute bound of one gate, as GATE_THRESHOLDS_ENV carries it."""
+
+    gate: str
+    metric: str
+    bound: str  # "max" or "min"
+    severity: str  # "fail" or "warn"
+    value: float
+
+
+def encode_gate_thresholds(thresholds: Iterable[GateThreshold]) -> str:
+    return compact_json(
+        [
+            {"gate": t.gate, "metric": t.metric, "bound": t.bound, "severity": t.severity, "value": t.value}
+            for t in thresholds
+        ]
+    )
+
+
+def decode_gate_thresholds(text: str) -> tuple[GateThreshold, ...]:
+    """The thresholds of GATE_THRESHOLDS_ENV; () for an empty value. ValueError names the entry."""
+    if not text.strip():
+        return ()
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{GATE_THRESHOLDS_ENV} is not JSON: {e}") from e
+    if not isinstance(rows, list):
+        raise ValueError(f"{GATE_THRESHOLDS_ENV} must be a JSON list of thresholds")
+    out = []
+    for index, row in enumerate(rows):
+        try:
+            threshold = GateThreshold(**row)
+            value = float(threshold.value)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{GATE_THRESHOLDS_ENV}[{index}] is not a valid threshold: {e}") from e
+        if threshold.bound not in ("max", "min") or not math.isfinite(value):
+            raise ValueError(f"{GATE_THRESHOLDS_ENV}[{index}] needs bound max|min and a finite value")
+        out.append(
+            GateThreshold(threshold.gate, threshold.metric, threshold.bound, threshold.severity, value)
+        )
+    return tuple(out)
+
 
 # --------------------------------------------------------------------------- Locust's own files
 
@@ -389,9 +444,10 @@ def run_env(
     final_scrape_timeout_s: float = DEFAULT_FINAL_SCRAPE_TIMEOUT_S,
     locust_files_timeout_s: float = DEFAULT_LOCUST_FILES_TIMEOUT_S,
     latency_buckets: str = DEFAULT_LATENCY_BUCKETS,
+    gate_thresholds: Iterable[GateThreshold] = (),
 ) -> dict[str, str]:
     """The environment every Locust process of the run gets (on top of the inherited one)."""
-    return {
+    env = {
         "PYTHONUNBUFFERED": "1",
         RUN_ID_ENV: run_id,
         PROFILE_ENV: profile,
@@ -405,6 +461,10 @@ def run_env(
         LOCUST_FILES_TIMEOUT_ENV: str(_json_number(locust_files_timeout_s)),
         LATENCY_BUCKETS_ENV: latency_buckets,
     }
+    thresholds = tuple(gate_thresholds)
+    if thresholds:  # only the master reads them; absent for a run without gates (and in the chart)
+        env[GATE_THRESHOLDS_ENV] = encode_gate_thresholds(thresholds)
+    return env
 
 
 def probes_args(*, config: str, port: int, bind_host: str, run_id: str) -> list[str]:

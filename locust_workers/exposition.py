@@ -22,7 +22,7 @@ from __future__ import annotations
 import gzip
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,8 +71,12 @@ class CachedExposition:
         negotiate: bool = False,
         max_age_s: float = MAX_AGE_S,
         clock: Callable[[], float] = time.time,
+        extra: Sequence[Collector] = (),
     ) -> None:
         self.collector = collector
+        # collectors of constant families served beside the collector's (the run's gate thresholds,
+        # gate_thresholds.py): their collect() is cheap and touches no Locust structure
+        self.extra = tuple(extra)
         self.run_off_loop = run_off_loop
         # False: always fast_text. True: prometheus_client's content negotiation (OpenMetrics...),
         # for families the text format cannot carry (a native histogram)
@@ -121,9 +125,10 @@ class CachedExposition:
         self, snapshot: StatsSnapshot | None, encoder: Callable[[Any], bytes], *, gzipped: bool
     ) -> bytes:
         collector = self.collector
+        extra = [family for other in self.extra for family in other.collect()]
 
         def render() -> bytes:
-            families = collector.families(snapshot) if snapshot is not None else []
+            families = [*(collector.families(snapshot) if snapshot is not None else []), *extra]
             output = encoder(_Families(families))
             return gzip.compress(output) if gzipped else output
 

@@ -39,13 +39,20 @@ from gevent.pywsgi import WSGIServer
 from locust import events
 from locust.runners import WorkerRunner
 
-from locust_workers.contract import STAGES_ENV, ProcessSettings, settings_from_env
+from locust_workers.contract import (
+    GATE_THRESHOLDS_ENV,
+    STAGES_ENV,
+    ProcessSettings,
+    decode_gate_thresholds,
+    settings_from_env,
+)
 from locust_workers.custom_totals import CustomTotals, merge_worker_reports
 from locust_workers.exporter import LocustCollector
 from locust_workers.exposition import CachedExposition
 from locust_workers.failed_times import FailedTimes, record_failures
 from locust_workers.failed_times import merge_worker_reports as merge_failed_times
 from locust_workers.failed_times import ship_with_worker_reports as ship_failed_times
+from locust_workers.gate_thresholds import GateThresholdCollector
 from locust_workers.heartbeat import watch as watch_heartbeat
 from locust_workers.locust_files import LocustFiles
 from locust_workers.locustfile_end import watch_locustfile_end
@@ -122,9 +129,12 @@ def _on_init(environment, **_kwargs) -> None:
         failed=failed,
         locustfile_end=locustfile_end,
     )
+    # the run's gate thresholds are served with the exporter's families (constant over the run)
+    thresholds = decode_gate_thresholds(os.environ.get(GATE_THRESHOLDS_ENV, ""))
+    gates = GateThresholdCollector(run_id=settings.run_id, thresholds=thresholds)
     # Families are built in gevent's thread pool (a real OS thread), cached per stats change:
     # the loop keeps receiving reports and heartbeats while a scrape is encoded (exposition.py)
-    app = CachedExposition(collector, run_off_loop=gevent.get_hub().threadpool.apply)
+    app = CachedExposition(collector, run_off_loop=gevent.get_hub().threadpool.apply, extra=(gates,))
     # Locust's own files, for a master whose disk the controller cannot read (a pod): LOCUST_FILES_PATH
     files = LocustFiles() if settings.locust_files_timeout_s > 0 else None
     address = (settings.exporter_host, settings.exporter_port)

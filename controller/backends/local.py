@@ -35,6 +35,8 @@ def locust_env(plan: RunPlan, *, exporter_port: int, base: dict[str, str] | None
             exporter_host="127.0.0.1",
             exporter_port=exporter_port,
             latency_buckets=plan.latency_buckets,
+            # the master publishes them (loadctl_gate_threshold): the dashboards' lines are this run's
+            gate_thresholds=plan.gate_thresholds,
         )
     )
     return env
