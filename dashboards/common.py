@@ -1,4 +1,4 @@
-"""What both dashboards share: variables, Prometheus targets, panel helpers and gate thresholds.
+"""What the dashboards share: variables, Prometheus targets, panel helpers and threshold lines.
 
 Every query selects one run with `run_id="$run_id"` (the exporter, the probes and the local
 Prometheus' scrape config put run_id on every series) and windows rates with `$__rate_interval`,
@@ -16,7 +16,7 @@ from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.builders import prometheus, stat, statetimeline, timeseries
 from grafana_foundation_sdk.models import common, dashboard
 
-from controller.gates.models import GateFile
+from locust_workers.contract import GATE_THRESHOLD
 
 DATASOURCE = dashboard.DataSourceRef(type_val="prometheus", uid="${datasource}")
 GRAFANA = dashboard.DataSourceRef(type_val="grafana", uid="-- Grafana --")
@@ -111,15 +111,20 @@ def graph(
     width: int = 8,
     height: int = 8,
     lines: Sequence[Line] = (),
+    gates: Sequence[str] = (),
+    gate_scale: float = 1.0,
     min_value: float | None = 0,
 ) -> timeseries.Panel:
-    """A time series panel; `lines` are drawn as dashed threshold lines."""
+    """A time series panel; `lines` (fixed values) and the run's gates on the gate metrics `gates`
+    (queried, times `gate_scale` into the panel's unit) are drawn as dashed lines."""
+    queries = list(targets)
+    gate_queries = gate_targets(gates, scale=gate_scale) if gates else []
     panel = (
         timeseries.Panel()
         .title(title)
-        .description(description + describe(lines))
+        .description(description + describe(lines) + describe_gates(gates))
         .datasource(DATASOURCE)
-        .targets(list(targets))
+        .targets([*queries, *(query for _, query in gate_queries)])
         .unit(unit)
         .span(width)
         .height(height)
@@ -132,6 +137,9 @@ def graph(
             .sort(common.SortOrder.DESCENDING)
         )
     )
+    for index, (severity, _) in enumerate(gate_queries, start=len(queries)):
+        # finish() names the queries A, B, ... in this order
+        panel = panel.override_by_query(ref_id(index), dashed(COLORS[severity]))
     if min_value is not None:
         panel = panel.min(min_value)
     if lines:
@@ -197,7 +205,7 @@ def row(title: str) -> dashboard_builders.Row:
     return dashboard_builders.Row(title)
 
 
-# --- gate thresholds ---------------------------------------------------------------------------
+# --- threshold lines ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -210,30 +218,49 @@ class Line:
     severity: str
     text: str  # the threshold as a reader sees it, e.g. "1.2 s"
     labels: str
-    source: str  # the gate file, as the repository names it
+    source: str  # where the value comes from, as the repository names it
 
 
-def gate_lines(
-    gate_file: GateFile, metrics: Iterable[str], *, source: str, scale: float = 1.0, unit: str = ""
-) -> list[Line]:
-    """Absolute max/min thresholds of the gates on `metrics` (relative *_change gates have none)."""
-    wanted = set(metrics)
-    lines = []
-    for gate in gate_file.gates:
-        if gate.metric not in wanted:
-            continue
-        for bound, value in (("max", gate.max), ("min", gate.min)):
-            if value is None:
-                continue
-            shown = value * scale
-            if unit == "percentunit":
-                text = f"{shown * 100:g} %"
-            else:
-                text = f"{shown:g}{'' if unit.startswith('/') else ' '}{unit}".rstrip()
-            if gate.metric == "status_rate":
-                text += f" of status {gate.status}"
-            lines.append(Line(gate.name, shown, bound, gate.severity, text, gate.labels, source))
-    return lines
+def gate_query(metrics: Iterable[str], severity: str, *, scale: float = 1.0) -> str:
+    """The run's own thresholds of the gates on `metrics` (loadctl_gate_threshold, which the master
+    publishes from the run's gate file), one series per gate and bound."""
+    matchers = (f'metric=~"{"|".join(sorted(metrics))}"', f'severity="{severity}"')
+    expr = f"max by (gate, bound) ({selector(GATE_THRESHOLD, *matchers)})"
+    return expr if scale == 1.0 else f"{expr} * {scale:g}"
+
+
+def gate_targets(metrics: Sequence[str], *, scale: float = 1.0) -> list[tuple[str, prometheus.Dataquery]]:
+    """(severity, query) of the gate lines of a panel: one query per severity, for its colour."""
+    return [
+        (
+            severity,
+            target(gate_query(metrics, severity, scale=scale), f"{{{{gate}}}} {{{{bound}}}} ({severity})"),
+        )
+        for severity in COLORS
+    ]
+
+
+def dashed(color: str) -> list[dashboard.DynamicConfigValue]:
+    """A threshold line's look: dashed, fixed colour, no fill."""
+    return [
+        dashboard.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]}),
+        dashboard.DynamicConfigValue(id_val="color", value={"mode": "fixed", "fixedColor": color}),
+        dashboard.DynamicConfigValue(id_val="custom.fillOpacity", value=0),
+        dashboard.DynamicConfigValue(id_val="custom.lineWidth", value=2),
+    ]
+
+
+def ref_id(index: int) -> str:
+    return chr(ord("A") + index)
+
+
+def describe_gates(metrics: Sequence[str]) -> str:
+    if not metrics:
+        return ""
+    return (
+        f" Dashed lines: the run's own gates on {', '.join(metrics)} ({GATE_THRESHOLD}, published by "
+        "the run from its gate file; red fail, orange warn)."
+    )
 
 
 def threshold_steps(lines: Sequence[Line]) -> dashboard_builders.ThresholdsConfig:
@@ -269,7 +296,7 @@ def finish(board: dashboard.Dashboard) -> dashboard.Dashboard:
     for number, panel in enumerate(board.panels or [], start=1):
         panel.id_val = number
         for index, query in enumerate(getattr(panel, "targets", None) or []):
-            query.ref_id = chr(ord("A") + index)
+            query.ref_id = ref_id(index)
     return board
 
 

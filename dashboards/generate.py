@@ -2,7 +2,9 @@
 
     python -m dashboards.generate                 # dashboards/*.json and charts/loadctl/dashboards/*.json
     python -m dashboards.generate --check         # exit 1 and name the files that are not current
-    python -m dashboards.generate --gates gates/pilot.locked.yaml   # other gate thresholds
+
+Gate threshold lines are not baked in: the panels query the thresholds each run publishes
+(loadctl_gate_threshold), so the JSON is the same whatever gate file judges a run.
 
 Both directories hold exactly the generated boards: any other *.json in them is removed (the
 chart ships every charts/loadctl/dashboards/*.json as a ConfigMap).
@@ -18,13 +20,10 @@ from pathlib import Path
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
-from controller.errors import LoadctlError
-from controller.gates.load import load_gate_file
 from dashboards import load_overview, runs_over_time, system_under_test
 from dashboards.common import finish, relative
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-GATES = REPO_ROOT / "gates" / "pilot.yaml"
 OUTPUT_DIRS = (REPO_ROOT / "dashboards", REPO_ROOT / "charts" / "loadctl" / "dashboards")
 
 
@@ -32,12 +31,10 @@ def render(board: Dashboard) -> str:
     return JSONEncoder(sort_keys=True, indent=2).encode(finish(board)) + "\n"
 
 
-def generate(gates: Path = GATES) -> dict[str, str]:
-    """File name -> JSON text of every dashboard; latency and error gates of `gates` as thresholds."""
-    gate_file = load_gate_file(gates)
-    source = relative(gates, REPO_ROOT)
+def generate() -> dict[str, str]:
+    """File name -> JSON text of every dashboard."""
     return {
-        f"{load_overview.UID}.json": render(load_overview.build(gate_file, gates_source=source).build()),
+        f"{load_overview.UID}.json": render(load_overview.build().build()),
         f"{system_under_test.UID}.json": render(system_under_test.build().build()),
         f"{runs_over_time.UID}.json": render(runs_over_time.build().build()),
     }
@@ -69,14 +66,9 @@ def write(files: dict[str, str], directories: Sequence[Path] = OUTPUT_DIRS) -> l
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dashboards.generate", description=__doc__.split("\n")[0])
-    parser.add_argument("--gates", type=Path, default=GATES, help="gate file whose thresholds are drawn")
     parser.add_argument("--check", action="store_true", help="only check that the JSON files are current")
     args = parser.parse_args(argv)
-    try:
-        files = generate(args.gates)
-    except LoadctlError as e:
-        print(f"dashboards: {e}", file=sys.stderr)
-        return 2
+    files = generate()
     if args.check:
         stale = out_of_date(files)
         for path in stale:

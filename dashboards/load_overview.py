@@ -2,7 +2,8 @@
 
 Everything comes from the exporter in the Locust master (the metric contract at the top of
 locust_workers/exporter.py). Latencies are quantiles of the histogram merged over every worker,
-as the latency gates judge them; the gates of the gate file are drawn on the panels they judge.
+as the latency gates judge them. The run's own gates are drawn on the panels they judge, from the
+thresholds the run publishes (loadctl_gate_threshold), so a run judged by any gate file shows its lines.
 """
 
 from __future__ import annotations
@@ -10,11 +11,9 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 from grafana_foundation_sdk.models import common
 
-from controller.gates.models import GateFile
 from dashboards.common import (
     Line,
     base,
-    gate_lines,
     graph,
     rate,
     row,
@@ -51,16 +50,13 @@ def quantile(q: str, by: str = "") -> str:
     return f"histogram_quantile({q}, sum by ({labels}) ({BUCKETS}))"
 
 
-def build(gates: GateFile, *, gates_source: str) -> Dashboard:
-    def lines(*metrics: str, scale: float = 1.0, unit: str = "") -> list[Line]:
-        return gate_lines(gates, metrics, source=gates_source, scale=scale, unit=unit)
-
+def build() -> Dashboard:
     board = base(
         uid=UID,
         title=TITLE,
         description=(
             "One loadctl run as the load generator saw it: phase, users, throughput, failures, "
-            f"latency per endpoint and the workers. Threshold lines: the gates of {gates_source}."
+            "latency per endpoint and the workers. Dashed lines: the gates of the run's own gate file."
         ),
     )
     board = (
@@ -103,7 +99,7 @@ def build(gates: GateFile, *, gates_source: str) -> Dashboard:
                 "Requests completed per second, by endpoint (name) and in all.",
                 [target(f"sum by (name) ({REQUESTS})", "{{name}}"), target(f"sum({REQUESTS})", "all")],
                 unit="reqps",
-                lines=lines("rps", unit="/s"),
+                gates=["rps"],
             )
         )
         .with_panel(
@@ -130,7 +126,7 @@ def build(gates: GateFile, *, gates_source: str) -> Dashboard:
                 "Failed / all requests, by endpoint and in all.",
                 [target(error_ratio("name"), "{{name}}"), target(error_ratio(), "all")],
                 unit="percentunit",
-                lines=lines("error_rate", "status_rate", unit="percentunit"),
+                gates=["error_rate", "status_rate"],
             )
         )
         .with_row(row("Latency"))
@@ -143,7 +139,8 @@ def build(gates: GateFile, *, gates_source: str) -> Dashboard:
                 "(locust_response_time_seconds, every worker's histogram merged).",
                 [target(quantile(q, "name"), "{{name}}"), target(quantile(q), "all endpoints")],
                 unit="s",
-                lines=lines(metric, scale=0.001, unit="s"),
+                gates=[metric],
+                gate_scale=0.001,  # the gates' ms in the panel's seconds
             )
         )
     cpu_limit = Line("LoadctlWorkerCpuSaturated", 90, "max", "warn", "90 %", "", RULES_SOURCE)

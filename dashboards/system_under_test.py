@@ -4,40 +4,96 @@ Its sources: the demo target's own /metrics (demo_pool_*), the crawler domain ga
 probe of the target's JSON stats, or its /metrics: the same names), and the probes' own series
 (the metric contract at the top of locust_workers/probes/__init__.py). `max by (...)` where a value
 could arrive twice (scraped and probed) so it is never double-counted.
+
+Each probe type's row (PostgreSQL, Redis, Processes, HTTP JSON gauges) repeats over a hidden
+variable: the run's probes of that type (`label_values(loadctl_probe_up{run_id,type}, probe)`), one
+row per probe. Grafana (v1 dashboard JSON) has no row that hides itself when a query is empty: a
+type the run has no probe of keeps one row, titled "<type> All" with empty panels, because Grafana
+keeps one instance of a repeated row as its template (grafana/grafana#10764).
 """
 
 from __future__ import annotations
 
+from grafana_foundation_sdk.builders import dashboard as dashboard_builders
 from grafana_foundation_sdk.builders.dashboard import Dashboard
+from grafana_foundation_sdk.models import dashboard
 
-from dashboards.common import RUN, base, graph, rate, row, selector, target, timeline
+from dashboards.common import DATASOURCE, RUN, base, graph, rate, row, selector, target, timeline
 
 UID = "loadctl-system-under-test"
 TITLE = "loadctl / System under test"
 
 
-# The http_json family has no fixed names (one gauge per configured field): every series with a
-# probe label that is not one of the probes' own loadctl_* families.
-HTTP_JSON_GAUGES = f'max by (__name__, probe, domain) ({{{RUN},probe!="",__name__!~"loadctl_.*"}})'
+# probe type (locust_workers/probes/config.py) -> the row of its panels
+PROBE_ROWS = {
+    "postgres": "PostgreSQL",
+    "redis": "Redis",
+    "process": "Processes",
+    "http_json": "HTTP JSON gauges",
+}
 
 
-def by_probe(metric: str) -> str:
-    return f"max by (probe) ({selector(metric)})"
+def probe_variable(probe_type: str) -> str:
+    return f"{probe_type}_probe"
+
+
+def of(probe_type: str) -> str:
+    """The matcher of the probe the repeated row is for."""
+    return f'probe=~"${probe_variable(probe_type)}"'
+
+
+def variable_query(probe_type: str) -> str:
+    return f'label_values(loadctl_probe_up{{{RUN},type="{probe_type}"}}, probe)'
+
+
+def probe_variables() -> list[dashboard_builders.QueryVariable]:
+    """One hidden variable per probe type: the run's probes of it, all selected (the rows repeat)."""
+    return [
+        dashboard_builders.QueryVariable(probe_variable(probe_type))
+        .label(f"{title} probes")
+        .description(f"The run's {probe_type} probes; its row repeats once per probe.")
+        .datasource(DATASOURCE)
+        .query(variable_query(probe_type))
+        .refresh(dashboard.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dashboard.VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .all_value(".+")
+        .current(dashboard.VariableOption(selected=True, text=["All"], value=["$__all"]))
+        .hide(dashboard.VariableHide.HIDE_VARIABLE)
+        for probe_type, title in PROBE_ROWS.items()
+    ]
+
+
+def probe_row(probe_type: str) -> dashboard_builders.Row:
+    return row(f"{PROBE_ROWS[probe_type]} ${probe_variable(probe_type)}").repeat(probe_variable(probe_type))
+
+
+# The http_json family has no fixed names (one gauge per configured field): every series of the
+# row's probe that is not one of the probes' own loadctl_* families.
+HTTP_JSON_GAUGES = f'max by (__name__, probe, domain) ({{{RUN},{of("http_json")},__name__!~"loadctl_.*"}})'
+
+
+def by_probe(metric: str, probe_type: str = "") -> str:
+    return f"max by (probe) ({selector(metric, *([of(probe_type)] if probe_type else []))})"
 
 
 def build() -> Dashboard:
     pool_in_use = f"sum by (pool) ({selector('demo_pool_in_use')})"
     pool_size = f"sum by (pool) ({selector('demo_pool_size')})"
+    board = base(
+        uid=UID,
+        title=TITLE,
+        description=(
+            "The system under test during one loadctl run: PostgreSQL, Redis, processes and JSON "
+            "gauges sampled by the run's probes (a row per probe), the crawler's per-domain health "
+            "and the demo target's worker pool."
+        ),
+    )
+    for variable in probe_variables():
+        board = board.with_variable(variable)
     return (
-        base(
-            uid=UID,
-            title=TITLE,
-            description=(
-                "The system under test during one loadctl run: the demo target's worker pool, the "
-                "crawler's per-domain health, Redis and processes sampled by the run's probes."
-            ),
-        )
-        .with_row(row("PostgreSQL"))
+        board.with_row(probe_row("postgres"))
         .with_panel(
             graph(
                 "Connections by state",
@@ -45,7 +101,7 @@ def build() -> Dashboard:
                 "transaction, ...; loadctl_postgres_connections).",
                 [
                     target(
-                        f"max by (probe, state) ({selector('loadctl_postgres_connections')})",
+                        f"max by (probe, state) ({selector('loadctl_postgres_connections', of('postgres'))})",
                         "{{probe}} {{state}}",
                     )
                 ],
@@ -56,7 +112,7 @@ def build() -> Dashboard:
                 "Pool utilisation",
                 "Connections / the probe's pool_size (max_connections when no pool_size is set): "
                 "near 100 % requests start queueing for a connection.",
-                [target(by_probe("loadctl_postgres_pool_utilization_ratio"), "{{probe}}")],
+                [target(by_probe("loadctl_postgres_pool_utilization_ratio", "postgres"), "{{probe}}")],
                 unit="percentunit",
             )
         )
@@ -64,7 +120,7 @@ def build() -> Dashboard:
             graph(
                 "Waiting locks",
                 "Lock requests not granted (pg_locks): above 0 for long is contention.",
-                [target(by_probe("loadctl_postgres_locks_waiting"), "{{probe}}")],
+                [target(by_probe("loadctl_postgres_locks_waiting", "postgres"), "{{probe}}")],
             )
         )
         .with_row(row("Crawler domains"))
@@ -95,12 +151,12 @@ def build() -> Dashboard:
                 unit="percentunit",
             )
         )
-        .with_row(row("Redis"))
+        .with_row(probe_row("redis"))
         .with_panel(
             graph(
                 "Hit ratio",
                 "Key lookups that hit since the probe started (the run's, not the server's lifetime).",
-                [target(by_probe("loadctl_redis_keyspace_hit_ratio"), "{{probe}}")],
+                [target(by_probe("loadctl_redis_keyspace_hit_ratio", "redis"), "{{probe}}")],
                 unit="percentunit",
                 width=6,
             )
@@ -109,7 +165,7 @@ def build() -> Dashboard:
             graph(
                 "Used memory",
                 "INFO used_memory.",
-                [target(by_probe("loadctl_redis_used_memory_bytes"), "{{probe}}")],
+                [target(by_probe("loadctl_redis_used_memory_bytes", "redis"), "{{probe}}")],
                 unit="bytes",
                 width=6,
             )
@@ -118,7 +174,12 @@ def build() -> Dashboard:
             graph(
                 "Evictions/s",
                 "Keys evicted for maxmemory per second.",
-                [target(f"sum by (probe) ({rate('loadctl_redis_evicted_keys_total')})", "{{probe}}")],
+                [
+                    target(
+                        f"sum by (probe) ({rate('loadctl_redis_evicted_keys_total', of('redis'))})",
+                        "{{probe}}",
+                    )
+                ],
                 width=6,
             )
         )
@@ -126,16 +187,16 @@ def build() -> Dashboard:
             graph(
                 "Connected clients",
                 "Clients connected to Redis (the probe's own connection left out).",
-                [target(by_probe("loadctl_redis_connected_clients"), "{{probe}}")],
+                [target(by_probe("loadctl_redis_connected_clients", "redis"), "{{probe}}")],
                 width=6,
             )
         )
-        .with_row(row("Processes"))
+        .with_row(probe_row("process"))
         .with_panel(
             graph(
                 "Process CPU",
                 "CPU of the processes each process probe watches (100 % = one core).",
-                [target(by_probe("loadctl_process_cpu_percent"), "{{probe}}")],
+                [target(by_probe("loadctl_process_cpu_percent", "process"), "{{probe}}")],
                 unit="percent",
                 width=12,
             )
@@ -144,12 +205,12 @@ def build() -> Dashboard:
             graph(
                 "Process RSS",
                 "Resident memory of the watched processes: a steady climb on a soak run is a leak.",
-                [target(by_probe("loadctl_process_resident_memory_bytes"), "{{probe}}")],
+                [target(by_probe("loadctl_process_resident_memory_bytes", "process"), "{{probe}}")],
                 unit="bytes",
                 width=12,
             )
         )
-        .with_row(row("HTTP JSON gauges"))
+        .with_row(probe_row("http_json"))
         .with_panel(
             graph(
                 "HTTP JSON gauges",

@@ -2,25 +2,36 @@
 
 The committed JSON must be what the generator produces now; every panel has queries, every query
 selects the dashboard's run and parses in a real Prometheus; the metrics they use are in the
-contracts of the exporter, the probes and the demo target; the gates of the gate file are drawn
-on the panels they judge. Whether each query returns data from a real run:
-tests/integration/test_dashboards_data.py.
+contracts of the exporter, the probes and the demo target. The gate lines are queries of the
+thresholds a run publishes: served by the master's collector from two different gate files and
+scraped by a real Prometheus, every line equals its gate file's bound; the probe rows' variables
+list the probes a real probe process serves, and nothing for a type it has none of. Whether each
+query returns data from a real run: tests/integration/test_dashboards_data.py.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from prometheus_client import CollectorRegistry, start_http_server
 
+from controller.gates.load import load_gate_file
+from controller.gates.thresholds import gate_thresholds
+from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom.config import empty_config
-from controller.prom.server import PrometheusServer
+from controller.prom.server import PrometheusServer, run_prometheus
 from dashboards import generate as generator
 from dashboards import load_overview, runs_over_time, system_under_test
+from locust_workers.contract import GATE_THRESHOLD, probes_args
+from locust_workers.gate_thresholds import GateThresholdCollector
 from tests.support import CHART, REPO_ROOT
 
 # the generator checks the gate files' PromQL with promtool; the queries run in a real Prometheus
@@ -32,6 +43,7 @@ VARIABLES = {
     "$profile": ".*",  # runs over time: All
     "$schedule": ".*",
     "$gate": ".*",
+    **{f"${system_under_test.probe_variable(t)}": ".+" for t in system_under_test.PROBE_ROWS},
     "$__rate_interval": "30s",
     "$__interval": "5s",
     "$__range": "5m",
@@ -211,7 +223,7 @@ def test_the_system_under_test_board_shows_pool_crawler_redis_processes_probes(g
         "loadctl_postgres_locks_waiting",
     }
     rows = [panel["title"] for panel in board["panels"] if panel["type"] == "row"]
-    assert rows[0] == "PostgreSQL" and rows[-1] == "Demo target pool (example)", rows
+    assert rows[0] == "PostgreSQL $postgres_probe" and rows[-1] == "Demo target pool (example)", rows
     generic = [e for panel in panels(board) if panel["title"] == "HTTP JSON gauges" for e in exprs(panel)]
     assert generic and '__name__!~"loadctl_.*"' in generic[0] and "{{__name__}}" in json.dumps(board)
 
@@ -239,6 +251,7 @@ def test_every_metric_is_in_a_contract(generated):
         | set(re.findall(r"^\s+(crawler_domain_[a-z_]+):", demo_profile, re.M))
         # the summary `loadctl run --pushgateway` pushes (runs over time)
         | contract_names(REPO_ROOT / "controller" / "pushgateway" / "summary.py", "loadctl_run_")
+        | {GATE_THRESHOLD}  # the run's gate thresholds (locust_workers/gate_thresholds.py)
     )
     for board in boards(generated).values():
         for panel in panels(board):
@@ -248,39 +261,168 @@ def test_every_metric_is_in_a_contract(generated):
                     assert name in known, f"{panel['title']}: {metric} is in no metric contract"
 
 
-# --- gate thresholds ----------------------------------------------------------------------------
+# --- gate thresholds: queries of the series the run publishes -----------------------------------
+
+# The panel that draws each gate metric, and the factor from the gate's unit to the panel's.
+DRAWN = {
+    "rps": ("Requests/s", 1.0),
+    "error_rate": ("Error ratio", 1.0),
+    "status_rate": ("Error ratio", 1.0),
+    "latency_p50_ms": ("Response time p50", 0.001),
+    "latency_p95_ms": ("Response time p95", 0.001),
+    "latency_p99_ms": ("Response time p99", 0.001),
+}
+SEVERITY_OF_COLOR = {"red": "fail", "orange": "warn"}
+CUSTOM_GATES = (
+    "version: 1\nname: custom\ngates:\n"
+    "  - {name: slow_p99, metric: latency_p99_ms, max: 2500}\n"
+    "  - {name: soft_p99, metric: latency_p99_ms, max: 800, severity: warn}\n"
+    "  - {name: errors, metric: error_rate, max: 0.05}\n"
+    "  - {name: floor_rps, metric: rps, min: 3, severity: warn}\n"
+    "  - {name: relative, metric: latency_p95_ms, max_change: '+10%'}\n"  # no absolute value: no line
+)
 
 
-def test_the_pilot_gates_are_drawn_on_the_panels_they_judge(generated):
-    panels_ = by_title(boards(generated)["loadctl-load-overview.json"])
-    # latency_p95_ms gates of gates/pilot.yaml: 1200, 1000 and 1500 ms
-    assert steps(panels_["Response time p95"]) == lines(1.0, 1.2, 1.5)
-    assert panels_["Response time p95"]["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"] == {
-        "mode": "dashed"
+def expected_lines(gate_path: Path) -> set[tuple[str, str, str, str, float]]:
+    """(panel, gate, bound, severity, value in the panel's unit) of every line the gate file
+    should draw, read from its YAML (not through the code under test)."""
+    out = set()
+    for gate in yaml.safe_load(gate_path.read_text())["gates"]:
+        if gate.get("metric") not in DRAWN:
+            continue
+        title, scale = DRAWN[gate["metric"]]
+        for bound in ("max", "min"):
+            if gate.get(bound) is not None:
+                out.add(
+                    (title, gate["name"], bound, gate.get("severity", "fail"), round(gate[bound] * scale, 9))
+                )
+    return out
+
+
+def gate_line_queries(board: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(panel, severity, expr) of every gate line, the severity read from the line's colour."""
+    out = []
+    for panel in panels(board):
+        colors = {
+            o["matcher"]["options"]: {p["id"]: p["value"] for p in o["properties"]}
+            for o in panel.get("fieldConfig", {}).get("overrides", [])
+            if o["matcher"]["id"] == "byFrameRefID"
+        }
+        for query in panel["targets"]:
+            if GATE_THRESHOLD in query["expr"]:
+                style = colors[query["refId"]]
+                assert style["custom.lineStyle"]["fill"] == "dash", panel["title"]
+                out.append((panel["title"], SEVERITY_OF_COLOR[style["color"]["fixedColor"]], query["expr"]))
+    return out
+
+
+def test_gate_lines_are_dashed_queries_on_the_panels_they_judge(generated):
+    board = boards(generated)["loadctl-load-overview.json"]
+    queries = gate_line_queries(board)
+    assert {(title, severity) for title, severity, _ in queries} == {
+        (title, severity) for title, _ in DRAWN.values() for severity in ("fail", "warn")
     }
-    assert "search_p95: max 1.2 s" in panels_["Response time p95"]["description"]
-    # error_rate 0.02, 0.01, 0.01 and the 429 status_rate 0.10
-    assert steps(panels_["Error ratio"]) == lines(0.01, 0.02, 0.1)
-    assert "harvest_429_rate: max 10 % of status 429" in panels_["Error ratio"]["description"]
-    assert steps(panels_["Requests/s"]) == lines(5)  # throughput: min 5
-    assert steps(panels_["Response time p99"]) == []
+    assert all('run_id="$run_id"' in expr for _, _, expr in queries)
+    # no value is baked in: the only fixed line is the worker CPU alert's (the rules file's)
+    baked = {p["title"]: steps(p) for p in panels(board) if p["type"] == "timeseries" and len(steps(p)) > 1}
+    assert baked == {"Worker CPU": lines(90, color="orange")}
 
 
-def test_thresholds_follow_the_gate_file(tmp_path):
-    gates = tmp_path / "gates.yaml"
-    gates.write_text(
-        "version: 1\nname: custom\ngates:\n"
-        "  - {name: slow_p99, metric: latency_p99_ms, max: 2500}\n"
-        "  - {name: soft_p99, metric: latency_p99_ms, max: 800, severity: warn}\n"
-        "  - {name: errors, metric: error_rate, max: 0.05}\n"
-        "  - {name: relative, metric: latency_p95_ms, max_change: '+10%'}\n"  # no absolute value: not drawn
+THRESHOLDS_RUN = "dashboards-thresholds"
+
+
+@pytest.fixture(scope="module", params=["pilot", "custom"])
+def published(request, tmp_path_factory) -> Iterator[tuple[Path, PrometheusServer]]:
+    """A real Prometheus scraping the master's gate threshold collector (serving one gate file) and
+    a real probe process with one process probe (and no other probe type)."""
+    root = tmp_path_factory.mktemp(f"thresholds-{request.param}")
+    gate_path = REPO_ROOT / "gates" / "pilot.yaml"
+    if request.param == "custom":
+        gate_path = root / "custom.yaml"
+        gate_path.write_text(CUSTOM_GATES)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(
+        GateThresholdCollector(run_id=THRESHOLDS_RUN, thresholds=gate_thresholds(load_gate_file(gate_path)))
     )
-    panels_ = by_title(json.loads(generator.generate(gates)["loadctl-load-overview.json"]))
-    assert steps(panels_["Response time p99"]) == [(None, "transparent"), (0.8, "orange"), (2.5, "red")]
-    assert steps(panels_["Error ratio"]) == lines(0.05)
-    assert steps(panels_["Response time p95"]) == []
-    assert steps(panels_["Requests/s"]) == []
-    assert str(gates) in panels_["Response time p99"]["description"]  # outside the repository: as given
+    exporter_port, probes_port = free_port(), free_port()
+    server, _thread = start_http_server(exporter_port, addr="127.0.0.1", registry=registry)
+    config = root / "probes.json"
+    config.write_text(json.dumps({"probes": [{"name": "self", "type": "process", "pid": os.getpid()}]}))
+    argv = probes_args(config=str(config), port=probes_port, bind_host="127.0.0.1", run_id=THRESHOLDS_RUN)
+    probes = ManagedProcess("probes", [sys.executable, *argv], log_path=root / "probes.log")
+    prometheus = run_prometheus(
+        run_id=THRESHOLDS_RUN,
+        run_dir=root,
+        exporter_address=f"127.0.0.1:{exporter_port}",
+        targets=(),
+        probes_address=f"127.0.0.1:{probes_port}",
+    )
+    try:
+        prometheus.start()
+        with prometheus.client() as http:
+
+            def scraped() -> bool:
+                query = f'count(up{{run_id="{THRESHOLDS_RUN}"}} == 1) == 2 and count(loadctl_probe_up)'
+                return bool(http.get("/api/v1/query", params={"query": query}).json()["data"]["result"])
+
+            assert wait_until(scraped, timeout=30, watch=[probes]), probes.log_tail()
+        yield gate_path, prometheus
+    finally:
+        prometheus.stop()
+        probes.stop(timeout=10)
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_lines_are_the_gate_file_of_the_run(published, generated):
+    gate_path, prometheus = published
+    board = boards(generated)["loadctl-load-overview.json"]
+    drawn = set()
+    with prometheus.client() as http:
+        for title, severity, expr in gate_line_queries(board):
+            body = http.get(
+                "/api/v1/query", params={"query": substitute(expr, {"$run_id": THRESHOLDS_RUN})}
+            ).json()
+            assert body["status"] == "success", (title, expr, body)
+            for series in body["data"]["result"]:
+                labels, value = series["metric"], float(series["value"][1])
+                drawn.add((title, labels["gate"], labels["bound"], severity, round(value, 9)))
+    assert drawn == expected_lines(gate_path)
+    assert len(drawn) >= 4
+
+
+def test_probe_rows_repeat_over_the_probes_of_their_type(published, generated):
+    _, prometheus = published
+    board = boards(generated)["loadctl-system-under-test.json"]
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    rows = {p["repeat"]: p["title"] for p in board["panels"] if p["type"] == "row" and p.get("repeat")}
+    assert set(rows) == {system_under_test.probe_variable(t) for t in system_under_test.PROBE_ROWS}
+    found = {}
+    with prometheus.client() as http:
+        for name in rows:
+            variable = variables[name]
+            assert variable["hide"] == 2 and variable["includeAll"] and variable["multi"], variable
+            # label_values(metric{...}, label), as Grafana's Prometheus data source asks for it
+            match = re.fullmatch(r"label_values\((.+), (\w+)\)", variable["query"])
+            assert match, variable["query"]
+            selector_, label = match.groups()
+            params = {"match[]": substitute(selector_, {"$run_id": THRESHOLDS_RUN})}
+            found[name] = http.get(f"/api/v1/label/{label}/values", params=params).json()["data"]
+    assert found == {
+        "process_probe": ["self"],
+        "postgres_probe": [],
+        "redis_probe": [],
+        "http_json_probe": [],
+    }
+    # the panels of a repeated row select its probe
+    section, titles = None, {}
+    for panel in board["panels"]:
+        if panel["type"] == "row":
+            section = panel.get("repeat")
+        elif section:
+            titles[panel["title"]] = section
+            assert all(f'probe=~"${section}"' in e for e in exprs(panel)), panel["title"]
+    assert titles["Process CPU"] == "process_probe" and titles["Waiting locks"] == "postgres_probe"
 
 
 # --- every query parses in a real Prometheus ----------------------------------------------------

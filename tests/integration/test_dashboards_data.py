@@ -7,7 +7,9 @@ postgres probe of a real PostgreSQL server (test_probes.py's, started the same w
 harvest rate limit is tight so that some requests fail (429) and the failure panels have data.
 Then the run's tsdb is served by a real Prometheus (as `loadctl prometheus` does), Grafana's
 variables are filled in ($run_id, $__rate_interval, ...) and every query of every panel runs over
-the run's window: each must return at least one series.
+the run's window: each must return at least one series. The run is judged by a gate file of its own
+(lenient bounds, fail and warn on every metric a panel draws): the gate lines of the dashboards are
+that file's thresholds, as the run published them; each probe row's variable lists the run's probe.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ import pytest
 import yaml
 
 from controller.processes import ManagedProcess, free_port, wait_until
-from dashboards import runs_over_time
+from dashboards import runs_over_time, system_under_test
 from dashboards.generate import generate
+from tests.integration.test_dashboards import expected_lines, gate_line_queries
 from tests.integration.test_probes import postgres  # noqa: F401 (a fixture: the run's PostgreSQL)
 from tests.support import DEMO_LOCUSTFILE, REPO_ROOT, demo_server, run_loadctl, served_run
 
@@ -36,6 +39,26 @@ REDIS_ENV = "LOADCTL_TEST_REDIS_URL"
 PG_ENV = "LOADCTL_TEST_PG_DSN"
 # A 1 s scrape interval: Grafana would make $__rate_interval at least 4 scrapes long.
 VARIABLES = {"$run_id": RUN_ID, "$__rate_interval": "10s", "$__interval": "1s", "$__range": "1m"}
+# All of each probe row's probes (the variables' "All" value)
+VARIABLES |= {f"${system_under_test.probe_variable(t)}": ".+" for t in system_under_test.PROBE_ROWS}
+# Lenient (the run passes), with a fail and a warn bound on every metric a panel draws, so that every
+# gate line query has data.
+GATES = """version: 1
+name: dashboards-data
+window: run
+gates:
+  - {name: rps_floor, metric: rps, min: 0.01}
+  - {name: rps_soft, metric: rps, min: 0.02, severity: warn}
+  - {name: errors, metric: error_rate, max: 0.95}
+  - {name: errors_soft, metric: error_rate, max: 0.9, severity: warn}
+  - {name: throttled, metric: status_rate, status: "429", max: 0.97}
+  - {name: p50, metric: latency_p50_ms, max: 30000}
+  - {name: p50_soft, metric: latency_p50_ms, max: 20000, severity: warn}
+  - {name: p95, metric: latency_p95_ms, max: 40000}
+  - {name: p95_soft, metric: latency_p95_ms, max: 25000, severity: warn}
+  - {name: p99, metric: latency_p99_ms, max: 50000}
+  - {name: p99_soft, metric: latency_p99_ms, max: 35000, severity: warn}
+"""
 
 
 def substitute(expr: str) -> str:
@@ -85,7 +108,9 @@ def cache_traffic(url: str, stop: threading.Event) -> None:
 def demo_profile(target: str, root: Path) -> Path:
     """profiles/demo.yaml, shortened, with its probes and two more: redis and postgres."""
     profile: dict[str, Any] = yaml.safe_load((REPO_ROOT / "profiles" / "demo.yaml").read_text())
-    profile["gates"] = "none"  # verdicts are not what this test is about (its 429s would fail it)
+    gates = root / "dashboards-data.gates.yaml"
+    gates.write_text(GATES)
+    profile["gates"] = str(gates)  # lenient: the gate lines are what this test is about
     profile.update(
         name="dashboards-data",
         locustfile=str(DEMO_LOCUSTFILE),
@@ -172,3 +197,40 @@ def test_every_panel_query_returns_data_from_the_run(finished_run):
             if not body["data"]["result"]:
                 empty.append(f"{board} / {title}: {expr}")
     assert not empty, "panel queries without data in the run's tsdb:\n" + "\n".join(empty)
+
+
+def test_the_gate_lines_are_the_runs_own_gate_file(finished_run):
+    record = finished_run["record"]
+    board = json.loads(generate()["loadctl-load-overview.json"])
+    drawn = set()
+    with served_run(finished_run["run_dir"]) as prometheus:
+        for title, severity, expr in gate_line_queries(board):
+            at = (record["started_at"] + record["ended_at"]) / 2
+            body = prometheus.get(
+                "/api/v1/query", params={"query": substitute(expr), "time": f"{at:.3f}"}
+            ).json()
+            for series in body["data"]["result"]:
+                labels = series["metric"]
+                drawn.add(
+                    (title, labels["gate"], labels["bound"], severity, round(float(series["value"][1]), 9))
+                )
+    assert record["gates_file"] and Path(record["gates_file"]).name == "dashboards-data.gates.yaml"
+    assert drawn == expected_lines(Path(record["gates_file"]))
+
+
+def test_each_probe_row_lists_the_runs_probes_of_its_type(finished_run):
+    board = json.loads(generate()[f"{system_under_test.UID}.json"])
+    found = {}
+    with served_run(finished_run["run_dir"]) as prometheus:
+        for variable in board["templating"]["list"]:
+            if variable.get("hide") != 2:
+                continue
+            selector, label = (
+                variable["query"].removeprefix("label_values(").removesuffix(")").rsplit(", ", 1)
+            )
+            params = {"match[]": substitute(selector)}
+            found[variable["name"]] = prometheus.get(f"/api/v1/label/{label}/values", params=params).json()[
+                "data"
+            ]
+    assert found["postgres_probe"] == ["db"] and found["redis_probe"] == ["cache"], found
+    assert found["process_probe"] and found["http_json_probe"], found
