@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from locust import User, task  # isort: skip  (locust first: gevent monkey-patching)
+
 import pytest
+from locust.env import Environment
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -15,6 +18,8 @@ from locust_workers.contract import (
     decode_gate_thresholds,
     run_env,
 )
+from locust_workers.exporter import LocustCollector
+from locust_workers.exposition import CachedExposition
 from locust_workers.gate_thresholds import GateThresholdCollector
 
 GATES = (
@@ -82,3 +87,27 @@ def test_the_collector_serves_them_with_the_run_id():
     empty = CollectorRegistry(auto_describe=False)
     empty.register(GateThresholdCollector(run_id="run-1", thresholds=()))
     assert generate_latest(empty) == b""
+
+
+class Idle(User):
+    @task
+    def nothing(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("accept", ["", "application/openmetrics-text; version=1.0.0"])
+def test_the_masters_exposition_serves_them_beside_the_exporters_families(accept):
+    environment = Environment(user_classes=[Idle])
+    environment.create_local_runner()
+    try:
+        collector = LocustCollector(environment, run_id="run-1", profile="p")
+        thresholds = (GateThreshold("p95", "latency_p95_ms", "max", "fail", 1200.0),)
+        gates = GateThresholdCollector(run_id="run-1", thresholds=thresholds)
+        app = CachedExposition(collector, negotiate=bool(accept), extra=(gates,))
+        body = b"".join(app({"REQUEST_METHOD": "GET", "HTTP_ACCEPT": accept}, lambda *_: None)).decode()
+    finally:
+        environment.runner.quit()
+    families = {f.name: f for f in text_string_to_metric_families(body.replace("# EOF\n", ""))}
+    assert "locust_run_info" in families  # the exporter's own families are still there
+    (sample,) = families[GATE_THRESHOLD].samples
+    assert sample.labels["gate"] == "p95" and sample.value == 1200.0
