@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 from prometheus_client.core import HistogramMetricFamily, Metric
@@ -30,6 +31,7 @@ DEFAULT_SCHEMA = 6
 MIN_SCHEMA, MAX_SCHEMA = -4, 8
 # seconds; Locust's smallest non-zero key is 1 ms, so only the 0 ms key falls at or below this
 ZERO_THRESHOLD = 1e-4
+MAX_FILLED_GAP = 2
 
 
 class NativeBuckets(NamedTuple):
@@ -38,6 +40,8 @@ class NativeBuckets(NamedTuple):
     deltas: list[int]  # each populated-or-gap bucket's count minus the previous one's
 
 
+# Locust's keys are a few hundred values, so each one's index is computed once per process
+@lru_cache(maxsize=4096)
 def bucket_index(seconds: float, schema: int) -> int:
     """Index i of the bucket (b^(i-1), b^i] holding `seconds` (> 0), b = 2^(2^-schema)."""
     if not MIN_SCHEMA <= schema <= MAX_SCHEMA:
@@ -73,24 +77,34 @@ def native_buckets(response_times_ms: Mapping[float, int], schema: int = DEFAULT
             continue
         index = bucket_index(seconds, schema)
         counts[index] = counts.get(index, 0) + count
+    return NativeBuckets(zero, *_spans_and_deltas(counts))
+
+
+def _spans_and_deltas(counts: Mapping[int, int]) -> tuple[list[tuple[int, int]], list[int]]:
+    # A gap of up to MAX_FILLED_GAP empty buckets is written as zero counts inside one span, as
+    # client_golang does: two zero deltas are cheaper than a new span, for us and for Prometheus.
     spans: list[tuple[int, int]] = []
     deltas: list[int] = []
     previous_index: int | None = None
     previous_count = 0
     for index in sorted(counts):
-        if previous_index is not None and index == previous_index + 1:
+        if previous_index is not None and index - previous_index - 1 <= MAX_FILLED_GAP:
             offset, length = spans[-1]
-            spans[-1] = (offset, length + 1)
+            empty = index - previous_index - 1
+            spans[-1] = (offset, length + empty + 1)
+            if empty:
+                deltas += [-previous_count] + [0] * (empty - 1)
+                previous_count = 0
         else:
-            gap = index if previous_index is None else index - previous_index - 1
-            spans.append((gap, 1))
+            spans.append((index if previous_index is None else index - previous_index - 1, 1))
         deltas.append(counts[index] - previous_count)
         previous_index, previous_count = index, counts[index]
-    return NativeBuckets(zero, spans, deltas)
+    return spans, deltas
 
 
 def bucket_counts(buckets: NativeBuckets) -> dict[int, int]:
-    """{bucket index: count} back from spans and deltas (the reader's side, for tests and reports)."""
+    """{bucket index: count} of the populated buckets back from spans and deltas (the reader's side,
+    for tests and reports)."""
     out: dict[int, int] = {}
     index, count = 0, 0
     deltas = iter(buckets.deltas)
@@ -98,7 +112,8 @@ def bucket_counts(buckets: NativeBuckets) -> dict[int, int]:
         index += offset if span_number == 0 else offset + 1
         for step in range(length):
             count += next(deltas)
-            out[index + step] = count
+            if count:
+                out[index + step] = count
         index += length - 1
     return out
 

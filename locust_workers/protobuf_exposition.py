@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterable, Iterator
+from functools import lru_cache
 from typing import Any
 
 from prometheus_client import make_wsgi_app
@@ -31,7 +32,12 @@ _SCALAR_FIELD = {0: 3, 1: 2, 3: 5}
 _SKIPPED_SUFFIXES = ("_created",)
 
 
+_ONE_BYTE = [bytes((value,)) for value in range(0x80)]
+
+
 def _varint(value: int) -> bytes:
+    if value < 0x80:  # most deltas, lengths and keys: a table look-up, not a loop
+        return _ONE_BYTE[value]
     out = bytearray()
     while True:
         byte = value & 0x7F
@@ -47,6 +53,7 @@ def _zigzag(value: int) -> int:
     return (value << 1) ^ (value >> 63)
 
 
+@lru_cache(maxsize=64)
 def _key(field: int, wire: int) -> bytes:
     return _varint(field << 3 | wire)
 
