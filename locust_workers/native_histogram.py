@@ -66,18 +66,27 @@ def upper_bound(index: int, schema: int) -> float:
 
 def native_buckets(response_times_ms: Mapping[float, int], schema: int = DEFAULT_SCHEMA) -> NativeBuckets:
     """Zero count, spans and deltas from Locust's {rounded_ms: count} dict."""
-    zero = 0
+    indexes = _MS_INDEX.setdefault(schema, {})  # a dict look-up per key: this runs at every scrape
     counts: dict[int, int] = {}
     for value_ms, count in response_times_ms.items():
         if count <= 0:
             continue
-        seconds = value_ms / 1000
-        if seconds <= ZERO_THRESHOLD:
-            zero += count
-            continue
-        index = bucket_index(seconds, schema)
+        index = indexes.get(value_ms)
+        if index is None:
+            index = indexes[value_ms] = _ms_index(value_ms, schema)
         counts[index] = counts.get(index, 0) + count
+    zero = counts.pop(_ZERO_INDEX, 0)
     return NativeBuckets(zero, *_spans_and_deltas(counts))
+
+
+# the zero bucket's stand-in in `counts`: below every real index (schema 8 at 1 ns is about -7700)
+_ZERO_INDEX = -(10**9)
+_MS_INDEX: dict[int, dict[float, int]] = {}
+
+
+def _ms_index(value_ms: float, schema: int) -> int:
+    seconds = value_ms / 1000
+    return _ZERO_INDEX if seconds <= ZERO_THRESHOLD else bucket_index(seconds, schema)
 
 
 def _spans_and_deltas(counts: Mapping[int, int]) -> tuple[list[tuple[int, int]], list[int]]:
