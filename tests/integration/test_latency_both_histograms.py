@@ -23,6 +23,7 @@ from controller.gates.compile import compile_gate
 from controller.gates.models import Gate
 from controller.processes import wait_until
 from controller.prom.server import PrometheusServer, find_prometheus
+from controller.prom.stats import read_stats_from_prometheus
 from locust_workers.contract import FAILED_RESPONSE_TIME_SECONDS, REQUESTS_TOTAL, RESPONSE_TIME_SECONDS
 from locust_workers.histogram import bucket_bounds_ms, cumulative_counts
 from locust_workers.native_histogram import native_histogram_family
@@ -144,6 +145,14 @@ def test_gate_and_rule_quantiles_on_either_histogram(scraped: tuple[bool, httpx.
         classic = rate.format(m=f"{RESPONSE_TIME_SECONDS}_bucket")
         either = f"histogram_quantile({q}, {classic} or {rate.format(m=RESPONSE_TIME_SECONDS)})"
         assert _value(http, either) == pytest.approx(exact_percentile(ALL, q) / 1000, rel=tolerance), q
+    # the k8s backend's stats.csv rebuild: every request (all), as Locust's own stats.csv counts them
+    tables = read_stats_from_prometheus(http, run_id=RUN, planned_s=60)
+    assert tables is not None
+    row = next(r for r in tables.stats if r["Name"] == "/a")
+    for column, q in (("95%", 0.95), ("99%", 0.99)):
+        assert float(row[column]) == pytest.approx(exact_percentile(ALL, q), rel=tolerance), column
+    average_ms = sum(k * n for k, n in ALL.items()) / sum(ALL.values())
+    assert float(row["Average Response Time"]) == pytest.approx(average_ms, rel=0.01)
     # one latency series per (name, method) when native; the classic buckets otherwise
     series = _value(http, f'count({{__name__=~"{RESPONSE_TIME_SECONDS}.*", run_id="{RUN}"}})')
     assert series == (1 if native else len(bucket_bounds_ms()) + 3)
