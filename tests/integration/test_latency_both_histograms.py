@@ -1,7 +1,7 @@
 """The latency queries work on classic buckets (Prometheus 2.x and 3.x) and on native histograms
-(Prometheus 3): a gate's quantile (compile_gate: successful = all - failed over a window) and the
-rules' rate form, each written once as `classic or native`, against a live exporter whose counts
-grow at every scrape, compared with the exact percentile of the successful requests' data.
+(Prometheus 3): a gate's quantile (compile_gate: successful = all - failed over a window), the
+chart's recording rules and the k8s stats.csv rebuild, each written once as `classic or native`,
+against a live exporter whose counts grow at every scrape, compared with the exact percentile.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector
 from controller.gates.compile import compile_gate
 from controller.gates.models import Gate
 from controller.processes import wait_until
+from controller.prom.config import RULES_FILE_NAME
 from controller.prom.server import PrometheusServer, find_prometheus
 from controller.prom.stats import read_stats_from_prometheus
 from locust_workers.contract import FAILED_RESPONSE_TIME_SECONDS, REQUESTS_TOTAL, RESPONSE_TIME_SECONDS
@@ -105,7 +106,11 @@ def scraped(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[bo
     if native:
         job["scrape_native_histograms"] = True
     server = PrometheusServer(
-        config={"global": {"scrape_interval": "1s"}, "scrape_configs": [job]},
+        config={
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [RULES_FILE_NAME],  # the chart's rules, rendered for 1 s scrapes
+            "scrape_configs": [job],
+        },
         config_path=tmp_path / "prometheus.yml",
         data_dir=tmp_path / "tsdb",
         log_path=tmp_path / "prometheus.log",
@@ -140,11 +145,15 @@ def test_gate_and_rule_quantiles_on_either_histogram(scraped: tuple[bool, httpx.
         gate = Gate(name="g", metric=metric, max=1)  # type: ignore[arg-type]
         promql = compile_gate(gate, run_id=RUN, segments=((start, end),))
         assert _value(http, promql) == pytest.approx(exact_percentile(SUCCESSFUL, q), rel=tolerance), metric
-    for q in (0.95, 0.99):
-        rate = "sum by (le) (rate({m}{{run_id='both'}}[5s]))"
-        classic = rate.format(m=f"{RESPONSE_TIME_SECONDS}_bucket")
-        either = f"histogram_quantile({q}, {classic} or {rate.format(m=RESPONSE_TIME_SECONDS)})"
-        assert _value(http, either) == pytest.approx(exact_percentile(ALL, q) / 1000, rel=tolerance), q
+    # the chart's recording rules (rate over their window), merged and per name
+    for record, q in (
+        ("run_id:locust_response_time_seconds:p95", 0.95),
+        ("run_id_name:locust_response_time_seconds:p95", 0.95),
+        ("run_id:locust_response_time_seconds:p99", 0.99),
+    ):
+        recorded = f'{record}{{run_id="{RUN}"}}'
+        assert wait_until(lambda r=recorded: _value(http, r) is not None, timeout=30), record
+        assert _value(http, recorded) == pytest.approx(exact_percentile(ALL, q) / 1000, rel=tolerance), record
     # the k8s backend's stats.csv rebuild: every request (all), as Locust's own stats.csv counts them
     tables = read_stats_from_prometheus(http, run_id=RUN, planned_s=60)
     assert tables is not None
