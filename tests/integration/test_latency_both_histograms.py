@@ -19,9 +19,11 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from controller.analysis.charts import chart_queries
 from controller.gates.compile import compile_gate
 from controller.gates.models import Gate
 from controller.processes import wait_until
+from controller.progress import read_snapshot
 from controller.prom.config import RULES_FILE_NAME
 from controller.prom.server import PrometheusServer, find_prometheus
 from controller.prom.stats import read_stats_from_prometheus
@@ -154,6 +156,14 @@ def test_gate_and_rule_quantiles_on_either_histogram(scraped: tuple[bool, httpx.
         recorded = f'{record}{{run_id="{RUN}"}}'
         assert wait_until(lambda r=recorded: _value(http, r) is not None, timeout=30), record
         assert _value(http, recorded) == pytest.approx(exact_percentile(ALL, q) / 1000, rel=tolerance), record
+    # the run report's latency chart (p50, p95, p99 over the run's rate window) and the live line
+    latency = next(
+        c for c in chart_queries(RUN, summary_peaks=(), step=1, scrape_interval_s=1) if c.key == "latency"
+    )
+    for series, q in zip(latency.series, (0.5, 0.95, 0.99), strict=True):
+        assert _value(http, series.promql) == pytest.approx(exact_percentile(ALL, q), rel=tolerance), q
+    p95_ms = read_snapshot(client=http, run_id=RUN).p95_ms
+    assert p95_ms == pytest.approx(exact_percentile(ALL, 0.95), rel=tolerance)
     # the k8s backend's stats.csv rebuild: every request (all), as Locust's own stats.csv counts them
     tables = read_stats_from_prometheus(http, run_id=RUN, planned_s=60)
     assert tables is not None
