@@ -27,6 +27,7 @@ from controller.progress import read_snapshot
 from controller.prom.config import RULES_FILE_NAME
 from controller.prom.server import PrometheusServer, find_prometheus
 from controller.prom.stats import read_stats_from_prometheus
+from dashboards.load_overview import quantile as dashboard_quantile
 from locust_workers.contract import FAILED_RESPONSE_TIME_SECONDS, REQUESTS_TOTAL, RESPONSE_TIME_SECONDS
 from locust_workers.histogram import bucket_bounds_ms, cumulative_counts
 from locust_workers.native_histogram import native_histogram_family
@@ -164,6 +165,11 @@ def test_gate_and_rule_quantiles_on_either_histogram(scraped: tuple[bool, httpx.
         assert _value(http, series.promql) == pytest.approx(exact_percentile(ALL, q), rel=tolerance), q
     p95_ms = read_snapshot(client=http, run_id=RUN).p95_ms
     assert p95_ms == pytest.approx(exact_percentile(ALL, 0.95), rel=tolerance)
+    # the load overview dashboard's latency panels, with Grafana's variables filled in
+    for q, by in (("0.95", ""), ("0.99", "name")):
+        panel = dashboard_quantile(q, by).replace("$run_id", RUN).replace("$__rate_interval", "5s")
+        expected_s = exact_percentile(ALL, float(q)) / 1000
+        assert _value(http, panel) == pytest.approx(expected_s, rel=tolerance), (q, by)
     # the k8s backend's stats.csv rebuild: every request (all), as Locust's own stats.csv counts them
     tables = read_stats_from_prometheus(http, run_id=RUN, planned_s=60)
     assert tables is not None
