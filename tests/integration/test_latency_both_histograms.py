@@ -6,7 +6,6 @@ against a live exporter whose counts grow at every scrape, compared with the exa
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,13 +24,14 @@ from controller.gates.models import Gate
 from controller.processes import wait_until
 from controller.progress import read_snapshot
 from controller.prom.config import RULES_FILE_NAME
-from controller.prom.server import PrometheusServer, find_prometheus
+from controller.prom.server import PrometheusServer
 from controller.prom.stats import read_stats_from_prometheus
 from dashboards.load_overview import quantile as dashboard_quantile
 from locust_workers.contract import FAILED_RESPONSE_TIME_SECONDS, REQUESTS_TOTAL, RESPONSE_TIME_SECONDS
-from locust_workers.histogram import bucket_bounds_ms, cumulative_counts
+from locust_workers.histogram import bucket_bounds_ms, cumulative_counts, resolution_of
 from locust_workers.native_histogram import native_histogram_family
 from locust_workers.protobuf_exposition import metrics_app
+from tests.prom_versions import prometheus_build
 
 RUN = "both"
 LABELS = ["run_id", "name", "method"]
@@ -56,7 +56,8 @@ class GrowingCollector(Collector):
     def __init__(self, native: bool) -> None:
         self.native = native
         self.scrapes = 0
-        self.bounds = bucket_bounds_ms()
+        # the fine layout, whose error bound the 5 % tolerance below is about (the default is coarser)
+        self.bounds = bucket_bounds_ms(resolution_of("fine"))
 
     def collect(self) -> Iterator[Metric]:
         self.scrapes += 1
@@ -81,20 +82,18 @@ class GrowingCollector(Collector):
             yield family
 
 
+# (Prometheus major, native exposition): classic buckets on both versions, native on 3.x
 CASES = {
-    # (binary, native exposition); PROMETHEUS_BIN or PATH is the 2.x this suite has always used
-    "classic-default": (lambda: find_prometheus(), False),
-    "classic-prom3": (lambda: os.environ.get("PROMETHEUS3_BIN"), False),
-    "native-prom3": (lambda: os.environ.get("PROMETHEUS3_BIN"), True),
+    "classic-prometheus2": (2, False),
+    "classic-prometheus3": (3, False),
+    "native-prometheus3": (3, True),
 }
 
 
 @pytest.fixture(params=sorted(CASES))
 def scraped(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[bool, httpx.Client]]:
-    find, native = CASES[request.param]
-    binary = find()
-    if not binary:
-        pytest.skip("PROMETHEUS3_BIN is not set (a Prometheus 3 binary)")
+    major, native = CASES[request.param]
+    binary = prometheus_build(major).prometheus
     registry = CollectorRegistry(auto_describe=False)
     registry.register(GrowingCollector(native))
     exporter = WSGIServer(("127.0.0.1", 0), metrics_app(registry), log=None)
@@ -180,4 +179,4 @@ def test_gate_and_rule_quantiles_on_either_histogram(scraped: tuple[bool, httpx.
     assert float(row["Average Response Time"]) == pytest.approx(average_ms, rel=0.01)
     # one latency series per (name, method) when native; the classic buckets otherwise
     series = _value(http, f'count({{__name__=~"{RESPONSE_TIME_SECONDS}.*", run_id="{RUN}"}})')
-    assert series == (1 if native else len(bucket_bounds_ms()) + 3)
+    assert series == (1 if native else len(bucket_bounds_ms(resolution_of("fine"))) + 3)

@@ -2,13 +2,12 @@
 with `scrape_native_histograms: true`, queried with histogram_quantile. p95/p99 must be within 2 %
 of Locust's own percentile of the same data (the rounded key at the rank), one series per label set.
 
-Needs Prometheus 3 (PROMETHEUS3_BIN); 2.x cannot ingest native histograms from this exposition.
+Always on Prometheus 3 (tests/prom_versions.py); 2.x cannot ingest native histograms.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,8 +28,8 @@ from controller.prom.server import PrometheusServer
 from locust_workers.histogram import locust_keys
 from locust_workers.native_histogram import native_histogram_family
 from locust_workers.protobuf_exposition import metrics_app
+from tests.prom_versions import prometheus_build
 
-PROMETHEUS3_ENV = "PROMETHEUS3_BIN"
 NAME = "locust_response_time_seconds"
 
 
@@ -56,9 +55,7 @@ class FixedCollector(Collector):
 
 @pytest.fixture(scope="module")
 def scraped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FixedCollector, httpx.Client]]:
-    binary = os.environ.get(PROMETHEUS3_ENV)
-    if not binary:
-        pytest.skip(f"{PROMETHEUS3_ENV} is not set (a Prometheus 3 binary)")
+    binary = prometheus_build(3).prometheus
     collector = FixedCollector()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
