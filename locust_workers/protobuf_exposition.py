@@ -8,8 +8,9 @@ prometheus_client 0.26 writes `positive_deltas:`, which 3.16's parser does not k
 `positive_buckets:`). Why by hand: the messages are small and fixed (metrics.proto field numbers
 below), so a 60-line varint writer beats a runtime dependency on protobuf.
 
-metrics_app() is the WSGI app the exporter serves: protobuf to a scraper that asks for it, else
-prometheus_client's own text app, so curl and Prometheus 2.x see what they always saw.
+metrics_app() is a WSGI app: protobuf to a scraper that asks for it, else prometheus_client's own
+text app, so curl and Prometheus 2.x see what they always saw. An app that negotiates itself
+(exposition.CachedExposition) calls choose_protobuf() first instead.
 """
 
 from __future__ import annotations
@@ -180,15 +181,25 @@ def encode(metrics: Iterable[Metric]) -> bytes:
     return bytes(out)
 
 
+def choose_protobuf(accept: str) -> tuple[Callable[[Collector], bytes], str] | None:
+    """(encoder, content type) when the scraper's Accept asks for protobuf, else None: the hook for
+    an app that negotiates itself (exposition.CachedExposition, in native mode)."""
+    if _PROTO_ACCEPT not in accept:
+        return None
+    return (lambda registry: encode(registry.collect())), CONTENT_TYPE
+
+
 def metrics_app(registry: Collector) -> Callable[..., Any]:
     """WSGI app: protobuf when the scraper's Accept asks for it, else prometheus_client's text app."""
     text_app = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        if _PROTO_ACCEPT not in environ.get("HTTP_ACCEPT", ""):
+        chosen = choose_protobuf(environ.get("HTTP_ACCEPT", ""))
+        if chosen is None:
             return text_app(environ, start_response)
-        body = encode(registry.collect())
-        start_response("200 OK", [("Content-Type", CONTENT_TYPE), ("Content-Length", str(len(body)))])
+        encoder, content_type = chosen
+        body = encoder(registry)
+        start_response("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
         return [body]
 
     return app

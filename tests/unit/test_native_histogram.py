@@ -23,7 +23,7 @@ from locust_workers.native_histogram import (
     quantile,
     upper_bound,
 )
-from locust_workers.protobuf_exposition import _varint, _zigzag, encode
+from locust_workers.protobuf_exposition import CONTENT_TYPE, _varint, _zigzag, choose_protobuf, encode
 
 KEYS = locust_keys()
 times_st = st.dictionaries(st.sampled_from(KEYS), st.integers(1, 500), min_size=1, max_size=60)
@@ -121,3 +121,16 @@ def test_classic_histogram_leaves_out_inf_and_keeps_buckets() -> None:
     out = encode([family])
     assert struct.pack("<d", 0.1) in out
     assert struct.pack("<d", math.inf) not in out
+
+
+def test_protobuf_only_for_a_scraper_that_asks_for_it() -> None:
+    # Prometheus 3 with scrape_native_histograms (PrometheusProto first); 2.x's default Accept
+    asks = (
+        "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,"
+        "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
+    )
+    chosen = choose_protobuf(asks)
+    assert chosen is not None and chosen[1] == CONTENT_TYPE
+    assert (
+        choose_protobuf("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5") is None
+    )
