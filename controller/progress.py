@@ -47,8 +47,11 @@ def read_snapshot(*, client: httpx.Client, run_id: str) -> Snapshot:
         info = query(client=client, promql=f"locust_run_info{sel}")
     except PrometheusError:
         info = []
+    # classic buckets or the native histogram (Prometheus 3): a run exposes one of the two
     p95 = value(
-        f"histogram_quantile(0.95, sum by (le) (rate(locust_response_time_seconds_bucket{sel}[15s])))"
+        "histogram_quantile(0.95, "
+        f"sum by (le) (rate(locust_response_time_seconds_bucket{sel}[15s]))"
+        f" or sum(rate(locust_response_time_seconds{sel}[15s])))"
     )
     return Snapshot(
         phase=info[0].labels.get("phase") if info else None,

@@ -31,6 +31,7 @@ ACTIVE_WORKERS = 'state=~"ready|spawning|running"'
 REQUESTS = rate("locust_requests_total")
 FAILURES = rate("locust_request_failures_total")
 BUCKETS = rate("locust_response_time_seconds_bucket")
+NATIVE = rate("locust_response_time_seconds")  # the native histogram (Prometheus 3), no le label
 # (quantile, label, the gate metric drawn on its panel)
 QUANTILES = (
     ("0.5", "p50", "latency_p50_ms"),
@@ -47,7 +48,8 @@ def error_ratio(by: str = "") -> str:
 
 def quantile(q: str, by: str = "") -> str:
     labels = f"{by}, le" if by else "le"
-    return f"histogram_quantile({q}, sum by ({labels}) ({BUCKETS}))"
+    # classic buckets or the native histogram: a run exposes one of the two
+    return f"histogram_quantile({q}, sum by ({labels}) ({BUCKETS}) or sum by ({labels}) ({NATIVE}))"
 
 
 def build() -> Dashboard:

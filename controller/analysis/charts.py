@@ -65,7 +65,11 @@ def chart_queries(
     run_id: str, *, summary_peaks: Sequence[str], step: float, scrape_interval_s: float
 ) -> tuple[ChartQuery, ...]:
     sel, window = run_selector(run_id), rate_window(step, scrape_interval_s)
-    buckets = f"sum by (le) (rate({RESPONSE_TIME_SECONDS}_bucket{sel}[{window}]))"
+    # classic buckets or the native histogram (Prometheus 3): a run exposes one of the two
+    buckets = (
+        f"sum by (le) (rate({RESPONSE_TIME_SECONDS}_bucket{sel}[{window}]))"
+        f" or sum(rate({RESPONSE_TIME_SECONDS}{sel}[{window}]))"
+    )
     latency = tuple(
         SeriesQuery(f"1000 * histogram_quantile({q}, {buckets})", _named(name))
         for q, name in ((0.5, "p50"), (0.95, "p95"), (0.99, "p99"))

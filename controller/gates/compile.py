@@ -117,16 +117,30 @@ def _minus(total: str, part: str) -> str:
     return f"({total} - ({part} or {total} * 0))"
 
 
+def _latency(
+    names: tuple[str, str], gate: Gate | None, run_id: str, segments: Sequence[Segment], run_end: float | None
+) -> str:
+    """The window's response-time histogram from `names` (all, failed): successful = all - failed."""
+    labels = gate.labels if gate else ""
+    buckets = _summed(_selector(names[0], run_id, labels), segments, run_end, by=" by (le) ")
+    if gate is None or gate.outcome != "all":
+        failed = _summed(_selector(names[1], run_id, labels), segments, run_end, by=" by (le) ")
+        buckets = _minus(buckets, failed)
+    return buckets
+
+
 def _quantile_ms(
     quantile: float, gate: Gate | None, run_id: str, segments: Sequence[Segment], run_end: float | None
 ) -> str:
-    """A response-time quantile in ms; `gate` None: the default (successful requests, no labels)."""
-    labels = gate.labels if gate else ""
-    buckets = _summed(_selector(BUCKETS, run_id, labels), segments, run_end, by=" by (le) ")
-    if gate is None or gate.outcome != "all":
-        failed = _summed(_selector(FAILED_BUCKETS, run_id, labels), segments, run_end, by=" by (le) ")
-        buckets = _minus(buckets, failed)
-    return f"1000 * histogram_quantile({quantile}, {buckets})"
+    """A response-time quantile in ms; `gate` None: the default (successful requests, no labels).
+
+    Classic buckets `or` the native histogram: a run exposes one of the two, the other side is
+    empty (no such series), and the same arithmetic works on both (`by (le)` is a no-op on a native
+    histogram, which has no le label; Prometheus 3 subtracts and sums native histograms).
+    """
+    classic = _latency((BUCKETS, FAILED_BUCKETS), gate, run_id, segments, run_end)
+    native = _latency((RESPONSE_TIME_SECONDS, FAILED_RESPONSE_TIME_SECONDS), gate, run_id, segments, run_end)
+    return f"1000 * histogram_quantile({quantile}, {classic} or {native})"
 
 
 def _requests(gate: Gate, run_id: str, segments: Sequence[Segment], run_end: float | None) -> str:

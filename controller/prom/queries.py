@@ -113,6 +113,18 @@ def final_totals_query(metric: str, *, run_id: str, planned_s: float, by: str) -
 
 
 def final_quantile_query(quantile: float, *, run_id: str, planned_s: float, by: str) -> str:
-    """A response-time quantile over the run's final histogram buckets; `by` must include `le`."""
+    """A response-time quantile over the run's final histogram; `by` must include `le`.
+
+    Classic buckets `or` the native histogram (Prometheus 3): a run exposes one of the two, and
+    `by (..., le)` on a native histogram, which has no le label, just groups by the rest.
+    """
     buckets = final_totals_query(BUCKETS, run_id=run_id, planned_s=planned_s, by=by)
-    return f"histogram_quantile({quantile}, {buckets})"
+    native = final_totals_query(RESPONSE_TIME_SECONDS, run_id=run_id, planned_s=planned_s, by=by)
+    return f"histogram_quantile({quantile}, {buckets} or {native})"
+
+
+def final_latency_sum_query(*, run_id: str, planned_s: float, by: str) -> str:
+    """The run's total response time in seconds, from the classic `_sum` or the native histogram."""
+    classic = final_totals_query(f"{RESPONSE_TIME_SECONDS}_sum", run_id=run_id, planned_s=planned_s, by=by)
+    native = final_totals_query(RESPONSE_TIME_SECONDS, run_id=run_id, planned_s=planned_s, by=by)
+    return f"{classic} or histogram_sum({native})"

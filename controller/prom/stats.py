@@ -16,8 +16,15 @@ from dataclasses import dataclass
 import httpx
 
 from controller.prom.client import query, query_value
-from controller.prom.queries import final_quantile_query, final_totals_query, run_start_query, run_stop_query
+from controller.prom.queries import (
+    final_latency_sum_query,
+    final_quantile_query,
+    final_totals_query,
+    run_start_query,
+    run_stop_query,
+)
 
+LATENCY_SUM = "locust_response_time_seconds_sum"
 PERCENTILES = (
     ("50%", 0.5),
     ("66%", 0.66),
@@ -109,6 +116,8 @@ def read_stats_from_prometheus(client: httpx.Client, *, run_id: str, planned_s: 
 
     def totals(metric: str, by: str) -> dict[tuple[str, ...], float]:
         promql = final_totals_query(metric, run_id=run_id, planned_s=planned_s, by=by)
+        if metric == LATENCY_SUM:  # classic _sum, or histogram_sum() of a native histogram
+            promql = final_latency_sum_query(run_id=run_id, planned_s=planned_s, by=by)
         samples = query(client=client, promql=promql)
         return {tuple(s.labels.get(label, "") for label in by.split(", ")): s.value for s in samples}
 
@@ -116,7 +125,7 @@ def read_stats_from_prometheus(client: httpx.Client, *, run_id: str, planned_s: 
     if not requests:
         return None
     failures_by_status = totals("locust_request_failures_total", "method, name, status")
-    latency_sum = totals("locust_response_time_seconds_sum", "method, name")
+    latency_sum = totals(LATENCY_SUM, "method, name")
     quantiles: dict[Key, dict[float, float]] = {}
     for _, q in PERCENTILES:
         for by, key_of in (("method, name, le", None), ("le", ("", "Aggregated"))):

@@ -197,9 +197,11 @@ def test_the_load_overview_has_the_panels_sres_watch(generated):
     ]
     assert 'sum by (state) (locust_workers{run_id="$run_id"})' in exprs(panels_["Workers by state"])
     for label, q in (("p50", "0.5"), ("p95", "0.95"), ("p99", "0.99")):
+        # classic buckets or the native histogram (Prometheus 3)
         assert exprs(panels_[f"Response time {label}"])[0] == (
             f"histogram_quantile({q}, sum by (name, le) "
-            '(rate(locust_response_time_seconds_bucket{run_id="$run_id"}[$__rate_interval])))'
+            '(rate(locust_response_time_seconds_bucket{run_id="$run_id"}[$__rate_interval]))'
+            ' or sum by (name, le) (rate(locust_response_time_seconds{run_id="$run_id"}[$__rate_interval])))'
         )
 
 

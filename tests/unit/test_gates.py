@@ -117,13 +117,23 @@ def test_compile_shorthands():
         f"sum({every}) / 60.000"
     )
     p99 = compile_gate(gate(metric="latency_p99_ms", labels='name="x"', max=1), run_id="r", segments=seg)
-    buckets = f"sum by (le) ({delta(f'locust_response_time_seconds_bucket{{{sel}}}', 100, 160)})"
-    failed_buckets = (
-        f"sum by (le) ({delta(f'locust_failed_response_time_seconds_bucket{{{sel}}}', 100, 160)})"
+    # classic buckets or the native histogram (Prometheus 3): a run has one of the two
+    buckets, native = (
+        f"sum by (le) ({delta(f'{m}{{{sel}}}', 100, 160)})"
+        for m in ("locust_response_time_seconds_bucket", "locust_response_time_seconds")
     )
-    assert p99 == (f"1000 * histogram_quantile(0.99, ({buckets} - ({failed_buckets} or {buckets} * 0)))")
+    failed_buckets, failed_native = (
+        f"sum by (le) ({delta(f'{m}{{{sel}}}', 100, 160)})"
+        for m in ("locust_failed_response_time_seconds_bucket", "locust_failed_response_time_seconds")
+    )
+    assert p99 == (
+        f"1000 * histogram_quantile(0.99, ({buckets} - ({failed_buckets} or {buckets} * 0))"
+        f" or ({native} - ({failed_native} or {native} * 0)))"
+    )
     p99_all = gate(metric="latency_p99_ms", labels='name="x"', max=1, outcome="all")
-    assert compile_gate(p99_all, run_id="r", segments=seg) == f"1000 * histogram_quantile(0.99, {buckets})"
+    assert compile_gate(p99_all, run_id="r", segments=seg) == (
+        f"1000 * histogram_quantile(0.99, {buckets} or {native})"
+    )
     status = compile_gate(gate(metric="status_rate", status="429", max=0.1), run_id="r", segments=seg)
     assert 'locust_request_failures_total{run_id="r", status="429"}' in status
     assert status.endswith(f"/ sum({every})")

@@ -65,7 +65,10 @@ def test_final_totals_and_quantiles_read_the_last_value_of_each_series():
     assert final_totals_query("locust_requests_total", run_id="r", planned_s=30, by="method, name") == (
         f'sum by (method, name) (last_over_time(locust_requests_total{{run_id="r"}}{window}))'
     )
+    # classic buckets or the native histogram (Prometheus 3): a run exposes one of the two
     assert final_quantile_query(0.95, run_id="r", planned_s=30, by="le") == (
         "histogram_quantile(0.95, sum by (le) "
-        f'(last_over_time(locust_response_time_seconds_bucket{{run_id="r"}}{window})))'
+        f'(last_over_time(locust_response_time_seconds_bucket{{run_id="r"}}{window}))'
+        " or sum by (le) "
+        f'(last_over_time(locust_response_time_seconds{{run_id="r"}}{window})))'
     )
