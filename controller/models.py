@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from controller.sizing import MAX_WORKERS
-from locust_workers.contract import DEFAULT_LATENCY_BUCKETS, LATENCY_BUCKETS, GateThreshold, parse_duration
+from locust_workers.contract import AUTO_LATENCY_BUCKETS, LATENCY_BUCKETS, GateThreshold, parse_duration
 from locust_workers.probes.config import ProbeList
 
 PHASE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
@@ -191,9 +191,9 @@ class Profile(_Frozen):
     users_per_worker: Count | None = Field(default=None, ge=1, le=1_000_000)
     max_workers: Count | None = Field(default=None, ge=1, le=MAX_WORKERS)
     user_weights: dict[str, Annotated[Count, Field(ge=1, le=1_000_000)]] = Field(default_factory=dict)
-    # The latency histograms' bucket resolution (locust_workers/histogram.py; README: Latency buckets):
-    # finer buckets, closer percentiles, more series in Prometheus
-    latency_buckets: str = DEFAULT_LATENCY_BUCKETS
+    # The latency histograms' layout (README: Latency buckets): a classic bucket resolution (finer
+    # buckets, closer percentiles, more series), `native` (Prometheus 3), or `auto` (controller/latency.py)
+    latency_buckets: str = AUTO_LATENCY_BUCKETS
     gates: str | None = None
     scrape_targets: tuple[ScrapeTarget, ...] = ()
     # Samplers of the system under test, in their own process beside the master (locust_workers/probes).
@@ -219,8 +219,8 @@ class Profile(_Frozen):
     @field_validator("latency_buckets")
     @classmethod
     def _latency_buckets(cls, value: str) -> str:
-        if value not in LATENCY_BUCKETS:
-            raise ValueError(f"must be one of {', '.join(LATENCY_BUCKETS)}")
+        if value not in (AUTO_LATENCY_BUCKETS, *LATENCY_BUCKETS):
+            raise ValueError(f"must be one of {', '.join((AUTO_LATENCY_BUCKETS, *LATENCY_BUCKETS))}")
         return value
 
     @field_validator("workers")
@@ -390,7 +390,7 @@ class RunPlan(_Frozen):
     class_hosts: dict[str, str] = Field(default_factory=dict)  # {UserClass: its own host}
     workers: int = Field(ge=1, le=MAX_WORKERS)
     user_weights: dict[str, int] = Field(default_factory=dict)
-    latency_buckets: str = DEFAULT_LATENCY_BUCKETS
+    latency_buckets: str = AUTO_LATENCY_BUCKETS
     gates: Path | None = None
     gates_opt_out: bool = False  # `gates: none`: not judged at all (never silently: it is explicit)
     # The gate file's absolute bounds, set once it is validated (runs.execute): the master publishes

@@ -35,7 +35,7 @@ from controller.models import (
 )
 from controller.rundir import RESULTS_ROOT
 from controller.sizing import WorkerSizing, auto_workers, capacity_warning
-from locust_workers.contract import DEFAULT_LATENCY_BUCKETS, MAX_DURATION_S, parse_duration
+from locust_workers.contract import AUTO_LATENCY_BUCKETS, MAX_DURATION_S, parse_duration
 
 
 def resolve_profile_path(
@@ -153,7 +153,7 @@ def _taken_as_written(profile: Profile | None) -> dict[str, object]:
     """The plan's fields a profile gives as they are (no flag changes them)."""
     return {
         "user_weights": dict(profile.user_weights) if profile else {},
-        "latency_buckets": profile.latency_buckets if profile else DEFAULT_LATENCY_BUCKETS,
+        "latency_buckets": profile.latency_buckets if profile else AUTO_LATENCY_BUCKETS,
         "locust_options": dict(profile.locust_options) if profile else {},
         "scrape_targets": tuple(profile.scrape_targets) if profile else (),
         "probes": tuple(profile.probes) if profile else (),

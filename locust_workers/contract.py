@@ -43,8 +43,15 @@ LOCUST_FILES_TIMEOUT_ENV = "LOADCTL_LOCUST_FILES_TIMEOUT"
 # The latency histograms' bucket resolution, one of LATENCY_BUCKETS (the profile's latency_buckets,
 # the chart's run.latencyBuckets): each name's tolerance and error bound are in histogram.py
 LATENCY_BUCKETS_ENV = "LOADCTL_LATENCY_BUCKETS"
-LATENCY_BUCKETS = ("fine", "standard", "coarse")
-DEFAULT_LATENCY_BUCKETS = "standard"
+CLASSIC_LATENCY_BUCKETS = ("fine", "standard", "coarse")
+# One native histogram series per (name, method) instead of a bucket series each (native_histogram.py,
+# served as protobuf): only Prometheus 3 scrapes it, and only with scrape_native_histograms
+NATIVE_LATENCY = "native"
+LATENCY_BUCKETS = (*CLASSIC_LATENCY_BUCKETS, NATIVE_LATENCY)
+DEFAULT_LATENCY_BUCKETS = "standard"  # what the master serves when nobody says
+# The profile's default, never sent to a master: the controller picks native when the Prometheus
+# scraping the master is 3.x, else DEFAULT_LATENCY_BUCKETS (controller/prom/config.py)
+AUTO_LATENCY_BUCKETS = "auto"
 # Knobs a user may set in the environment (the chart: extraEnv); nothing sets them by default:
 WORKER_REPORT_INTERVAL_ENV = "LOADCTL_WORKER_REPORT_INTERVAL"  # seconds between a worker's stats reports
 MAX_NAMES_ENV = "LOADCTL_MAX_NAMES"  # distinct `name` label values per metric before `__other__`

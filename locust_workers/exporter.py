@@ -44,6 +44,7 @@ from locust_workers.contract import (
     DEFAULT_MAX_NAMES,
     FAILED_RESPONSE_TIME_SECONDS,
     LOCUSTFILE_STOP_TIMESTAMP_SECONDS,
+    NATIVE_LATENCY,
     OTHER_NAME,
     PROCESS_EXIT_CODE,
     REQUEST_FAILURES_TOTAL,
@@ -59,6 +60,7 @@ from locust_workers.contract import (
     WORKERS,
 )
 from locust_workers.histogram import bucket_bounds_ms, cumulative_counts, resolution_of
+from locust_workers.native_histogram import native_histogram_family
 from locust_workers.shapes import current_phase, phase_starts
 
 if TYPE_CHECKING:
@@ -168,6 +170,15 @@ class ClassicLatency:
         return ClassicHistogram(name, documentation, tuple(_le(b / 1000) for b in bounds), rows)
 
 
+@dataclass(frozen=True)
+class NativeLatency:
+    """A native histogram (native_histogram.py): one series per name and method, whatever the spread."""
+
+    def __call__(self, name: str, documentation: str, series: Mapping[LabelValues, Times]) -> Metric:
+        rows = ((labels, times, total_ms) for labels, (times, total_ms) in sorted(series.items()))
+        return native_histogram_family(name, documentation, ("run_id", "name", "method"), rows)
+
+
 HistogramRow = tuple[LabelValues, list[int], int, float]  # labels, cumulative counts, count, sum
 
 
@@ -245,8 +256,9 @@ class LocustCollector(Collector):
         self.run_id = run_id
         self.profile = profile
         self.max_names = max_names
-        self.bounds_ms = bucket_bounds_ms(resolution_of(latency_buckets))
-        self.latency: LatencyFamily = ClassicLatency(tuple(self.bounds_ms))
+        native = latency_buckets == NATIVE_LATENCY
+        self.bounds_ms = [] if native else bucket_bounds_ms(resolution_of(latency_buckets))
+        self.latency: LatencyFamily = NativeLatency() if native else ClassicLatency(tuple(self.bounds_ms))
         self.test_started_at: float | None = None
         self.test_stopped_at: float | None = None
         self.last_scrape_at = 0.0

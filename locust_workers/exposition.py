@@ -30,6 +30,7 @@ from prometheus_client.exposition import choose_encoder, generate_latest, gzip_a
 from prometheus_client.registry import Collector
 
 from locust_workers.exporter import ClassicHistogram, LocustCollector, StatsSnapshot
+from locust_workers.protobuf_exposition import choose_protobuf
 
 MAX_AGE_S = 5.0
 # Every Prometheus accepts the text format; the classic histograms write it themselves (fast_text)
@@ -97,7 +98,8 @@ class CachedExposition:
             start_response("405 Method Not Allowed", [("Allow", "GET")])
             return [b"use GET\n"]
         if self.negotiate:
-            encoder, content_type = choose_encoder(environ.get("HTTP_ACCEPT", ""))
+            accept = environ.get("HTTP_ACCEPT", "")
+            encoder, content_type = choose_protobuf(accept) or choose_encoder(accept)
         else:
             encoder, content_type = fast_text, TEXT_CONTENT_TYPE
         gzipped = gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING", ""))

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import NamedTuple
 
-from locust_workers.contract import DEFAULT_LATENCY_BUCKETS, LATENCY_BUCKETS
+from locust_workers.contract import CLASSIC_LATENCY_BUCKETS, DEFAULT_LATENCY_BUCKETS
 
 
 class Resolution(NamedTuple):
@@ -32,11 +32,15 @@ class Resolution(NamedTuple):
     floor_ms: float  # ...or this many ms, when that is more
 
 
-# contract.LATENCY_BUCKETS' names (the profile's `latency_buckets`, the chart's run.latencyBuckets).
+# contract.CLASSIC_LATENCY_BUCKETS' names (the profile's `latency_buckets`, the chart's run.latencyBuckets).
 # `fine` gives every key below 25 ms a bucket of its own (no floor): the former 327-bucket layout.
 # `standard`: 38 buckets with +Inf, p95/p99 typically ~2 % off (README "Latency buckets").
 RESOLUTIONS = dict(
-    zip(LATENCY_BUCKETS, (Resolution(0.04, 0.0), Resolution(0.4, 1.0), Resolution(0.8, 1.0)), strict=True)
+    zip(
+        CLASSIC_LATENCY_BUCKETS,
+        (Resolution(0.04, 0.0), Resolution(0.4, 1.0), Resolution(0.8, 1.0)),
+        strict=True,
+    )
 )
 DEFAULT_RESOLUTION = RESOLUTIONS[DEFAULT_LATENCY_BUCKETS]
 DEFAULT_MAX_MS = 120_000

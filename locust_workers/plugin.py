@@ -41,6 +41,7 @@ from locust.runners import WorkerRunner
 
 from locust_workers.contract import (
     GATE_THRESHOLDS_ENV,
+    NATIVE_LATENCY,
     STAGES_ENV,
     ProcessSettings,
     decode_gate_thresholds,
@@ -134,7 +135,13 @@ def _on_init(environment, **_kwargs) -> None:
     gates = GateThresholdCollector(run_id=settings.run_id, thresholds=thresholds)
     # Families are built in gevent's thread pool (a real OS thread), cached per stats change:
     # the loop keeps receiving reports and heartbeats while a scrape is encoded (exposition.py)
-    app = CachedExposition(collector, run_off_loop=gevent.get_hub().threadpool.apply, extra=(gates,))
+    app = CachedExposition(
+        collector,
+        run_off_loop=gevent.get_hub().threadpool.apply,
+        extra=(gates,),
+        # native histograms travel only as protobuf, which Prometheus 3 asks for (scrape_native_histograms)
+        negotiate=settings.latency_buckets == NATIVE_LATENCY,
+    )
     # Locust's own files, for a master whose disk the controller cannot read (a pod): LOCUST_FILES_PATH
     files = LocustFiles() if settings.locust_files_timeout_s > 0 else None
     address = (settings.exporter_host, settings.exporter_port)

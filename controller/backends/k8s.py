@@ -54,6 +54,7 @@ from controller.k8s.release import (
     run_selector,
     run_values,
 )
+from controller.latency import cluster_latency_layout
 from controller.models import RunPlan, Verdict
 from controller.processes import ManagedProcess, free_port, wait_until
 from controller.prom import client as prom
@@ -369,6 +370,7 @@ class K8sBackend:
             exporter_address=f"127.0.0.1:{local}",
             targets=self.plan.scrape_targets,
             probes_address=None if local_probes is None else f"127.0.0.1:{local_probes}",
+            latency_buckets=cluster_latency_layout(self.plan.latency_buckets),
         )
         self.local_prometheus.start()
         self.events.note(

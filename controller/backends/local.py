@@ -13,8 +13,10 @@ import httpx
 from controller.backends.base import BackendEvents, RecordFields
 from controller.backends.options import LocalOptions
 from controller.errors import InfraError
+from controller.latency import latency_layout
 from controller.models import RunPlan, Verdict
 from controller.processes import ManagedProcess, free_port, wait_until
+from controller.prom.binaries import binary_version, find_prometheus
 from controller.prom.client import wait_for_scrapes_after
 from controller.prom.config import SCRAPE_INTERVAL_S
 from controller.prom.server import run_prometheus
@@ -46,7 +48,10 @@ class LocalBackend:
     name = "local"
 
     def __init__(self, plan: RunPlan, options: LocalOptions, events: BackendEvents) -> None:
-        self.plan = plan
+        # `auto` becomes native histograms when this run's Prometheus is 3.x (the one it starts)
+        version = binary_version(find_prometheus())
+        latency = latency_layout(plan.latency_buckets, version[0] if version else None)
+        self.plan = plan = plan.model_copy(update={"latency_buckets": latency})
         self.options = options
         self.events = events  # nothing to tell yet: the run's own lines say it all
         self.run_dir = plan.run_dir
@@ -60,6 +65,7 @@ class LocalBackend:
             exporter_address=f"127.0.0.1:{self.exporter_port}",
             targets=plan.scrape_targets,
             probes_address=f"127.0.0.1:{self.probes_port}" if self.probes_port else None,
+            latency_buckets=latency,
         )
         self.master: ManagedProcess | None = None
         self.workers: list[ManagedProcess] = []

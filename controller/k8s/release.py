@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.errors import InputError
+from controller.latency import cluster_latency_layout
 from controller.models import RunPlan
 
 RUN_LABEL = "loadctl.io/run-id"
@@ -91,7 +92,7 @@ def run_values(
                 for s in plan.stages
             ],
             "userWeights": dict(plan.user_weights),
-            "latencyBuckets": plan.latency_buckets,
+            "latencyBuckets": cluster_latency_layout(plan.latency_buckets),
             "locustfile": plan.locustfile.name,
             "files": dict(files),
         }

@@ -25,15 +25,15 @@ def scrape_config(
     targets: tuple[ScrapeTarget, ...] = (),
     interval_s: int = SCRAPE_INTERVAL_S,
     probes_address: str | None = None,
+    native_histograms: bool = False,
 ) -> dict[str, Any]:
-    """Scrape the exporter, the probes (if any) and each extra target every `interval_s`; all get run_id."""
+    """Scrape the exporter, the probes (if any) and each extra target every `interval_s`; all get run_id.
+    `native_histograms`: the exporter serves them (latency_layout native); only 3.x knows the key."""
     interval = f"{interval_s}s"
-    jobs: list[dict[str, Any]] = [
-        {
-            "job_name": EXPORTER_JOB,
-            "static_configs": [{"targets": [exporter_address]}],
-        }
-    ]
+    exporter: dict[str, Any] = {"job_name": EXPORTER_JOB, "static_configs": [{"targets": [exporter_address]}]}
+    if native_histograms:
+        exporter["scrape_native_histograms"] = True  # makes Prometheus 3 ask for protobuf first
+    jobs: list[dict[str, Any]] = [exporter]
     if probes_address is not None:
         jobs.append({"job_name": PROBES_JOB, "static_configs": [{"targets": [probes_address]}]})
     for target in targets:

@@ -18,6 +18,7 @@ from controller.prom.binaries import find_prometheus
 from controller.prom.config import RULES_FILE_NAME, SCRAPE_INTERVAL_S, dump, rules_text, scrape_config
 from controller.prom.tsdb_copy import copy_tsdb, tsdb_in_use
 from controller.rundir import RunDir, write_atomic
+from locust_workers.contract import NATIVE_LATENCY
 
 
 class PrometheusServer:
@@ -100,6 +101,7 @@ def run_prometheus(
     exporter_address: str,
     targets: tuple[ScrapeTarget, ...],
     probes_address: str | None,
+    latency_buckets: str,
 ) -> PrometheusServer:
     """A run's private Prometheus (not started): scrapes the exporter, the probes and the profile's
     targets every SCRAPE_INTERVAL_S, keeps its config, TSDB and log in the run directory.
@@ -110,7 +112,11 @@ def run_prometheus(
     folder = RunDir(run_dir)
     return PrometheusServer(
         config=scrape_config(
-            run_id=run_id, exporter_address=exporter_address, targets=targets, probes_address=probes_address
+            run_id=run_id,
+            exporter_address=exporter_address,
+            targets=targets,
+            probes_address=probes_address,
+            native_histograms=latency_buckets == NATIVE_LATENCY,
         ),
         config_path=folder.prometheus_config,
         data_dir=folder.tsdb,

@@ -26,10 +26,13 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+import yaml
 
 from controller.processes import free_port
+from controller.prom.config import EXPORTER_JOB
 from locust_workers.histogram import bucket_bounds_ms, resolution_of
-from tests.support import REPO_ROOT, run_loadctl
+from tests.prom_versions import prometheus_build, using
+from tests.support import REPO_ROOT, run_loadctl, served_run
 
 pytestmark = pytest.mark.integration
 
@@ -96,13 +99,23 @@ def sleeper() -> Iterator[str]:
 BUCKETS = "fine"  # the accuracy gates can have: their bound is the bucket (4 %)
 
 
-def loadctl_run(root: Path, name: str, *, locustfile: Path, host: str, gates: str, users: int, duration: str):
+def loadctl_run(
+    root: Path,
+    name: str,
+    *,
+    locustfile: Path,
+    host: str,
+    gates: str,
+    users: int,
+    duration: str,
+    buckets: str = BUCKETS,
+):
     (root / f"{name}-gates.yaml").write_text(gates)
     profile = root / f"{name}.yaml"
     profile.write_text(
         f"name: {name}\nlocustfile: {locustfile}\nhost: {host}\nworkers: 1\n"
         f"gates: {root / f'{name}-gates.yaml'}\n"
-        f"users: {users}\nspawn_rate: {users}\nduration: {duration}\nlatency_buckets: {BUCKETS}\n"
+        f"users: {users}\nspawn_rate: {users}\nduration: {duration}\nlatency_buckets: {buckets}\n"
     )
     done = run_loadctl(
         ["run", str(profile), "--run-id", name, "--results-dir", str(root / "results")], timeout=120
@@ -130,6 +143,23 @@ def spread(tmp_path_factory: pytest.TempPathFactory, sleeper: str):
         users=12,
         duration="20s",
     )
+
+
+@pytest.fixture(scope="module")
+def spread_native(tmp_path_factory: pytest.TempPathFactory, sleeper: str):
+    """The same run on Prometheus 3 with the default `latency_buckets: auto`: native histograms."""
+    root = tmp_path_factory.mktemp("spread-native")
+    with using(prometheus_build(3)):
+        return loadctl_run(
+            root,
+            "spread-native",
+            locustfile=LOCUSTFILES / "spread.py",
+            host=sleeper,
+            gates=SPREAD_GATES,
+            users=12,
+            duration="20s",
+            buckets="auto",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -228,3 +258,26 @@ def test_a_dead_target_with_outcome_all_measures_every_request(refused):
     window = gates["rps_all"]["window"]
     counted = gates["rps_all"]["value"] * (window["end"] - window["start"])
     assert counted == pytest.approx(int(aggregated["Request Count"]), rel=0.01)
+
+
+def test_auto_on_prometheus_3_scrapes_native_histograms_one_series_per_name_and_method(spread_native):
+    _, run_dir, _ = spread_native
+    config = yaml.safe_load((run_dir / "prometheus.yml").read_text())
+    [exporter] = [job for job in config["scrape_configs"] if job["job_name"] == EXPORTER_JOB]
+    assert exporter["scrape_native_histograms"] is True
+    with using(prometheus_build(3)), served_run(run_dir) as client:
+        series = client.get(
+            "/api/v1/series",
+            params={"match[]": '{__name__=~"locust_(failed_)?response_time_seconds.*", name="spread"}'},
+        ).json()["data"]
+    # latency, plus failed latency only for a name that failed: "spread" never did
+    assert [s["__name__"] for s in series] == ["locust_response_time_seconds"]
+
+
+@pytest.mark.parametrize(("gate", "column"), [("p50", "50%"), ("p95", "95%"), ("p99", "99%")])
+def test_native_latency_gates_within_2_percent_of_locusts_percentiles(spread_native, gate, column):
+    """The issue's bound for native histograms, on a 5-500 ms spread (schema 6: 1.09 % buckets)."""
+    _, run_dir, gates = spread_native
+    locust_ms = float(next(r for r in csv_rows(run_dir / "stats.csv") if r["Name"] == "spread")[column])
+    value = gates[gate]["value"]
+    assert abs(value - locust_ms) <= 0.02 * locust_ms, (gate, value, locust_ms)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from locust_workers.contract import DEFAULT_LATENCY_BUCKETS, LATENCY_BUCKETS
+from locust_workers.contract import CLASSIC_LATENCY_BUCKETS, DEFAULT_LATENCY_BUCKETS
 from locust_workers.histogram import (
     DEFAULT_MAX_MS,
     RESOLUTIONS,
@@ -24,13 +24,13 @@ from locust.stats import bucket_response_time, calculate_response_time_percentil
 
 
 def test_every_resolution_the_contract_names_has_a_tolerance():
-    assert tuple(RESOLUTIONS) == LATENCY_BUCKETS
+    assert tuple(RESOLUTIONS) == CLASSIC_LATENCY_BUCKETS
     assert DEFAULT_LATENCY_BUCKETS in RESOLUTIONS
     with pytest.raises(ValueError, match="fine, standard, coarse"):
         resolution_of("medium")
 
 
-@pytest.mark.parametrize("resolution", LATENCY_BUCKETS)
+@pytest.mark.parametrize("resolution", CLASSIC_LATENCY_BUCKETS)
 def test_bounds_ascend_and_cover_locust_keys(resolution):
     bounds = bucket_bounds_ms(resolution_of(resolution))
     assert bounds == sorted(set(bounds))
@@ -38,7 +38,7 @@ def test_bounds_ascend_and_cover_locust_keys(resolution):
 
 
 def test_coarser_resolutions_have_fewer_buckets_and_the_default_is_bounded():
-    sizes = [len(bucket_bounds_ms(resolution_of(r))) for r in LATENCY_BUCKETS]
+    sizes = [len(bucket_bounds_ms(resolution_of(r))) for r in CLASSIC_LATENCY_BUCKETS]
     assert sizes == sorted(sizes, reverse=True)
     assert len(bucket_bounds_ms()) + 1 <= 40  # with le="+Inf": the series per (name, method)
 
@@ -49,7 +49,7 @@ def test_keys_match_locusts_rounding():
         assert bucket_response_time(ms) in keys
 
 
-@pytest.mark.parametrize("resolution", LATENCY_BUCKETS)
+@pytest.mark.parametrize("resolution", CLASSIC_LATENCY_BUCKETS)
 def test_every_key_is_recovered_within_the_bound(resolution):
     chosen = resolution_of(resolution)
     bounds = bucket_bounds_ms(chosen)
@@ -72,7 +72,7 @@ def key_at_rank(times: dict[int, int], rank: float) -> int:
 
 @settings(max_examples=150, deadline=None)
 @given(
-    resolution=st.sampled_from(LATENCY_BUCKETS),
+    resolution=st.sampled_from(CLASSIC_LATENCY_BUCKETS),
     median_ms=st.floats(min_value=0.5, max_value=20_000),
     sigma=st.floats(min_value=0.01, max_value=2.5),
     samples=st.integers(min_value=1, max_value=3000),

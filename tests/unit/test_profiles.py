@@ -61,7 +61,11 @@ def write(tmp_path: Path, body: str, name: str = "p.yaml") -> Path:
         ("name: x\nhost: 'http://a b'\n", "host", "is not a target like"),
         ("name: x\nworkers: 0\n", "workers", "between 1 and 1024"),
         ("name: x\nuser_weights: {A: 0}\n", "user_weights.A", "greater than or equal to 1"),
-        ("name: x\nlatency_buckets: medium\n", "latency_buckets", "one of fine, standard, coarse"),
+        (
+            "name: x\nlatency_buckets: medium\n",
+            "latency_buckets",
+            "one of auto, fine, standard, coarse, native",
+        ),
         (
             "name: x\nscrape_targets:\n  - {name: t, url: 'not a url'}\n",
             "scrape_targets[0].url",
@@ -314,9 +318,7 @@ def test_the_latency_buckets_reach_the_plan_and_the_locust_processes(tmp_path):
     body = "name: x\nlocustfile: load.py\nhost: http://h\nusers: 1\nduration: 1m\n"
     (tmp_path / "load.py").write_text("")
     plain = write(tmp_path, body)
-    assert (
-        build_plan(load_profile(plain, env={}), profile_file=plain, run_id="t").latency_buckets == "standard"
-    )
+    assert build_plan(load_profile(plain, env={}), profile_file=plain, run_id="t").latency_buckets == "auto"
     fine = tmp_path / "fine.yaml"
     fine.write_text(body + "latency_buckets: fine\n")
     plan = build_plan(load_profile(fine, env={}), profile_file=fine, run_id="t")
@@ -339,3 +341,25 @@ def test_long_profiles_watch_the_targets_memory_and_cut_the_run_into_ten_minute_
     plan = build_plan(load_profile(path, env={}), profile_file=path, cpu_count=2, run_id="t")
     assert [(p.type, p.match) for p in plan.probes] == [("process", "examples.demo_target")]
     assert plan.analysis.slices == slices and plan.duration / slices == 600
+
+
+@pytest.mark.parametrize(
+    ("requested", "major", "layout"),
+    [("auto", 3, "native"), ("auto", 2, "standard"), ("auto", None, "standard"), ("fine", 3, "fine"),
+     ("native", 3, "native"), ("coarse", 2, "coarse")],
+)  # fmt: skip
+def test_auto_latency_is_native_only_on_prometheus_3(requested, major, layout):
+    from controller.latency import latency_layout
+
+    assert latency_layout(requested, major) == layout
+
+
+@pytest.mark.parametrize("major", [2, None])
+def test_native_latency_without_prometheus_3_is_refused_naming_the_field(major):
+    from controller.errors import InputError
+    from controller.latency import cluster_latency_layout, latency_layout
+
+    with pytest.raises(InputError, match=r"^latency_buckets: native histograms need Prometheus 3"):
+        latency_layout("native", major)
+    # on a cluster the user's word stands: their Prometheus is not ours to ask
+    assert (cluster_latency_layout("native"), cluster_latency_layout("auto")) == ("native", "standard")
