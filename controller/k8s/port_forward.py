@@ -44,9 +44,7 @@ def _one_line(e: BaseException) -> str:
 class PortForward:
     """127.0.0.1:<local_port> -> port `port` of pod `namespace`/`pod`. Use as a context manager."""
 
-    def __init__(
-        self, *, api: client.ApiClient, namespace: str, pod: str, port: int, log_path: Path
-    ) -> None:
+    def __init__(self, *, api: client.ApiClient, namespace: str, pod: str, port: int, log_path: Path) -> None:
         # Its own ApiClient: the stream opening swaps call_api, which the run's other API calls
         # (the Lease renewal thread among them) must never see.
         self._core = client.CoreV1Api(client.ApiClient(api.configuration))
