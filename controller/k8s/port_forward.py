@@ -14,6 +14,8 @@ file (the run directory's port-forward log).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import selectors
 import socket
 import threading
@@ -37,8 +39,16 @@ JOIN_TIMEOUT_S = 5.0
 
 
 def _one_line(e: BaseException) -> str:
-    text = e.reason if isinstance(e, ApiException) and e.status == 0 else str(e)
-    return " ".join(str(text).split())[:300] or type(e).__name__
+    text = str(e.reason if isinstance(e, ApiException) and e.status == 0 else e)
+    # a refused websocket handshake reads "Handshake status 403 Forbidden -+-+- {headers} -+-+- body":
+    # the status and the API's own message say it, the headers do not
+    status, _, rest = text.partition(" -+-+- ")
+    if rest:
+        body = rest.rpartition(" -+-+- ")[2]
+        with contextlib.suppress(ValueError, AttributeError):
+            status += f": {json.loads(body).get('message')}"
+        text = status
+    return " ".join(text.split())[:300] or type(e).__name__
 
 
 class PortForward:
@@ -131,7 +141,7 @@ class PortForward:
             self.connections_served += 1
             thread = threading.Thread(
                 target=self._serve,
-                args=(conn, f"{peer[0]}:{peer[1]}"),
+                args=(conn, f"{peer[0]}:{peer[1]} -> port {self.port}"),
                 name=f"port-forward {self.local_port} #{self.connections_served}",
                 daemon=True,
             )
