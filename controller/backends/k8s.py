@@ -6,8 +6,8 @@ deploy:   guardrails (the target's Lease held by another run -- waiting up to --
           fast with the pod's own reason (ImagePullBackOff, CrashLoopBackOff, OOMKilled,
           Unschedulable, a Job that cannot create pods) or after --timeout.
 follow:   progress and live gates from the cluster's Prometheus (--prometheus); when none is given
-          or reachable, a local Prometheus scrapes the master's exporter through
-          `kubectl port-forward` (its TSDB stays in the run directory, like a local run's).
+          or reachable, a local Prometheus scrapes the master's exporter through a port-forward
+          (controller/k8s/port_forward.py; its TSDB stays in the run directory, like a local run's).
 locust:   through the port-forward, the master serves Locust's own CSVs and HTML once the load has
           stopped and holds until they are fetched (controller/k8s/master_files.py), which the
           backend does while it polls the run and while it stops the load.
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import httpx
@@ -36,7 +35,7 @@ import httpx
 from controller.backends.base import BackendEvents, RecordFields
 from controller.backends.options import K8sOptions
 from controller.errors import InfraError, PrometheusError, RunSkipped
-from controller.k8s.helm import deep_merge, find_tool
+from controller.k8s.helm import deep_merge
 from controller.k8s.lease import LEASE_DURATION_S, LeaseApi, LockHeld, TargetLease, target_key
 from controller.k8s.master_files import MasterFiles
 from controller.k8s.pod_health import (
@@ -47,6 +46,7 @@ from controller.k8s.pod_health import (
     master_finished,
     run_pods,
 )
+from controller.k8s.port_forward import PortForward
 from controller.k8s.release import (
     VERDICT_ANNOTATION,
     release_name,
@@ -56,7 +56,7 @@ from controller.k8s.release import (
 )
 from controller.latency import cluster_latency_layout
 from controller.models import RunPlan, Verdict
-from controller.processes import ManagedProcess, free_port, wait_until
+from controller.processes import wait_until
 from controller.prom import client as prom
 from controller.prom.config import SCRAPE_INTERVAL_S
 from controller.prom.server import PrometheusServer, run_prometheus
@@ -99,8 +99,7 @@ class ClusterApi(LeaseApi, Protocol):
     """What the backend needs from the cluster (controller/k8s/cluster.py's Cluster)."""
 
     namespace: str
-    kubeconfig: Path | None
-    context: str | None
+    api: Any  # a kubernetes.client.ApiClient: the port-forward opens its streams with its configuration
 
     def check_namespace(self) -> None: ...
     def exists(self, kind: str, name: str) -> bool: ...
@@ -164,7 +163,7 @@ class K8sBackend:
         )
         self.installed = False
         self.local_prometheus: PrometheusServer | None = None
-        self.port_forward: ManagedProcess | None = None
+        self.port_forwards: list[PortForward] = []
         self.master_files: MasterFiles | None = None  # set with the port-forward that reaches them
         # Before this (monotonic) time the stage table cannot have run out: no need to ask for files
         self._files_due_at = 0.0
@@ -214,7 +213,6 @@ class K8sBackend:
         self._guardrails(cluster_prometheus)
         self._preflight_objects()
         if cluster_prometheus is None:
-            find_tool("kubectl", "KUBECTL_BIN")  # the port-forward needs it: fail before installing
             # the port-forward will reach the master's files: have it serve them (a user's value wins)
             serve = {"run": {"locustFilesTimeoutSeconds": LOCUST_FILES_TIMEOUT_S}}
             self.values = deep_merge(serve, self.values)
@@ -338,31 +336,18 @@ class K8sBackend:
         return f"; last events: {'; '.join(shown)}" if shown else "; no events"
 
     def _scrape_through_port_forward(self) -> str:
-        """A local Prometheus (TSDB in the run directory) scraping the master via kubectl port-forward."""
+        """A local Prometheus (TSDB in the run directory) scraping the master through a port-forward."""
         master = next((p for p in self._pods if component(p) == "master"), None)
         if master is None:
             raise InfraError("no master pod to port-forward to")
         run = self.values.get("run", {})
-        local = free_port()
-        pairs = [f"{local}:{int(run.get('exporterPort', EXPORTER_PORT))}"]
-        # the probes sidecar shares the master pod: one forward carries both ports
-        local_probes = free_port() if self.plan.probes else None
-        if local_probes is not None:
-            pairs.append(f"{local_probes}:{int(run.get('probesPort', PROBES_PORT))}")
-        argv = [find_tool("kubectl", "KUBECTL_BIN"), "port-forward", "--address", "127.0.0.1"]
-        argv += ["-n", self.namespace, f"pod/{master['metadata']['name']}", *pairs]
-        if self.cluster.kubeconfig:
-            argv += ["--kubeconfig", str(self.cluster.kubeconfig)]
-        if self.cluster.context:
-            argv += ["--context", self.cluster.context]
-        forward = self.port_forward = ManagedProcess(
-            "kubectl port-forward", argv, log_path=RunDir(self.plan.run_dir).port_forward_log
+        local = self._forward(master, int(run.get("exporterPort", EXPORTER_PORT)))
+        # the probes sidecar shares the master pod: its port gets a forward of its own
+        local_probes = (
+            self._forward(master, int(run.get("probesPort", PROBES_PORT))) if self.plan.probes else None
         )
-        if not wait_until(lambda: "Forwarding from" in forward.log_tail(2000), timeout=30, watch=[forward]):
-            raise InfraError(f"kubectl port-forward to the master failed: {forward.log_tail()}")
         self.master_files = MasterFiles(f"http://127.0.0.1:{local}")
-        # Not sooner: kubectl port-forward exits at the first connection the pod refuses, and a
-        # pod can be Ready before its exporter listens (a cluster without the readiness probe).
+        # Not sooner: the master serves its files once the load stopped; asking before is in vain.
         self._files_due_at = time.monotonic() + self.plan.duration
         self.local_prometheus = run_prometheus(
             run_id=self.plan.run_id,
@@ -378,6 +363,17 @@ class K8sBackend:
             f"(local Prometheus {self.local_prometheus.url})"
         )
         return self.local_prometheus.url
+
+    def _forward(self, master: Obj, port: int) -> int:
+        forward = PortForward(
+            api=self.cluster.api,
+            namespace=self.namespace,
+            pod=master["metadata"]["name"],
+            port=port,
+            log_path=RunDir(self.plan.run_dir).port_forward_log,
+        )
+        self.port_forwards.append(forward.start())
+        return forward.local_port
 
     # -- follow ---------------------------------------------------------------------------------
     def health(self) -> str | None:
@@ -449,8 +445,8 @@ class K8sBackend:
                 else:
                     self._uninstall()
         finally:
-            if self.port_forward is not None:
-                self.port_forward.stop(timeout=5.0)
+            for forward in self.port_forwards:
+                forward.close()
             if self.local_prometheus is not None:
                 self.local_prometheus.stop()
             try:
