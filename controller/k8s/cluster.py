@@ -85,8 +85,8 @@ class Cluster:
 
     @staticmethod
     def _in_cluster_kubeconfig(server: str, account_dir: Path) -> Path:
-        """A kubeconfig for helm and kubectl pointing at the mounted token *file* (no secret copied;
-        client-go re-reads it as the kubelet rotates it), so all three use the same identity."""
+        """A kubeconfig for helm pointing at the mounted token *file* (no secret copied;
+        client-go re-reads it as the kubelet rotates it), so helm and the client use the same identity."""
         document = {
             "apiVersion": "v1",
             "kind": "Config",

@@ -16,6 +16,7 @@ from typing import Any
 from controller.errors import InputError
 from controller.latency import cluster_latency_layout
 from controller.models import RunPlan
+from locust_workers.contract import encode_gate_thresholds
 
 RUN_LABEL = "loadctl.io/run-id"
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -93,6 +94,8 @@ def run_values(
             ],
             "userWeights": dict(plan.user_weights),
             "latencyBuckets": cluster_latency_layout(plan.latency_buckets),
+            # the master serves them (loadctl_gate_threshold): the dashboards' lines are this run's
+            "gateThresholds": encode_gate_thresholds(plan.gate_thresholds) if plan.gate_thresholds else "",
             "locustfile": plan.locustfile.name,
             "files": dict(files),
         }

@@ -653,7 +653,7 @@ def test_schedules_render_cronjobs_with_a_namespaced_role():
     assert not any("*" in key for key in granted)
     assert granted[("batch", "jobs")] == {"get", "list", "watch", "create", "delete", "patch"}
     assert granted[("", "pods")] == {"get", "list", "watch"}
-    assert granted[("", "pods/portforward")] == {"create"}
+    assert granted[("", "pods/portforward")] == {"get", "create"}  # get: the websocket port-forward
     for resource in ("services", "configmaps", "secrets"):
         assert granted[("", resource)] == {"get", "list", "watch", "create", "update", "patch", "delete"}
     assert granted[("", "events")] == {"get", "list", "watch"}

@@ -27,7 +27,7 @@ WRITE = {"get", "list", "create", "patch", "delete"}
 PLAIN_RUN = {
     ("batch", "jobs"): {"get", "list", "watch", "create", "delete", "patch"},
     ("", "pods"): {"get", "list", "watch"},
-    ("", "pods/portforward"): {"create"},
+    ("", "pods/portforward"): {"get", "create"},  # get: the websocket port-forward
     ("", "services"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("", "configmaps"): {"get", "list", "watch", "create", "update", "patch", "delete"},
     ("", "secrets"): {"get", "list", "watch", "create", "update", "patch", "delete"},

@@ -102,6 +102,7 @@ NEEDED = [
     ("patch", "jobs", "batch", ""),
     ("watch", "pods", "", ""),
     ("get", "pods", "", ""),
+    ("get", "pods", "", "portforward"),  # the websocket port-forward (controller/k8s/port_forward.py)
     ("create", "pods", "", "portforward"),
     ("list", "events", "", ""),
     ("create", "secrets", "", ""),

@@ -317,7 +317,7 @@ def test_the_final_scrape_timeout_follows_the_scrape_interval_the_chart_allows(t
 def test_through_a_port_forward_every_target_must_be_scraped_after_the_moment(tmp_path):
     w = world(tmp_path)
     w.backend.deploy()
-    # as _scrape_through_port_forward leaves it (it needs kubectl: tests/k8s/test_port_forward.py)
+    # as _scrape_through_port_forward leaves it (it needs an API server: tests/k8s/test_port_forward.py)
     w.backend.local_prometheus = PrometheusServer(
         config={}, config_path=tmp_path / "p.yml", data_dir=tmp_path, log_path=tmp_path / "p.log", binary="-"
     )
@@ -453,7 +453,7 @@ class FakeMaster:
 def forwarded_world(tmp_path: Path, master: FakeMaster, **limits: Any) -> World:
     w = world(tmp_path)
     w.backend.deploy()
-    # as _scrape_through_port_forward leaves it (it needs kubectl: tests/k8s/test_port_forward.py)
+    # as _scrape_through_port_forward leaves it (it needs an API server: tests/k8s/test_port_forward.py)
     w.backend.master_files = MasterFiles(MASTER, transport=master.transport(), **limits)
     return w
 

@@ -209,6 +209,10 @@ Environment every Locust process of the run reads (locust_workers/plugin.py).
   value: {{ .Values.run.locustFilesTimeoutSeconds | toString | quote }}
 - name: LOADCTL_LATENCY_BUCKETS
   value: {{ .Values.run.latencyBuckets | quote }}
+{{- with .Values.run.gateThresholds }}
+- name: LOADCTL_GATE_THRESHOLDS
+  value: {{ . | quote }}
+{{- end }}
 {{- with .Values.run.heartbeat }}
 {{- if .lease }}
 - name: LOADCTL_HEARTBEAT_LEASE
