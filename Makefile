@@ -34,6 +34,10 @@ lock:  ## requirements/lock.txt from pyproject.toml: all extras and dev, pinned 
 	$(TOOLS)/lock-venv/bin/pip install -q --disable-pip-version-check 'uv>=0.5,<1'
 	$(TOOLS)/lock-venv/bin/uv pip compile pyproject.toml --all-extras --generate-hashes --universal \
 		--python-version 3.11 --custom-compile-command "make lock" --quiet -o $(LOCK)
+	# the image's: what its pods run (no dev tools, no demo), at the versions of the lock above
+	$(TOOLS)/lock-venv/bin/uv pip compile pyproject.toml --extra k8s --extra probes --extra grafana \
+		--generate-hashes --universal --python-version 3.11 -c $(LOCK) \
+		--custom-compile-command "make lock" --quiet -o requirements/image.txt
 
 run: setup  ## the embedded demo: demo target + `loadctl run profiles/demo.yaml`
 	$(PY) -m examples.run_demo --port $(DEMO_PORT)

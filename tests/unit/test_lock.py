@@ -7,6 +7,7 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -14,12 +15,14 @@ ROOT = Path(__file__).resolve().parents[2]
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
 
 
-def declared() -> list[Requirement]:
+IMAGE_EXTRAS = ("k8s", "probes", "grafana")  # the Dockerfile's requirements/image.txt: what pods run
+
+
+def declared(extras: tuple[str, ...] | None = None) -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    lines = [
-        *project["dependencies"],
-        *(r for extra in project["optional-dependencies"].values() for r in extra),
-    ]
+    optional = project["optional-dependencies"]
+    chosen = optional if extras is None else {name: optional[name] for name in extras}
+    lines = [*project["dependencies"], *(r for extra in chosen.values() for r in extra)]
     # loadctl[all] and the like: an extra made of other extras, not a package
     return [r for r in map(Requirement, lines) if canonicalize_name(r.name) != "loadctl"]
 
@@ -47,9 +50,18 @@ def test_the_lock_pins_every_declared_dependency_within_its_range():
     assert unlocked(declared(), locked) == []
 
 
-def test_every_pin_of_the_lock_carries_a_hash():
+def test_the_image_lock_pins_what_pods_run_at_the_versions_of_the_lock():
+    image = pins((ROOT / "requirements/image.txt").read_text())
+    assert unlocked(declared(IMAGE_EXTRAS), image) == []
+    locked = pins((ROOT / "requirements/lock.txt").read_text())
+    assert {name: v for name, v in image.items() if locked.get(name) != v} == {}
+    assert "mypy" not in image and "uvicorn" not in image  # dev and demo stay out
+
+
+@pytest.mark.parametrize("lock", ["lock.txt", "image.txt"])
+def test_every_pin_of_a_lock_carries_a_hash(lock):
     # --require-hashes refuses a lock with one unhashed line; this names the line instead
-    text = (ROOT / "requirements/lock.txt").read_text()
+    text = (ROOT / "requirements" / lock).read_text()
     blocks = re.split(r"\n(?=[A-Za-z0-9])", text)
     assert [b.splitlines()[0] for b in blocks if PIN.match(b) and "--hash=sha256:" not in b] == []
 
