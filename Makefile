@@ -7,7 +7,7 @@ DEMO_PORT ?= 8765
 export DEMO_PORT
 
 .PHONY: setup run test test-unit test-integration test-k8s lint bench-overhead bench-gate-accuracy \
-	bench-worker-capacity chart-readme clean
+	bench-worker-capacity chart-readme lock clean
 
 TOOLS := .tools
 # helm: a HELM_BIN you set wins; otherwise set-up installs it into .tools/bin (scripts/ensure-helm.sh)
@@ -18,10 +18,26 @@ setup: $(VENV)/.installed
 	@scripts/ensure-tool.sh prometheus prometheus PROMETHEUS_BIN
 	@HELM_BIN="$(USER_HELM_BIN)" scripts/ensure-helm.sh $(TOOLS)
 
-$(VENV)/.installed: pyproject.toml
+# The venv installs the exact, hashed set of requirements/lock.txt (every extra and dev, as CI and the
+# image use), then this checkout itself without dependencies: a resolver never picks versions here.
+LOCK := requirements/lock.txt
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+	$(VENV)/bin/pip install -q --disable-pip-version-check --require-hashes -r $(LOCK)
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
 	@touch $@
+
+# Regenerate the lock after a change to pyproject.toml's dependencies (tests/unit/test_lock.py checks
+# it names them all): uv, from PyPI into its own venv, resolves for Python 3.11 on every platform.
+lock:  ## requirements/lock.txt from pyproject.toml: all extras and dev, pinned with SHA-256 hashes
+	$(PYTHON) -m venv $(TOOLS)/lock-venv
+	$(TOOLS)/lock-venv/bin/pip install -q --disable-pip-version-check 'uv>=0.5,<1'
+	$(TOOLS)/lock-venv/bin/uv pip compile pyproject.toml --all-extras --generate-hashes --universal \
+		--python-version 3.11 --custom-compile-command "make lock" --quiet -o $(LOCK)
+	# the image's: what its pods run (no dev tools, no demo), at the versions of the lock above
+	$(TOOLS)/lock-venv/bin/uv pip compile pyproject.toml --extra k8s --extra probes --extra grafana \
+		--generate-hashes --universal --python-version 3.11 -c $(LOCK) \
+		--custom-compile-command "make lock" --quiet -o requirements/image.txt
 
 run: setup  ## the embedded demo: demo target + `loadctl run profiles/demo.yaml`
 	$(PY) -m examples.run_demo --port $(DEMO_PORT)

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from controller.chart import SHIPPED_PROFILES
 from controller.errors import InputError
+from controller.extras import require_probe_extras
 from controller.inputs import expand_env, load_yaml_mapping, parse_model, validation_error
 from controller.locustfile_check import LocustfileFacts, ShapeFacts
 from controller.models import (
@@ -77,7 +78,9 @@ def load_profile(path: Path, *, env: dict[str, str] | None = None) -> Profile:
     data = load_yaml_mapping(path)
     data.setdefault("name", path.stem.lower())
     data = expand_env(data, source=source, env=dict(os.environ) if env is None else env)
-    return parse_model(Profile, data, source=source)
+    profile = parse_model(Profile, data, source=source)
+    require_probe_extras((probe.type for probe in profile.probes), source=source)
+    return profile
 
 
 def default_run_id(profile: str, now: datetime | None = None) -> str:

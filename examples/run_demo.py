@@ -15,7 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from controller.errors import InfraError
+from controller.errors import InfraError, InputError
+from controller.extras import require_extra
 from controller.processes import ManagedProcess, wait_until
 from controller.profiles import default_run_id
 
@@ -43,6 +44,11 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--results-dir", default="results")
     args, loadctl_args = parser.parse_known_args()
+    try:
+        require_extra("demo", what="the demo target")
+    except InputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
 
     if not _port_free(args.port):
         print(

@@ -14,6 +14,7 @@ import click
 from controller.cli.options import GRAFANA_TOKEN_ENV_ENV, GRAFANA_URL_ENV, GrafanaFlags
 from controller.cli.render import console
 from controller.errors import InputError
+from controller.extras import require_extra
 from controller.grafana.payloads import (
     DEFAULT_FOLDER,
     check_grafana_url,
@@ -46,6 +47,7 @@ def run_annotator(plan: RunPlan, grafana: GrafanaFlags) -> GrafanaAnnotator | No
             field="--grafana-token-env",
         )
     token = read_token(grafana.token_env, flag="--grafana-token-env")
+    require_extra("grafana", what="--grafana-url")
     from controller.grafana.annotator import GrafanaAnnotator
 
     console.print(f"grafana annotations -> {url} (tags loadctl, run_id:{plan.run_id})", highlight=False)
@@ -85,6 +87,7 @@ def grafana() -> None:
 )
 def push(url: str, token_env: str, folder: str, dashboards_dir: Path | None, timeout: float) -> None:
     """Upload every dashboard JSON of a directory: created, or overwritten by uid."""
+    require_extra("grafana", what="loadctl grafana push")
     from controller.grafana.client import Grafana
 
     url = check_grafana_url(url, flag="--url")
