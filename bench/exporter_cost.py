@@ -9,7 +9,7 @@ master aggregates into) with N names x REQUESTS requests of a wide lognormal spr
 failed (two statuses each), then measures per resolution (histogram.py):
 
   series     samples in one exposition (what Prometheus stores per scrape)
-  bytes      the exposition as Prometheus asks for it (OpenMetrics), plain and gzipped
+  bytes      the exposition as Prometheus asks for it (OpenMetrics; protobuf for native), plain and gzipped
   build      snapshot + families + encoding, with the stats changed before each scrape (every
              scrape builds: the worst case, as during load with reports every second)
   on loop    the part of that which runs on the event loop (exposition.py: the snapshot)
@@ -35,10 +35,11 @@ from collections.abc import Callable
 from locust.env import Environment
 from prometheus_client import CollectorRegistry, generate_latest
 
-from locust_workers.contract import LATENCY_BUCKETS
+from locust_workers.contract import LATENCY_BUCKETS, NATIVE_LATENCY
 from locust_workers.exporter import LocustCollector
 from locust_workers.exposition import CachedExposition
 from locust_workers.failed_times import FailedTimes, record_failures
+from locust_workers.protobuf_exposition import CONTENT_TYPE as PROTOBUF_CONTENT_TYPE
 
 REQUESTS = 2000
 SCRAPES = 15
@@ -85,8 +86,11 @@ def measure(names: int, resolution: str) -> dict[str, float]:
     collector = LocustCollector(
         env, run_id="bench", profile="bench", latency_buckets=resolution, failed=failed
     )
-    app = CachedExposition(collector)
-    environ = {"REQUEST_METHOD": "GET", "HTTP_ACCEPT": OPENMETRICS, "HTTP_ACCEPT_ENCODING": ""}
+    native = resolution == NATIVE_LATENCY
+    # native histograms travel as protobuf, which Prometheus 3 asks for (as the plugin negotiates)
+    app = CachedExposition(collector, negotiate=native)
+    accept = PROTOBUF_CONTENT_TYPE if native else OPENMETRICS
+    environ = {"REQUEST_METHOD": "GET", "HTTP_ACCEPT": accept, "HTTP_ACCEPT_ENCODING": ""}
 
     def scrape(encoding: str = "") -> bytes:
         return b"".join(app(environ | {"HTTP_ACCEPT_ENCODING": encoding}, lambda *_a: None))
@@ -95,7 +99,8 @@ def measure(names: int, resolution: str) -> dict[str, float]:
         fire(env, "/api/endpoint/0", 12.0)
 
     body = scrape()
-    series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+    # one stored series per sample; a native histogram's sample is one series with all its buckets
+    series = sum(len(family.samples) for family in collector.collect())
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     result = {
