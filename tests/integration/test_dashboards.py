@@ -358,6 +358,7 @@ def published(request, tmp_path_factory) -> Iterator[tuple[Path, PrometheusServe
         exporter_address=f"127.0.0.1:{exporter_port}",
         targets=(),
         probes_address=f"127.0.0.1:{probes_port}",
+        latency_buckets="standard",  # the classic buckets this test serves
     )
     try:
         prometheus.start()

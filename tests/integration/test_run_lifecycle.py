@@ -116,6 +116,7 @@ class FakeBackend:
             exporter_address=f"127.0.0.1:{self.port}",
             targets=(),
             probes_address=None,
+            latency_buckets="standard",  # the classic buckets this test serves
         )
 
     @property
